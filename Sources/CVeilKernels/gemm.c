@@ -1,0 +1,200 @@
+// Ring GEMM over Z_2^64 (reduced to Z_2^n by a final mask) and a float64 GEMM for the
+// plaintext reference. The AVX-512 kernels keep an 8x16 block of C in 16 zmm registers and
+// stream a KC-deep slice of A (broadcast) and B (two vectors a row); the B slice stays in
+// L1/L2 while every row block of A passes over it.
+//
+// Why IFMA is exact: vpmadd52luq adds the low 52 bits of the product of the operands' low
+// 52 bits to a 64-bit lane. With inputs < 2^52 the operands are the values themselves, and
+// the low 52 bits of a product are the product mod 2^52; sums mod 2^64 of those stay correct
+// mod 2^52, hence mod 2^n for every n <= 52 after the final mask.
+#include "CVeilKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { KC = 256, MR = 8, NR = 16 };
+
+static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, size_t lda,
+                              const uint64_t *b, size_t ldb, uint64_t *c, size_t ldc) {
+  for (size_t k0 = 0; k0 < k; k0 += KC) {
+    size_t kc = k - k0 < KC ? k - k0 : KC;
+    for (size_t i = 0; i < m; i++) {
+      uint64_t *crow = c + i * ldc;
+      for (size_t p = 0; p < kc; p++) {
+        uint64_t av = a[i * lda + k0 + p];
+        const uint64_t *brow = b + (k0 + p) * ldb;
+        for (size_t j = 0; j < n; j++) crow[j] += av * brow[j];
+      }
+    }
+  }
+}
+
+#if defined(__x86_64__)
+
+#define VEIL_AVX512_GEMM(NAME, TARGET, MADD)                                                    \
+  __attribute__((target(TARGET))) static void NAME(size_t m, size_t n, size_t k,               \
+                                                   const uint64_t *a, size_t lda,              \
+                                                   const uint64_t *b, size_t ldb, uint64_t *c, \
+                                                   size_t ldc) {                               \
+    for (size_t k0 = 0; k0 < k; k0 += KC) {                                                    \
+      size_t kc = k - k0 < KC ? k - k0 : KC;                                                   \
+      for (size_t j = 0; j < n; j += NR) {                                                     \
+        size_t cols = n - j < NR ? n - j : NR;                                                 \
+        __mmask8 m0 = cols >= 8 ? 0xFF : (__mmask8)((1u << cols) - 1);                        \
+        __mmask8 m1 = cols <= 8 ? 0 : (__mmask8)((1u << (cols - 8)) - 1);                      \
+        const uint64_t *bp = b + k0 * ldb + j;                                                 \
+        size_t i = 0;                                                                          \
+        for (; i + MR <= m; i += MR) {                                                         \
+          __m512i acc[MR][2];                                                                  \
+          for (int r = 0; r < MR; r++) {                                                       \
+            acc[r][0] = _mm512_maskz_loadu_epi64(m0, c + (i + r) * ldc + j);                   \
+            acc[r][1] = _mm512_maskz_loadu_epi64(m1, c + (i + r) * ldc + j + 8);               \
+          }                                                                                    \
+          const uint64_t *ap = a + i * lda + k0;                                               \
+          for (size_t p = 0; p < kc; p++) {                                                    \
+            __m512i b0 = _mm512_maskz_loadu_epi64(m0, bp + p * ldb);                           \
+            __m512i b1 = _mm512_maskz_loadu_epi64(m1, bp + p * ldb + 8);                       \
+            for (int r = 0; r < MR; r++) {                                                     \
+              __m512i av = _mm512_set1_epi64((long long)ap[r * lda + p]);                      \
+              acc[r][0] = MADD(acc[r][0], av, b0);                                             \
+              acc[r][1] = MADD(acc[r][1], av, b1);                                             \
+            }                                                                                  \
+          }                                                                                    \
+          for (int r = 0; r < MR; r++) {                                                       \
+            _mm512_mask_storeu_epi64(c + (i + r) * ldc + j, m0, acc[r][0]);                    \
+            _mm512_mask_storeu_epi64(c + (i + r) * ldc + j + 8, m1, acc[r][1]);                \
+          }                                                                                    \
+        }                                                                                      \
+        for (; i < m; i++) {                                                                   \
+          __m512i acc0 = _mm512_maskz_loadu_epi64(m0, c + i * ldc + j);                        \
+          __m512i acc1 = _mm512_maskz_loadu_epi64(m1, c + i * ldc + j + 8);                    \
+          const uint64_t *ap = a + i * lda + k0;                                               \
+          for (size_t p = 0; p < kc; p++) {                                                    \
+            __m512i av = _mm512_set1_epi64((long long)ap[p]);                                  \
+            acc0 = MADD(acc0, av, _mm512_maskz_loadu_epi64(m0, bp + p * ldb));                 \
+            acc1 = MADD(acc1, av, _mm512_maskz_loadu_epi64(m1, bp + p * ldb + 8));             \
+          }                                                                                    \
+          _mm512_mask_storeu_epi64(c + i * ldc + j, m0, acc0);                                 \
+          _mm512_mask_storeu_epi64(c + i * ldc + j + 8, m1, acc1);                             \
+        }                                                                                      \
+      }                                                                                        \
+    }                                                                                          \
+  }
+
+#define VEIL_MADD_MULLO(acc, x, y) _mm512_add_epi64((acc), _mm512_mullo_epi64((x), (y)))
+#define VEIL_MADD_IFMA(acc, x, y) _mm512_madd52lo_epu64((acc), (x), (y))
+
+VEIL_AVX512_GEMM(gemm_u64_avx512, "avx512f,avx512dq", VEIL_MADD_MULLO)
+VEIL_AVX512_GEMM(gemm_u64_ifma, "avx512f,avx512ifma", VEIL_MADD_IFMA)
+
+#endif
+
+int veil_gemm_kernel_available(veil_gemm_kernel kernel) {
+  uint32_t f = veil_cpu_features();
+  switch (kernel) {
+  case VEIL_GEMM_PORTABLE: return 1;
+  case VEIL_GEMM_AVX512: return (f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512DQ);
+  case VEIL_GEMM_IFMA: return (f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512IFMA);
+  }
+  return 0;
+}
+
+void veil_gemm_u64(veil_gemm_kernel kernel, size_t m, size_t n, size_t k, const uint64_t *a,
+                   size_t lda, const uint64_t *b, size_t ldb, uint64_t *c, size_t ldc, uint64_t mask,
+                   int accumulate) {
+  if (!accumulate)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) c[i * ldc + j] = 0;
+  switch (kernel) {
+#if defined(__x86_64__)
+  case VEIL_GEMM_AVX512: gemm_u64_avx512(m, n, k, a, lda, b, ldb, c, ldc); break;
+  case VEIL_GEMM_IFMA: gemm_u64_ifma(m, n, k, a, lda, b, ldb, c, ldc); break;
+#endif
+  default: gemm_u64_portable(m, n, k, a, lda, b, ldb, c, ldc); break;
+  }
+  if (mask != UINT64_MAX)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) c[i * ldc + j] &= mask;
+}
+
+// ---- float64 -----------------------------------------------------------------------------
+
+static void gemm_f64_portable(size_t m, size_t n, size_t k, const double *a, size_t lda,
+                              const double *b, size_t ldb, int transposeB, double *c, size_t ldc) {
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < n; j++) c[i * ldc + j] = 0;
+  if (transposeB) {
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        double s = 0;
+        for (size_t p = 0; p < k; p++) s += a[i * lda + p] * b[j * ldb + p];
+        c[i * ldc + j] = s;
+      }
+    return;
+  }
+  for (size_t i = 0; i < m; i++)
+    for (size_t p = 0; p < k; p++) {
+      double av = a[i * lda + p];
+      for (size_t j = 0; j < n; j++) c[i * ldc + j] += av * b[p * ldb + j];
+    }
+}
+
+#if defined(__x86_64__)
+// Dot products of 4 rows of A against 1 row of B^T at a time, 8 lanes wide with FMA; the
+// weights' [out, in] layout makes both operands contiguous along k.
+__attribute__((target("avx512f"))) static void gemm_f64_avx512_bt(size_t m, size_t n, size_t k,
+                                                                   const double *a, size_t lda,
+                                                                   const double *b, size_t ldb,
+                                                                   double *c, size_t ldc) {
+  size_t kv = k & ~(size_t)7;
+  __mmask8 tail = (__mmask8)((1u << (k - kv)) - 1);
+  size_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    for (size_t j = 0; j < n; j++) {
+      const double *bj = b + j * ldb;
+      __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+      for (size_t p = 0; p < kv; p += 8) {
+        __m512d bv = _mm512_loadu_pd(bj + p);
+        s0 = _mm512_fmadd_pd(_mm512_loadu_pd(a + i * lda + p), bv, s0);
+        s1 = _mm512_fmadd_pd(_mm512_loadu_pd(a + (i + 1) * lda + p), bv, s1);
+        s2 = _mm512_fmadd_pd(_mm512_loadu_pd(a + (i + 2) * lda + p), bv, s2);
+        s3 = _mm512_fmadd_pd(_mm512_loadu_pd(a + (i + 3) * lda + p), bv, s3);
+      }
+      if (tail) {
+        __m512d bv = _mm512_maskz_loadu_pd(tail, bj + kv);
+        s0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, a + i * lda + kv), bv, s0);
+        s1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, a + (i + 1) * lda + kv), bv, s1);
+        s2 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, a + (i + 2) * lda + kv), bv, s2);
+        s3 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, a + (i + 3) * lda + kv), bv, s3);
+      }
+      c[i * ldc + j] = _mm512_reduce_add_pd(s0);
+      c[(i + 1) * ldc + j] = _mm512_reduce_add_pd(s1);
+      c[(i + 2) * ldc + j] = _mm512_reduce_add_pd(s2);
+      c[(i + 3) * ldc + j] = _mm512_reduce_add_pd(s3);
+    }
+  }
+  for (; i < m; i++)
+    for (size_t j = 0; j < n; j++) {
+      const double *bj = b + j * ldb;
+      __m512d s = _mm512_setzero_pd();
+      for (size_t p = 0; p < kv; p += 8)
+        s = _mm512_fmadd_pd(_mm512_loadu_pd(a + i * lda + p), _mm512_loadu_pd(bj + p), s);
+      if (tail)
+        s = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, a + i * lda + kv),
+                            _mm512_maskz_loadu_pd(tail, bj + kv), s);
+      c[i * ldc + j] = _mm512_reduce_add_pd(s);
+    }
+}
+#endif
+
+void veil_gemm_f64(size_t m, size_t n, size_t k, const double *a, size_t lda, const double *b,
+                   size_t ldb, int transposeB, double *c, size_t ldc) {
+#if defined(__x86_64__)
+  if (transposeB && (veil_cpu_features() & VEIL_CPU_AVX512F)) {
+    gemm_f64_avx512_bt(m, n, k, a, lda, b, ldb, c, ldc);
+    return;
+  }
+#endif
+  gemm_f64_portable(m, n, k, a, lda, b, ldb, transposeB, c, ldc);
+}
