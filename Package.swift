@@ -9,22 +9,45 @@ let package = Package(
     .executable(name: "veil", targets: ["veil"]),
     .library(name: "VeilRing", targets: ["VeilRing"]),
     .library(name: "VeilModels", targets: ["VeilModels"]),
+    .library(name: "VeilFSS", targets: ["VeilFSS"]),
+    .library(name: "VeilNet", targets: ["VeilNet"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+    .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+    .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+    .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
   ],
   targets: [
     .target(name: "CVeilKernels"),
     .target(name: "VeilRing", dependencies: ["CVeilKernels"]),
     .target(name: "VeilModels", dependencies: ["VeilRing"]),
+    .target(
+      name: "VeilFSS",
+      dependencies: ["CVeilKernels", "VeilRing", .product(name: "Crypto", package: "swift-crypto")]),
+    .target(
+      name: "VeilNet",
+      dependencies: [
+        "VeilRing",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+      ]),
     .executableTarget(
       name: "veil",
       dependencies: [
-        "VeilRing", "VeilModels",
+        "VeilRing", "VeilModels", "VeilFSS", "VeilNet",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels"]),
+    .testTarget(name: "VeilFSSTests", dependencies: ["VeilFSS", "VeilRing", "CVeilKernels"]),
+    .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing"]),
     .testTarget(
       name: "VeilModelsTests", dependencies: ["VeilModels"],
       resources: [.copy("Data")]

@@ -1,7 +1,7 @@
 // Ring GEMM over Z_2^64 (reduced to Z_2^n by a final mask) and a float64 GEMM for the
 // plaintext reference. The AVX-512 kernels keep an 8x16 block of C in 16 zmm registers and
 // stream a KC-deep slice of A (broadcast) and B (two vectors a row); the B slice stays in
-// L1/L2 while every row block of A passes over it.
+// L1/L2 (packed into a contiguous panel) while every row block of A passes over it.
 //
 // Why IFMA is exact: vpmadd52luq adds the low 52 bits of the product of the operands' low
 // 52 bits to a 64-bit lane. With inputs < 2^52 the operands are the values themselves, and
@@ -43,7 +43,15 @@ static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, s
         size_t cols = n - j < NR ? n - j : NR;                                                 \
         __mmask8 m0 = cols >= 8 ? 0xFF : (__mmask8)((1u << cols) - 1);                        \
         __mmask8 m1 = cols <= 8 ? 0 : (__mmask8)((1u << (cols - 8)) - 1);                      \
-        const uint64_t *bp = b + k0 * ldb + j;                                                 \
+        /* Pack the kc x 16 panel of B contiguously (zero-padded): strided rows of a wide B \
+           would otherwise fight over cache sets and TLB entries. 32 KiB on the stack. */      \
+        uint64_t panel[KC * NR] __attribute__((aligned(64)));                                  \
+        for (size_t p = 0; p < kc; p++) {                                                      \
+          _mm512_store_si512(panel + p * NR, _mm512_maskz_loadu_epi64(m0, b + (k0 + p) * ldb + j)); \
+          _mm512_store_si512(panel + p * NR + 8,                                               \
+                             _mm512_maskz_loadu_epi64(m1, b + (k0 + p) * ldb + j + 8));        \
+        }                                                                                      \
+        const uint64_t *bp = panel;                                                            \
         size_t i = 0;                                                                          \
         for (; i + MR <= m; i += MR) {                                                         \
           __m512i acc[MR][2];                                                                  \
@@ -53,8 +61,8 @@ static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, s
           }                                                                                    \
           const uint64_t *ap = a + i * lda + k0;                                               \
           for (size_t p = 0; p < kc; p++) {                                                    \
-            __m512i b0 = _mm512_maskz_loadu_epi64(m0, bp + p * ldb);                           \
-            __m512i b1 = _mm512_maskz_loadu_epi64(m1, bp + p * ldb + 8);                       \
+            __m512i b0 = _mm512_load_si512(bp + p * NR);                                      \
+            __m512i b1 = _mm512_load_si512(bp + p * NR + 8);                                  \
             for (int r = 0; r < MR; r++) {                                                     \
               __m512i av = _mm512_set1_epi64((long long)ap[r * lda + p]);                      \
               acc[r][0] = MADD(acc[r][0], av, b0);                                             \
@@ -72,8 +80,8 @@ static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, s
           const uint64_t *ap = a + i * lda + k0;                                               \
           for (size_t p = 0; p < kc; p++) {                                                    \
             __m512i av = _mm512_set1_epi64((long long)ap[p]);                                  \
-            acc0 = MADD(acc0, av, _mm512_maskz_loadu_epi64(m0, bp + p * ldb));                 \
-            acc1 = MADD(acc1, av, _mm512_maskz_loadu_epi64(m1, bp + p * ldb + 8));             \
+            acc0 = MADD(acc0, av, _mm512_load_si512(bp + p * NR));                             \
+            acc1 = MADD(acc1, av, _mm512_load_si512(bp + p * NR + 8));                         \
           }                                                                                    \
           _mm512_mask_storeu_epi64(c + i * ldc + j, m0, acc0);                                 \
           _mm512_mask_storeu_epi64(c + i * ldc + j + 8, m1, acc1);                             \

@@ -1,0 +1,138 @@
+// The BERT encoder, mean pooling and L2 normalisation (a sentence-transformers embedding
+// model), written once against `InferenceEngine`.
+
+/// Errors of running a model graph on an input.
+public enum InferenceError: Error, Equatable, CustomStringConvertible {
+  case emptyInput
+  case tooManyTokens(count: Int, limit: Int)
+  case invalidPadding(tokens: Int, paddedTo: Int)
+  case tokenOutOfRange(id: Int, vocabularySize: Int)
+
+  public var description: String {
+    switch self {
+    case .emptyInput: return "the input has no tokens"
+    case .tooManyTokens(let n, let limit): return "\(n) tokens exceed the model's limit of \(limit)"
+    case .invalidPadding(let n, let pad): return "cannot pad \(n) tokens to \(pad)"
+    case .tokenOutOfRange(let id, let v): return "token id \(id) is outside the vocabulary of \(v)"
+    }
+  }
+}
+
+/// BERT's weight names and graph. `prefix` is "" for sentence-transformers checkpoints and
+/// "bert." for `BertModel` checkpoints saved from a task model.
+public struct BertModel: Sendable {
+  public let config: ModelConfig
+  public let prefix: String
+
+  public init(config: ModelConfig, prefix: String = "") {
+    self.config = config
+    self.prefix = prefix
+  }
+
+  func weight(_ name: String) -> WeightID { WeightID(prefix + name) }
+  func layerWeight(_ layer: Int, _ name: String) -> WeightID { weight("encoder.layer.\(layer).\(name)") }
+
+  /// Every weight the graph uses with its shape, for validating a checkpoint before use.
+  public var expectedWeights: [(WeightID, [Int])] {
+    let d = config.hiddenSize
+    let ff = config.intermediateSize
+    var out: [(WeightID, [Int])] = [
+      (weight("embeddings.word_embeddings.weight"), [config.vocabularySize, d]),
+      (weight("embeddings.position_embeddings.weight"), [config.maxPositions, d]),
+      (weight("embeddings.token_type_embeddings.weight"), [config.typeVocabularySize, d]),
+      (weight("embeddings.LayerNorm.weight"), [d]), (weight("embeddings.LayerNorm.bias"), [d]),
+    ]
+    for l in 0..<config.layers {
+      for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+        out.append((layerWeight(l, name + ".weight"), [d, d]))
+        out.append((layerWeight(l, name + ".bias"), [d]))
+      }
+      out.append((layerWeight(l, "intermediate.dense.weight"), [ff, d]))
+      out.append((layerWeight(l, "intermediate.dense.bias"), [ff]))
+      out.append((layerWeight(l, "output.dense.weight"), [d, ff]))
+      out.append((layerWeight(l, "output.dense.bias"), [d]))
+      for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
+        out.append((layerWeight(l, norm + ".weight"), [d]))
+        out.append((layerWeight(l, norm + ".bias"), [d]))
+      }
+    }
+    return out
+  }
+
+  /// The last hidden state [T, d] for `tokens`, of which the first `validTokens` are real
+  /// (the rest is padding that hides the true length).
+  public func encode<E: InferenceEngine>(
+    _ tokens: TokenInput, validTokens: Int? = nil, engine: E
+  ) async throws -> E.Value {
+    let count = tokens.count
+    let valid = validTokens ?? count
+    guard count > 0, valid > 0 else { throw InferenceError.emptyInput }
+    guard count <= config.maxPositions else {
+      throw InferenceError.tooManyTokens(count: count, limit: config.maxPositions)
+    }
+    guard valid <= count else { throw InferenceError.invalidPadding(tokens: valid, paddedTo: count) }
+    if let ids = tokens.ids, let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabularySize }) {
+      throw InferenceError.tokenOutOfRange(id: bad, vocabularySize: config.vocabularySize)
+    }
+    let e = engine
+    let before = -1
+    var x = try await e.tokenEmbedding(
+      tokens, table: weight("embeddings.word_embeddings.weight"), site: OpSite(layer: before, kind: .embedding, index: 0))
+    let positions = try await e.publicRows(
+      weight("embeddings.position_embeddings.weight"), rows: Array(0..<count),
+      site: OpSite(layer: before, kind: .embedding, index: 1))
+    let types = try await e.publicRows(
+      weight("embeddings.token_type_embeddings.weight"), rows: Array(repeating: 0, count: count),
+      site: OpSite(layer: before, kind: .embedding, index: 2))
+    x = try await e.add(x, positions, site: OpSite(layer: before, kind: .add, index: 0))
+    x = try await e.add(x, types, site: OpSite(layer: before, kind: .add, index: 1))
+    x = try await e.layerNorm(
+      x, gamma: weight("embeddings.LayerNorm.weight"), beta: weight("embeddings.LayerNorm.bias"),
+      epsilon: config.normEpsilon, site: OpSite(layer: before, kind: .layerNorm, index: 0))
+    let mask = AttentionMask(validKeys: valid)
+    for layer in 0..<config.layers {
+      x = try await block(x, layer: layer, mask: mask, engine: e)
+    }
+    return x
+  }
+
+  /// One encoder block: self-attention and feed-forward, each with a residual and post-LayerNorm.
+  func block<E: InferenceEngine>(_ x: E.Value, layer: Int, mask: AttentionMask, engine e: E) async throws -> E.Value {
+    func site(_ kind: OpKind, _ index: Int) -> OpSite { OpSite(layer: layer, kind: kind, index: index) }
+    func dense(_ input: E.Value, _ name: String, _ index: Int) async throws -> E.Value {
+      try await e.linear(
+        input, weight: layerWeight(layer, name + ".weight"), bias: layerWeight(layer, name + ".bias"),
+        site: site(.linear, index))
+    }
+    let heads = config.heads
+    let q = try await e.splitHeads(try await dense(x, "attention.self.query", 0), heads: heads, site: site(.reshape, 0))
+    let k = try await e.splitHeads(try await dense(x, "attention.self.key", 1), heads: heads, site: site(.reshape, 1))
+    let v = try await e.splitHeads(try await dense(x, "attention.self.value", 2), heads: heads, site: site(.reshape, 2))
+    let scores = try await e.attentionScores(
+      q, k, scale: 1 / Double(config.headDimension).squareRoot(), site: site(.attentionScores, 0))
+    let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
+    let context = try await e.mergeHeads(
+      try await e.attentionContext(probabilities, v, site: site(.attentionContext, 0)), site: site(.reshape, 3))
+    let attended = try await e.add(try await dense(context, "attention.output.dense", 3), x, site: site(.add, 0))
+    let h = try await e.layerNorm(
+      attended, gamma: layerWeight(layer, "attention.output.LayerNorm.weight"),
+      beta: layerWeight(layer, "attention.output.LayerNorm.bias"), epsilon: config.normEpsilon,
+      site: site(.layerNorm, 0))
+    let inner = try await e.gelu(try await dense(h, "intermediate.dense", 4), site: site(.gelu, 0))
+    let out = try await e.add(try await dense(inner, "output.dense", 5), h, site: site(.add, 1))
+    return try await e.layerNorm(
+      out, gamma: layerWeight(layer, "output.LayerNorm.weight"), beta: layerWeight(layer, "output.LayerNorm.bias"),
+      epsilon: config.normEpsilon, site: site(.layerNorm, 1))
+  }
+
+  /// The sentence embedding [1, d]: mean of the real tokens' hidden states, L2-normalised.
+  public func sentenceEmbedding<E: InferenceEngine>(
+    _ tokens: TokenInput, validTokens: Int? = nil, engine: E
+  ) async throws -> E.Value {
+    let hidden = try await encode(tokens, validTokens: validTokens, engine: engine)
+    let after = config.layers
+    let pooled = try await engine.meanPool(
+      hidden, validRows: validTokens ?? tokens.count, site: OpSite(layer: after, kind: .pool, index: 0))
+    return try await engine.l2Normalize(pooled, site: OpSite(layer: after, kind: .normalize, index: 0))
+  }
+}

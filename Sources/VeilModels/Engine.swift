@@ -1,0 +1,114 @@
+// The engine protocol: the operations a Transformer graph needs, written so that one model
+// graph (BERT here; GPT-2 and LLaMA later) runs unchanged on every engine — Float64 reference,
+// fixed point in the clear, dealer, and party b (DESIGN.md §4). Weights are passed by id and
+// each engine resolves them its own way; every call carries an op site, so key records and
+// per-op statistics can be labelled and checked.
+
+/// What an operation is, for labels, key-record tags and per-layer-type statistics.
+public enum OpKind: String, Sendable, Hashable, CaseIterable {
+  case embedding, linear, attentionScores, attentionContext, softmax, gelu, layerNorm, add
+  case reshape, pool, normalize
+}
+
+/// Where an operation sits in the graph: its layer (−1 before the first block, `layers` after
+/// the last), kind and index within that layer.
+public struct OpSite: Sendable, Hashable, CustomStringConvertible {
+  public var layer: Int
+  public var kind: OpKind
+  public var index: Int
+
+  public init(layer: Int, kind: OpKind, index: Int) {
+    self.layer = layer
+    self.kind = kind
+    self.index = index
+  }
+
+  public var description: String { "layer \(layer) \(kind.rawValue) #\(index)" }
+}
+
+/// A weight tensor by name (its safetensors name). Engines resolve it to whatever they hold:
+/// Float64 values, a masked weight and a mask share, or the mask itself at the dealer.
+public struct WeightID: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
+  public let name: String
+  public init(_ name: String) { self.name = name }
+  public init(stringLiteral value: String) { self.name = value }
+  public var description: String { name }
+}
+
+/// The client's tokens as an engine sees them: the count is public (DESIGN §9); the ids are
+/// present only in engines that may see them (the plaintext engines and the client).
+public struct TokenInput: Sendable, Equatable {
+  public let count: Int
+  public let ids: [Int]?
+
+  public init(ids: [Int]) {
+    self.count = ids.count
+    self.ids = ids
+  }
+
+  public init(hiddenCount count: Int) {
+    self.count = count
+    self.ids = nil
+  }
+}
+
+/// Which keys a softmax row may attend to.
+public struct AttentionMask: Sendable, Equatable {
+  /// Keys at positions ≥ this are padding and get probability 0.
+  public var validKeys: Int
+  /// Decoder models: query i sees keys 0…i only.
+  public var causal: Bool
+
+  public init(validKeys: Int, causal: Bool = false) {
+    self.validKeys = validKeys
+    self.causal = causal
+  }
+}
+
+/// The operations a Transformer graph is written against. Values are the engine's tensors
+/// (plain numbers, masked wires or shares); shapes are public and travel with them.
+public protocol InferenceEngine: Sendable {
+  associatedtype Value: Sendable
+
+  /// The shape of a value (public in every engine).
+  func shape(of value: Value) -> [Int]
+
+  /// Rows of `table` for the client's tokens: [tokens, d]. Secure engines never see the ids.
+  func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: OpSite) async throws -> Value
+
+  /// Rows of `table` at public indices (position and token-type embeddings): [rows, d].
+  func publicRows(_ table: WeightID, rows: [Int], site: OpSite) async throws -> Value
+
+  /// x·Wᵀ + b for x [T, in] and W [out, in] (PyTorch's layout).
+  func linear(_ x: Value, weight: WeightID, bias: WeightID?, site: OpSite) async throws -> Value
+
+  func add(_ a: Value, _ b: Value, site: OpSite) async throws -> Value
+
+  /// LayerNorm over the last axis with learned γ, β and ε.
+  func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site: OpSite) async throws
+    -> Value
+
+  /// GeLU (erf form).
+  func gelu(_ x: Value, site: OpSite) async throws -> Value
+
+  /// [T, H·dh] → [H, T, dh]: local on shares.
+  func splitHeads(_ x: Value, heads: Int, site: OpSite) async throws -> Value
+
+  /// [H, T, dh] → [T, H·dh]: local on shares.
+  func mergeHeads(_ x: Value, site: OpSite) async throws -> Value
+
+  /// scale · Q·Kᵀ per head: [H, T, dh] × [H, T, dh] → [H, T, T]. Both operands are secret.
+  func attentionScores(_ q: Value, _ k: Value, scale: Double, site: OpSite) async throws -> Value
+
+  /// Softmax over the last axis, with masked keys at probability 0.
+  func softmax(_ x: Value, mask: AttentionMask, site: OpSite) async throws -> Value
+
+  /// P·V per head: [H, T, T] × [H, T, dh] → [H, T, dh]. Both operands are secret.
+  func attentionContext(_ p: Value, _ v: Value, site: OpSite) async throws -> Value
+
+  /// Mean of the first `validRows` rows: [T, d] → [1, d].
+  func meanPool(_ x: Value, validRows: Int, site: OpSite) async throws -> Value
+
+  /// Each row divided by its Euclidean norm.
+  func l2Normalize(_ x: Value, site: OpSite) async throws -> Value
+}

@@ -1,0 +1,34 @@
+// The `veil` command line: embed, bench. Each subcommand prints one clear line and exits
+// non-zero on bad input; `--json` output is for machines, progress goes to stderr.
+import ArgumentParser
+import Foundation
+
+@main
+struct Veil: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "veil",
+    abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
+    subcommands: [Embed.self, Bench.self])
+}
+
+/// Writes a line to standard error (progress, warnings, errors).
+func printError(_ message: String) {
+  FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Encodes a JSON object with sorted keys for stable output.
+func jsonText(_ object: Any) throws -> String {
+  let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+  return String(decoding: data, as: UTF8.self)
+}
+
+/// Writes JSON to `path`, or to stdout for "-".
+func writeJSON(_ object: Any, to path: String) throws {
+  let text = try jsonText(object) + "\n"
+  if path == "-" {
+    FileHandle.standardOutput.write(Data(text.utf8))
+  } else {
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    printError("wrote \(path)")
+  }
+}

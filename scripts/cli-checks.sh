@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `veil` binary: real output on good input, and on each bad input a
+# one-line error naming the problem with a non-zero exit code (never a crash or a hang).
+#   scripts/cli-checks.sh VEIL_BINARY MODEL_DIR
+set -uo pipefail
+veil="$1"
+model="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# expect_failure NAME PATTERN -- COMMAND...: the command must exit non-zero (not by a signal),
+# print exactly one line on stderr, and that line must match PATTERN.
+expect_failure() {
+  local name="$1" pattern="$2"
+  shift 3
+  local status
+  timeout 60 "$@" >"$work/out" 2>"$work/err"
+  status=$?
+  local lines
+  lines=$(grep -c . "$work/err")
+  if [[ $status -ne 0 && $status -lt 128 && $lines -eq 1 ]] && grep -qE "$pattern" "$work/err"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name: exit $status, stderr:" >&2
+    cat "$work/err" >&2
+  fi
+}
+
+check() {
+  local name="$1"
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name" >&2; fi
+}
+
+# A good run: JSON with one 384-float embedding per text.
+"$veil" embed --model "$model" --plaintext --json "Veil keeps text private." "Another sentence." >"$work/good.json" 2>"$work/err"
+check "embed --json" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["model"] == "all-MiniLM-L6-v2", r["model"]
+assert len(r["embeddings"]) == 2 and all(len(e) == 384 for e in r["embeddings"])
+assert all(k in r for k in ("schema", "commit", "date", "machine", "params"))
+' "$work/good.json"
+
+# A long text is truncated with a warning; with --no-truncate it is refused.
+long="$(python3 -c 'print(" ".join(["word"] * 400))')"
+"$veil" embed --model "$model" --plaintext --json "$long" >"$work/long.json" 2>"$work/err"
+check "truncation warns" grep -q "truncated to 256" "$work/err"
+expect_failure "no-truncate" "402 tokens.*256" -- "$veil" embed --model "$model" --plaintext --no-truncate "$long"
+
+expect_failure "empty text" "empty" -- "$veil" embed --model "$model" --plaintext ""
+expect_failure "missing folder" "/nonexistent/model.*no such file" -- "$veil" embed --model /nonexistent/model --plaintext "hi"
+
+# Corrupt copies of the model folder.
+bad="$work/bad"
+mkdir -p "$bad"
+cp "$model"/config.json "$model"/tokenizer.json "$model"/vocab.txt "$bad"/
+printf 'garbage' >"$bad/model.safetensors"
+expect_failure "corrupt safetensors" "model.safetensors.*malformed" -- "$veil" embed --model "$bad" --plaintext "hi"
+python3 - "$model/model.safetensors" "$bad/model.safetensors" <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+header["embeddings.LayerNorm.bias"]["dtype"] = "Q4"
+h = json.dumps(header).encode()
+open(dst, "wb").write(struct.pack("<Q", len(h)) + h + data[8 + n:])
+PY
+expect_failure "unknown dtype" "model.safetensors.*unknown dtype 'Q4'" -- "$veil" embed --model "$bad" --plaintext "hi"
+python3 - "$model/model.safetensors" "$bad/model.safetensors" <<'PY'
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+header["encoder.layer.0.output.dense.weight"]["shape"] = [1536, 384]
+h = json.dumps(header).encode()
+open(dst, "wb").write(struct.pack("<Q", len(h)) + h + data[8 + n:])
+PY
+expect_failure "wrong shape" "encoder.layer.0.output.dense.weight.*\[1536, 384\].*expected \[384, 1536\]" -- "$veil" embed --model "$bad" --plaintext "hi"
+head -c 1000000 "$model/model.safetensors" >"$bad/model.safetensors"
+expect_failure "truncated safetensors" "model.safetensors.*truncated" -- "$veil" embed --model "$bad" --plaintext "hi"
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
