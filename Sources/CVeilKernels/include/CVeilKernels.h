@@ -48,3 +48,97 @@ void veil_gemm_f64(size_t m, size_t n, size_t k, const double *a, size_t lda, co
 #ifdef __cplusplus
 }
 #endif
+
+// ---- AES-128 (AES-NI / VAES only; never a table AES) ---------------------------------------
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Expanded AES-128 encryption key: 11 round keys.
+typedef struct {
+  uint8_t roundKeys[11][16];
+} veil_aes128_key;
+
+/// AES kernel variants.
+typedef enum {
+  VEIL_AES_AESNI = 0,  ///< 128-bit AES-NI, 8 blocks interleaved
+  VEIL_AES_VAES512 = 1 ///< VAES on 512-bit registers, 16 blocks interleaved
+} veil_aes_kernel;
+
+/// 1 when `kernel` can run on this CPU.
+int veil_aes_kernel_available(veil_aes_kernel kernel);
+
+/// Expands a 16-byte key. Returns 0 on success, -1 when the CPU has no AES-NI.
+int veil_aes128_expand(const uint8_t key[16], veil_aes128_key *out);
+
+/// out[i] = AES_k(in[i]) for n 16-byte blocks (in and out may alias).
+void veil_aes128_encrypt_blocks(veil_aes_kernel kernel, const veil_aes128_key *key, const uint8_t *in,
+                                uint8_t *out, size_t n);
+
+/// The fixed-key correlation-robust hash of Guo–Katz–Wang–Yu (eprint 2019/074):
+/// out[i] = AES_k(σ(in[i])) ⊕ σ(in[i]) with σ(a‖b) = (a ⊕ b)‖a on the two 64-bit halves
+/// (a the high half). in and out may alias.
+void veil_ccr_hash(veil_aes_kernel kernel, const veil_aes128_key *key, const uint8_t *in, uint8_t *out,
+                   size_t n);
+
+/// AES-CTR keystream: out[i] = AES_k(counter + i) (128-bit little-endian counter), n blocks.
+void veil_aes128_ctr(veil_aes_kernel kernel, const veil_aes128_key *key, uint64_t counterLow,
+                     uint64_t counterHigh, uint8_t *out, size_t n);
+
+/// CRC32C (Castagnoli) of `length` bytes continuing from `crc` (start with 0).
+uint32_t veil_crc32c(uint32_t crc, const uint8_t *bytes, size_t length);
+
+#ifdef __cplusplus
+}
+#endif
+
+// ---- DPF (Boyle–Gilboa–Ishai tree, early termination at 128-bit leaves, bit outputs) -------
+//
+// A batch of n keys over a domain of depth + 7 bits. Layout (all level-major so one level of
+// the whole batch is contiguous):
+//   roots    n × 16 bytes         party's root seed (control bit = party)
+//   cwSeeds  depth × n × 16       seed correction words
+//   cwBits   depth × n bytes      bit 0: left control-bit correction, bit 1: right
+//   leafCW   n × 16               leaf correction word
+// Seeds keep their lowest bit cleared; the control bit of a child is the lowest bit of its hash.
+// prg[0], prg[1], prg[2] are the fixed AES keys of the left-child, right-child and leaf hashes.
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Dealer: builds both parties' keys for points alphas[0..<n] (each < 2^(depth+7)).
+/// roots0/roots1 hold fresh random seeds (their low bits are cleared here). signBits[i]
+/// receives party 0's output bit at alphas[i] (which party holds the 1 there).
+void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t depth, size_t n,
+                  const uint64_t *alphas, uint8_t *roots0, uint8_t *roots1, uint8_t *cwSeeds,
+                  uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits);
+
+/// Party: for each key i, out[i] = share of [points[i] == alpha_i] (lessThan = 0) or of
+/// [alpha_i < points[i]] (lessThan = 1); shares are bits whose XOR over the parties is the value.
+void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
+                          size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
+                          const uint8_t *leafCW, const uint64_t *points, int lessThan, uint8_t *out);
+
+/// Bytes of scratch memory that veil_dpf_eval_all and veil_dpf_lut need for `depth`.
+size_t veil_dpf_workspace_size(size_t depth);
+
+/// Party: full-domain evaluation of each key; out receives 2^(depth+7) bits per key, packed
+/// little-endian (bit y of key i at byte i·2^(depth+4) + y/8, bit y%8).
+void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
+                       size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
+                       const uint8_t *leafCW, void *workspace, uint8_t *out);
+
+/// Party: fused full-domain evaluation and table dot product for lookup tables. For key i with
+/// public masked input xhat[i] (< 2^(depth+7)) and table T of 2^(depth+7) entries:
+/// ones[i] = Σ_y t(y) and dot[i] = Σ_y t(y) · T[(xhat[i] − y) mod 2^(depth+7)] (mod 2^64),
+/// where t(y) is this party's output bit at y.
+void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
+                  const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
+                  const uint64_t *xhat, const uint64_t *table, void *workspace, uint64_t *ones,
+                  uint64_t *dot);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,214 @@
+// AES-128 with AES-NI (8 blocks interleaved: aesenc has a latency of ~4 cycles and a throughput
+// of 2 per cycle, so 8 independent blocks keep both units busy) and with VAES on zmm registers
+// (4 blocks per register, 4 registers interleaved). On top: the fixed-key correlation-robust
+// hash used by the DPF tree PRG, an AES-CTR keystream, and CRC32C for key records.
+#include "CVeilKernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int veil_aes_kernel_available(veil_aes_kernel kernel) {
+  uint32_t f = veil_cpu_features();
+  switch (kernel) {
+  case VEIL_AES_AESNI: return (f & VEIL_CPU_AESNI) != 0;
+  case VEIL_AES_VAES512: return (f & VEIL_CPU_VAES) && (f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AESNI);
+  }
+  return 0;
+}
+
+#define EXPAND_STEP(prev, rcon)                                                                  \
+  do {                                                                                           \
+    __m128i gen_ = _mm_shuffle_epi32(_mm_aeskeygenassist_si128(prev, rcon), 0xff);               \
+    __m128i shifted_ = _mm_slli_si128(prev, 4);                                                  \
+    __m128i acc_ = _mm_xor_si128(prev, shifted_);                                                \
+    shifted_ = _mm_slli_si128(shifted_, 4);                                                      \
+    acc_ = _mm_xor_si128(acc_, shifted_);                                                        \
+    shifted_ = _mm_slli_si128(shifted_, 4);                                                      \
+    prev = _mm_xor_si128(_mm_xor_si128(acc_, shifted_), gen_);                                   \
+  } while (0)
+
+__attribute__((target("aes,sse4.1"))) static void expand_aesni(const uint8_t key[16], veil_aes128_key *out) {
+  __m128i k = _mm_loadu_si128((const __m128i *)key);
+  _mm_storeu_si128((__m128i *)out->roundKeys[0], k);
+  EXPAND_STEP(k, 0x01); _mm_storeu_si128((__m128i *)out->roundKeys[1], k);
+  EXPAND_STEP(k, 0x02); _mm_storeu_si128((__m128i *)out->roundKeys[2], k);
+  EXPAND_STEP(k, 0x04); _mm_storeu_si128((__m128i *)out->roundKeys[3], k);
+  EXPAND_STEP(k, 0x08); _mm_storeu_si128((__m128i *)out->roundKeys[4], k);
+  EXPAND_STEP(k, 0x10); _mm_storeu_si128((__m128i *)out->roundKeys[5], k);
+  EXPAND_STEP(k, 0x20); _mm_storeu_si128((__m128i *)out->roundKeys[6], k);
+  EXPAND_STEP(k, 0x40); _mm_storeu_si128((__m128i *)out->roundKeys[7], k);
+  EXPAND_STEP(k, 0x80); _mm_storeu_si128((__m128i *)out->roundKeys[8], k);
+  EXPAND_STEP(k, 0x1b); _mm_storeu_si128((__m128i *)out->roundKeys[9], k);
+  EXPAND_STEP(k, 0x36); _mm_storeu_si128((__m128i *)out->roundKeys[10], k);
+}
+
+int veil_aes128_expand(const uint8_t key[16], veil_aes128_key *out) {
+  if (!veil_aes_kernel_available(VEIL_AES_AESNI)) return -1;
+  expand_aesni(key, out);
+  return 0;
+}
+
+// The three block transforms the kernels apply around AES: none (raw ECB), the σ
+// orthomorphism with feed-forward (CCR hash), and counter blocks (CTR).
+enum { MODE_ECB = 0, MODE_CCR = 1, MODE_CTR = 2 };
+
+__attribute__((target("aes,sse4.1"))) static inline __m128i sigma128(__m128i x) {
+  // σ(a‖b) = (a ⊕ b)‖a: swap halves, then xor the old high half into the new high half.
+  __m128i swapped = _mm_shuffle_epi32(x, 0x4E);
+  __m128i high = _mm_and_si128(x, _mm_set_epi64x(-1, 0));
+  return _mm_xor_si128(swapped, high);
+}
+
+__attribute__((target("aes,sse4.1"))) static void aes_aesni(int mode, const veil_aes128_key *key,
+                                                            const uint8_t *in, uint8_t *out, size_t n,
+                                                            uint64_t ctrLo, uint64_t ctrHi) {
+  __m128i rk[11];
+  for (int r = 0; r < 11; r++) rk[r] = _mm_loadu_si128((const __m128i *)key->roundKeys[r]);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i x[8], ff[8];
+    for (int j = 0; j < 8; j++) {
+      if (mode == MODE_CTR) {
+        uint64_t lo = ctrLo + i + j;
+        uint64_t hi = ctrHi + (lo < ctrLo);
+        x[j] = _mm_set_epi64x((long long)hi, (long long)lo);
+      } else {
+        x[j] = _mm_loadu_si128((const __m128i *)(in + 16 * (i + j)));
+        if (mode == MODE_CCR) x[j] = sigma128(x[j]);
+      }
+      ff[j] = x[j];
+      x[j] = _mm_xor_si128(x[j], rk[0]);
+    }
+    for (int r = 1; r < 10; r++)
+      for (int j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], rk[r]);
+    for (int j = 0; j < 8; j++) {
+      x[j] = _mm_aesenclast_si128(x[j], rk[10]);
+      if (mode == MODE_CCR) x[j] = _mm_xor_si128(x[j], ff[j]);
+      _mm_storeu_si128((__m128i *)(out + 16 * (i + j)), x[j]);
+    }
+  }
+  for (; i < n; i++) {
+    __m128i x;
+    if (mode == MODE_CTR) {
+      uint64_t lo = ctrLo + i;
+      x = _mm_set_epi64x((long long)(ctrHi + (lo < ctrLo)), (long long)lo);
+    } else {
+      x = _mm_loadu_si128((const __m128i *)(in + 16 * i));
+      if (mode == MODE_CCR) x = sigma128(x);
+    }
+    __m128i ff = x;
+    x = _mm_xor_si128(x, rk[0]);
+    for (int r = 1; r < 10; r++) x = _mm_aesenc_si128(x, rk[r]);
+    x = _mm_aesenclast_si128(x, rk[10]);
+    if (mode == MODE_CCR) x = _mm_xor_si128(x, ff);
+    _mm_storeu_si128((__m128i *)(out + 16 * i), x);
+  }
+}
+
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static inline __m512i sigma512(__m512i x) {
+  __m512i swapped = _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4E);
+  __m512i high = _mm512_and_si512(x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0));
+  return _mm512_xor_si512(swapped, high);
+}
+
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int mode, const veil_aes128_key *key,
+                                                                          const uint8_t *in, uint8_t *out,
+                                                                          size_t n, uint64_t ctrLo,
+                                                                          uint64_t ctrHi) {
+  __m512i rk[11];
+  for (int r = 0; r < 11; r++)
+    rk[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)key->roundKeys[r]));
+  size_t i = 0;
+  enum { LANES = 4, REGS = 4, STEP = LANES * REGS };
+  for (; i + STEP <= n; i += STEP) {
+    __m512i x[REGS], ff[REGS];
+    for (int j = 0; j < REGS; j++) {
+      if (mode == MODE_CTR) {
+        uint64_t b = ctrLo + i + (size_t)j * LANES;
+        uint64_t h0 = ctrHi + (b < ctrLo), h1 = ctrHi + (b + 1 < ctrLo), h2 = ctrHi + (b + 2 < ctrLo),
+                 h3 = ctrHi + (b + 3 < ctrLo);
+        x[j] = _mm512_set_epi64((long long)h3, (long long)(b + 3), (long long)h2, (long long)(b + 2),
+                                (long long)h1, (long long)(b + 1), (long long)h0, (long long)b);
+      } else {
+        x[j] = _mm512_loadu_si512((const void *)(in + 16 * (i + (size_t)j * LANES)));
+        if (mode == MODE_CCR) x[j] = sigma512(x[j]);
+      }
+      ff[j] = x[j];
+      x[j] = _mm512_xor_si512(x[j], rk[0]);
+    }
+    for (int r = 1; r < 10; r++)
+      for (int j = 0; j < REGS; j++) x[j] = _mm512_aesenc_epi128(x[j], rk[r]);
+    for (int j = 0; j < REGS; j++) {
+      x[j] = _mm512_aesenclast_epi128(x[j], rk[10]);
+      if (mode == MODE_CCR) x[j] = _mm512_xor_si512(x[j], ff[j]);
+      _mm512_storeu_si512((void *)(out + 16 * (i + (size_t)j * LANES)), x[j]);
+    }
+  }
+  if (i < n) aes_aesni(mode, key, in ? in + 16 * i : in, out + 16 * i, n - i, ctrLo + i, ctrHi + (ctrLo + i < ctrLo));
+}
+
+static void dispatch(veil_aes_kernel kernel, int mode, const veil_aes128_key *key, const uint8_t *in,
+                     uint8_t *out, size_t n, uint64_t ctrLo, uint64_t ctrHi) {
+  if (kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512))
+    aes_vaes512(mode, key, in, out, n, ctrLo, ctrHi);
+  else
+    aes_aesni(mode, key, in, out, n, ctrLo, ctrHi);
+}
+
+void veil_aes128_encrypt_blocks(veil_aes_kernel kernel, const veil_aes128_key *key, const uint8_t *in,
+                                uint8_t *out, size_t n) {
+  dispatch(kernel, MODE_ECB, key, in, out, n, 0, 0);
+}
+
+void veil_ccr_hash(veil_aes_kernel kernel, const veil_aes128_key *key, const uint8_t *in, uint8_t *out,
+                   size_t n) {
+  dispatch(kernel, MODE_CCR, key, in, out, n, 0, 0);
+}
+
+void veil_aes128_ctr(veil_aes_kernel kernel, const veil_aes128_key *key, uint64_t counterLow,
+                     uint64_t counterHigh, uint8_t *out, size_t n) {
+  dispatch(kernel, MODE_CTR, key, NULL, out, n, counterLow, counterHigh);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n) {
+  uint64_t c = ~crc;
+  while (n >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    c = _mm_crc32_u64(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (n--) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+#else
+int veil_aes_kernel_available(veil_aes_kernel kernel) { (void)kernel; return 0; }
+int veil_aes128_expand(const uint8_t key[16], veil_aes128_key *out) { (void)key; (void)out; return -1; }
+void veil_aes128_encrypt_blocks(veil_aes_kernel k, const veil_aes128_key *key, const uint8_t *in, uint8_t *out,
+                                size_t n) { (void)k; (void)key; (void)in; (void)out; (void)n; }
+void veil_ccr_hash(veil_aes_kernel k, const veil_aes128_key *key, const uint8_t *in, uint8_t *out, size_t n) {
+  (void)k; (void)key; (void)in; (void)out; (void)n;
+}
+void veil_aes128_ctr(veil_aes_kernel k, const veil_aes128_key *key, uint64_t lo, uint64_t hi, uint8_t *out,
+                     size_t n) { (void)k; (void)key; (void)lo; (void)hi; (void)out; (void)n; }
+#endif
+
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n) {
+  uint32_t c = ~crc;
+  while (n--) {
+    c ^= *p++;
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+  }
+  return ~c;
+}
+
+uint32_t veil_crc32c(uint32_t crc, const uint8_t *bytes, size_t length) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("sse4.2")) return crc32c_hw(crc, bytes, length);
+#endif
+  return crc32c_sw(crc, bytes, length);
+}

@@ -1,0 +1,279 @@
+// DPF generation and evaluation over batches of keys. Every tree level of a chunk of keys is
+// hashed with one call into the AES kernels, so the AES units see long independent streams
+// (a single key's path is a serial chain of dependent AES calls and would run at latency).
+//
+// Correctness sketch (BGI 2016): at every node off the path to alpha both parties hold the
+// same seed and control bit; on the path their control bits differ. The correction word of a
+// level makes the two "lose" children equal and keeps the "keep" children different, and the
+// leaf correction makes the two leaf blocks differ exactly in bit alpha mod 128.
+// Comparison (Boyle et al., Grotto): along x's path, the left sibling at a level where x has a
+// 1 is on alpha's path iff alpha agrees with x above that level and has a 0 there, i.e. iff
+// alpha < x is decided at that level; at most one level (or the final leaf) decides it, so
+// XOR-ing those siblings' control bits and the leaf bits below x's position gives [alpha < x].
+#include "CVeilKernels.h"
+
+#include <string.h>
+
+enum { CHUNK = 512 };
+
+typedef struct {
+  uint64_t lo, hi;
+} block;
+
+static inline block xorb(block a, block b) { return (block){a.lo ^ b.lo, a.hi ^ b.hi}; }
+static inline block andmask(block a, uint64_t bit) {
+  uint64_t m = 0 - bit;
+  return (block){a.lo & m, a.hi & m};
+}
+static inline block loadb(const uint8_t *p) {
+  block b;
+  memcpy(&b, p, 16);
+  return b;
+}
+static inline void storeb(uint8_t *p, block b) { memcpy(p, &b, 16); }
+static inline uint64_t lowbit(block b) { return b.lo & 1; }
+static inline block clearlow(block b) { return (block){b.lo & ~(uint64_t)1, b.hi}; }
+static inline uint64_t leafbit(block b, unsigned pos) { return pos < 64 ? (b.lo >> pos) & 1 : (b.hi >> (pos - 64)) & 1; }
+
+static void hash(veil_aes_kernel kernel, const veil_aes128_key *key, const block *in, block *out, size_t n) {
+  veil_ccr_hash(kernel, key, (const uint8_t *)in, (uint8_t *)out, n);
+}
+
+void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t depth, size_t n,
+                  const uint64_t *alphas, uint8_t *roots0, uint8_t *roots1, uint8_t *cwSeeds,
+                  uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits) {
+  const size_t bits = depth + 7;
+  block s[2][CHUNK], l[2][CHUNK], r[2][CHUNK];
+  uint8_t t[2][CHUNK];
+  if (depth == 0) {
+    // Domains of at most 7 bits: a secret-shared truth table of e_alpha, no PRG calls.
+    for (size_t i = 0; i < n; i++) {
+      unsigned pos = (unsigned)(alphas[i] & 127);
+      block unit = pos < 64 ? (block){(uint64_t)1 << pos, 0} : (block){0, (uint64_t)1 << (pos - 64)};
+      block share0 = loadb(roots0 + 16 * i);
+      storeb(roots1 + 16 * i, xorb(share0, unit));
+      memset(leafCW + 16 * i, 0, 16);
+      signBits[i] = (uint8_t)leafbit(share0, pos);
+    }
+    return;
+  }
+  for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+    size_t cn = n - c0 < CHUNK ? n - c0 : CHUNK;
+    for (size_t j = 0; j < cn; j++) {
+      s[0][j] = clearlow(loadb(roots0 + 16 * (c0 + j)));
+      s[1][j] = clearlow(loadb(roots1 + 16 * (c0 + j)));
+      storeb(roots0 + 16 * (c0 + j), s[0][j]);
+      storeb(roots1 + 16 * (c0 + j), s[1][j]);
+      t[0][j] = 0;
+      t[1][j] = 1;
+    }
+    for (size_t level = 0; level < depth; level++) {
+      for (int b = 0; b < 2; b++) {
+        hash(kernel, &prg[0], s[b], l[b], cn);
+        hash(kernel, &prg[1], s[b], r[b], cn);
+      }
+      for (size_t j = 0; j < cn; j++) {
+        uint64_t a = (alphas[c0 + j] >> (bits - 1 - level)) & 1;
+        uint64_t tl0 = lowbit(l[0][j]), tl1 = lowbit(l[1][j]);
+        uint64_t tr0 = lowbit(r[0][j]), tr1 = lowbit(r[1][j]);
+        block lose0 = clearlow(a ? l[0][j] : r[0][j]), lose1 = clearlow(a ? l[1][j] : r[1][j]);
+        block scw = xorb(lose0, lose1);
+        uint64_t tlcw = tl0 ^ tl1 ^ a ^ 1;
+        uint64_t trcw = tr0 ^ tr1 ^ a;
+        size_t at = level * n + c0 + j;
+        storeb(cwSeeds + 16 * at, scw);
+        cwBits[at] = (uint8_t)(tlcw | (trcw << 1));
+        uint64_t tkcw = a ? trcw : tlcw;
+        for (int b = 0; b < 2; b++) {
+          block keep = clearlow(a ? r[b][j] : l[b][j]);
+          uint64_t tkeep = a ? lowbit(r[b][j]) : lowbit(l[b][j]);
+          s[b][j] = xorb(keep, andmask(scw, t[b][j]));
+          t[b][j] = (uint8_t)(tkeep ^ (t[b][j] & tkcw));
+        }
+      }
+    }
+    hash(kernel, &prg[2], s[0], l[0], cn);
+    hash(kernel, &prg[2], s[1], l[1], cn);
+    for (size_t j = 0; j < cn; j++) {
+      unsigned pos = (unsigned)(alphas[c0 + j] & 127);
+      block unit = pos < 64 ? (block){(uint64_t)1 << pos, 0} : (block){0, (uint64_t)1 << (pos - 64)};
+      block cw = xorb(xorb(l[0][j], l[1][j]), unit);
+      storeb(leafCW + 16 * (c0 + j), cw);
+      block leaf0 = xorb(l[0][j], andmask(cw, t[0][j]));
+      signBits[c0 + j] = (uint8_t)leafbit(leaf0, pos);
+    }
+  }
+}
+
+void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
+                          size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
+                          const uint8_t *leafCW, const uint64_t *points, int lessThan, uint8_t *out) {
+  const size_t bits = depth + 7;
+  block s[CHUNK], left[CHUNK], gathered[CHUNK], right[CHUNK];
+  uint16_t rightIndex[CHUNK];
+  uint8_t t[CHUNK], acc[CHUNK];
+  for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+    size_t cn = n - c0 < CHUNK ? n - c0 : CHUNK;
+    for (size_t j = 0; j < cn; j++) {
+      s[j] = loadb(roots + 16 * (c0 + j));
+      t[j] = (uint8_t)party;
+      acc[j] = 0;
+    }
+    for (size_t level = 0; level < depth; level++) {
+      unsigned shift = (unsigned)(bits - 1 - level);
+      // Keys going right (and, for comparisons, all keys need the left child's control bit
+      // when going right): hash the right-goers with the right key, the rest with the left key.
+      size_t nr = 0, nl = 0;
+      for (size_t j = 0; j < cn; j++) {
+        if ((points[c0 + j] >> shift) & 1) {
+          rightIndex[nr] = (uint16_t)j;
+          gathered[nr++] = s[j];
+        }
+      }
+      hash(kernel, &prg[1], gathered, right, nr);
+      if (lessThan) {
+        hash(kernel, &prg[0], s, left, cn);
+      } else {
+        // Only left-goers need the left hash: pack them behind the right-goers' slots.
+        for (size_t j = 0; j < cn; j++)
+          if (!((points[c0 + j] >> shift) & 1)) gathered[nl++] = s[j];
+        hash(kernel, &prg[0], gathered, left, nl);
+      }
+      size_t ri = 0, li = 0;
+      for (size_t j = 0; j < cn; j++) {
+        size_t at = level * n + c0 + j;
+        block scw = loadb(cwSeeds + 16 * at);
+        uint8_t cb = cwBits[at];
+        uint64_t goRight = (points[c0 + j] >> shift) & 1;
+        uint64_t tj = t[j];
+        block child;
+        uint64_t tc;
+        if (goRight) {
+          (void)rightIndex;
+          child = right[ri++];
+          tc = lowbit(child) ^ (tj & (cb >> 1));
+          if (lessThan) acc[j] ^= (uint8_t)(lowbit(left[j]) ^ (tj & cb & 1));
+        } else {
+          child = lessThan ? left[j] : left[li++];
+          tc = lowbit(child) ^ (tj & cb & 1);
+        }
+        s[j] = xorb(clearlow(child), andmask(scw, tj));
+        t[j] = (uint8_t)tc;
+      }
+    }
+    if (depth > 0) hash(kernel, &prg[2], s, left, cn);
+    for (size_t j = 0; j < cn; j++) {
+      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(leafCW + 16 * (c0 + j)), t[j]));
+      unsigned pos = (unsigned)(points[c0 + j] & 127);
+      if (!lessThan) {
+        out[c0 + j] = (uint8_t)leafbit(leaf, pos);
+      } else {
+        uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
+        uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
+        out[c0 + j] = (uint8_t)(acc[j] ^ (__builtin_popcountll(lo ^ hi) & 1));
+      }
+    }
+  }
+}
+
+// Expands `cn` keys (starting at key c0 of the batch) to their leaf blocks, key-major:
+// leaves[j · 2^depth + k] is leaf k of key c0 + j. nodes must hold cn · 2^depth blocks.
+static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
+                       size_t c0, size_t cn, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
+                       const uint8_t *leafCW, block *nodes, block *scratch, uint8_t *tbits, uint8_t *tscratch) {
+  for (size_t j = 0; j < cn; j++) {
+    nodes[j] = loadb(roots + 16 * (c0 + j));
+    tbits[j] = (uint8_t)party;
+  }
+  size_t width = 1;
+  for (size_t level = 0; level < depth; level++) {
+    size_t count = cn * width;
+    // scratch receives left children in [0, count) and right children in [count, 2count).
+    hash(kernel, &prg[0], nodes, scratch, count);
+    hash(kernel, &prg[1], nodes, scratch + count, count);
+    for (size_t j = 0; j < cn; j++) {
+      size_t at = level * n + c0 + j;
+      block scw = loadb(cwSeeds + 16 * at);
+      uint8_t cb = cwBits[at];
+      for (size_t k = 0; k < width; k++) {
+        size_t idx = j * width + k;
+        uint64_t tp = tbits[idx];
+        block l = scratch[idx], r = scratch[count + idx];
+        size_t child = j * 2 * width + 2 * k;
+        nodes[child] = xorb(clearlow(l), andmask(scw, tp));
+        nodes[child + 1] = xorb(clearlow(r), andmask(scw, tp));
+        tscratch[child] = (uint8_t)(lowbit(l) ^ (tp & cb & 1));
+        tscratch[child + 1] = (uint8_t)(lowbit(r) ^ (tp & (cb >> 1)));
+      }
+    }
+    // nodes were overwritten in place child-major; only the t bits need the swap.
+    memcpy(tbits, tscratch, cn * 2 * width);
+    width *= 2;
+  }
+  if (depth == 0) return;  // the roots are the truth-table shares
+  size_t count = cn * width;
+  hash(kernel, &prg[2], nodes, scratch, count);
+  for (size_t j = 0; j < cn; j++) {
+    block cw = loadb(leafCW + 16 * (c0 + j));
+    for (size_t k = 0; k < width; k++) {
+      size_t idx = j * width + k;
+      nodes[idx] = xorb(scratch[idx], andmask(cw, tbits[idx]));
+    }
+  }
+}
+
+/// Keys per chunk in full-domain evaluation: about 4096 leaves per chunk (64 KiB of nodes).
+static size_t all_chunk(size_t depth) {
+  size_t leaves = (size_t)1 << depth;
+  return leaves >= 4096 ? 1 : 4096 / leaves;
+}
+
+size_t veil_dpf_workspace_size(size_t depth) {
+  size_t blocks = all_chunk(depth) << depth;
+  return blocks * 16 * 2 + blocks * 2;
+}
+
+void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
+                       size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
+                       const uint8_t *leafCW, void *workspace, uint8_t *out) {
+  size_t chunk = all_chunk(depth), leaves = (size_t)1 << depth;
+  block *nodes = (block *)workspace, *scratch = nodes + (chunk << depth);
+  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth)), *tscratch = tbits + (chunk << depth);
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    size_t cn = n - c0 < chunk ? n - c0 : chunk;
+    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits, tscratch);
+    memcpy(out + c0 * leaves * 16, nodes, cn * leaves * 16);
+  }
+}
+
+void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
+                  const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
+                  const uint64_t *xhat, const uint64_t *table, void *workspace, uint64_t *ones, uint64_t *dot) {
+  size_t chunk = all_chunk(depth), leaves = (size_t)1 << depth;
+  uint64_t domainMask = (leaves << 7) - 1;
+  block *nodes = (block *)workspace, *scratch = nodes + (chunk << depth);
+  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth)), *tscratch = tbits + (chunk << depth);
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    size_t cn = n - c0 < chunk ? n - c0 : chunk;
+    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits, tscratch);
+    for (size_t j = 0; j < cn; j++) {
+      uint64_t x = xhat[c0 + j] & domainMask, count = 0, sum = 0;
+      for (size_t k = 0; k < leaves; k++) {
+        block leaf = nodes[j * leaves + k];
+        uint64_t words[2] = {leaf.lo, leaf.hi};
+        count += (uint64_t)__builtin_popcountll(words[0]) + (uint64_t)__builtin_popcountll(words[1]);
+        for (int w = 0; w < 2; w++) {
+          uint64_t bitsLeft = words[w];
+          while (bitsLeft) {
+            unsigned p = (unsigned)__builtin_ctzll(bitsLeft);
+            bitsLeft &= bitsLeft - 1;
+            uint64_t y = (k << 7) | ((uint64_t)w << 6) | p;
+            sum += table[(x - y) & domainMask];
+          }
+        }
+      }
+      ones[c0 + j] = count;
+      dot[c0 + j] = sum;
+    }
+  }
+}

@@ -1,0 +1,155 @@
+// Distributed point functions with bit outputs (Boyle–Gilboa–Ishai tree, early termination at
+// 128-bit leaves). A key pair for point alpha gives each party a bit per domain point whose XOR
+// over the parties is [x == alpha]; the same keys evaluate [alpha < x] by XOR-ing the control
+// bits of left siblings along x's path (Grotto-style comparison with one DPF). Domains of at
+// most 7 bits are secret-shared truth tables (no PRG calls).
+import CVeilKernels
+
+/// One party's DPF keys for a batch of points over a domain of `bits` bits.
+public struct DPFKeys: Sendable, Equatable {
+  /// Domain width in bits (1…64).
+  public let bits: Int
+  public let count: Int
+  /// Root seeds (or, for bits ≤ 7, the truth-table shares), 16 bytes per key.
+  var roots: [UInt8]
+  /// Seed correction words, level-major: depth × count × 16 bytes.
+  var cwSeeds: [UInt8]
+  /// Control-bit corrections, level-major: depth × count bytes (bit 0 left, bit 1 right).
+  var cwBits: [UInt8]
+  /// Leaf correction words, 16 bytes per key (empty for truth tables).
+  var leafCW: [UInt8]
+
+  /// Tree levels above the 128-bit leaves.
+  public var depth: Int { Swift.max(bits - 7, 0) }
+
+  /// Key bytes per point: (bits − 7)(λ + 2) + 2λ bits for trees (2 control bits packed in a byte
+  /// on disk are counted at 2 bits here), λ bits for truth tables.
+  public static func keyBits(domainBits bits: Int) -> Int {
+    bits <= 7 ? 128 : (bits - 7) * 130 + 256
+  }
+
+  init(bits: Int, count: Int, roots: [UInt8], cwSeeds: [UInt8], cwBits: [UInt8], leafCW: [UInt8]) {
+    self.bits = bits
+    self.count = count
+    self.roots = roots
+    self.cwSeeds = cwSeeds
+    self.cwBits = cwBits
+    self.leafCW = leafCW
+  }
+
+  /// Checks the internal sizes (after decoding a key record).
+  func validate() throws(FSSError) {
+    let d = depth
+    guard roots.count == 16 * count, cwSeeds.count == 16 * d * count, cwBits.count == d * count,
+      leafCW.count == (d == 0 ? 0 : 16 * count)
+    else { throw .corruptKey("DPF key arrays do not match \(count) keys of \(bits) bits") }
+  }
+}
+
+/// DPF generation (dealer) and evaluation (parties).
+public enum DPF {
+  static func checkWidth(_ bits: Int) throws(FSSError) {
+    guard (1...64).contains(bits) else { throw .invalidWidth("DPF domain of \(bits) bits") }
+  }
+
+  static func domainMask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
+
+  /// Keys for points `alphas` (reduced mod 2^bits). Returns both parties' keys and, per key,
+  /// party 0's output bit at alpha (the dealer needs it to undo the sign of a signed sum).
+  public static func gen(
+    bits: Int, alphas: [UInt64], prg: TreePRG, random: inout SecureRandom
+  ) throws(FSSError) -> (DPFKeys, DPFKeys, signBits: [UInt8]) {
+    try checkWidth(bits)
+    let n = alphas.count
+    let depth = Swift.max(bits - 7, 0)
+    let mask = domainMask(bits)
+    let points = alphas.map { $0 & mask }
+    var roots0 = random.bytes(16 * n)
+    var roots1 = random.bytes(16 * n)
+    if depth == 0 {
+      // Only the low 2^bits bits of a truth table are meaningful: keep the rest zero in both
+      // shares so equal keys encode equal tables.
+      let used = 1 << bits
+      for i in 0..<n { clearUnusedTableBits(&roots0, key: i, used: used) }
+    }
+    var cwSeeds = [UInt8](repeating: 0, count: 16 * depth * n)
+    var cwBits = [UInt8](repeating: 0, count: depth * n)
+    var leafCW = [UInt8](repeating: 0, count: 16 * n)
+    var signBits = [UInt8](repeating: 0, count: n)
+    prg.withKeys { keys in
+      veil_dpf_gen(
+        prg.kernel.cValue, keys, depth, n, points, &roots0, &roots1, &cwSeeds, &cwBits, &leafCW, &signBits)
+    }
+    if depth == 0 { leafCW = [] }
+    let k0 = DPFKeys(bits: bits, count: n, roots: roots0, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+    let k1 = DPFKeys(bits: bits, count: n, roots: roots1, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+    return (k0, k1, signBits)
+  }
+
+  private static func clearUnusedTableBits(_ roots: inout [UInt8], key: Int, used: Int) {
+    guard used < 128 else { return }
+    for bit in used..<128 { roots[16 * key + bit / 8] &= ~UInt8(1 << (bit % 8)) }
+  }
+
+  /// This party's bit shares of [x == alpha] (or [alpha < x] when `lessThan`) at one point per key.
+  public static func evalPoints(
+    party: Int, keys: DPFKeys, points: [UInt64], lessThan: Bool, prg: TreePRG
+  ) throws(FSSError) -> [UInt8] {
+    guard points.count == keys.count else { throw .countMismatch(expected: keys.count, found: points.count) }
+    let mask = domainMask(keys.bits)
+    let xs = points.map { $0 & mask }
+    var out = [UInt8](repeating: 0, count: keys.count)
+    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
+    prg.withKeys { k in
+      veil_dpf_eval_points(
+        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
+        xs, lessThan ? 1 : 0, &out)
+    }
+    return out
+  }
+
+  /// This party's bit shares of the whole domain, 2^bits bits per key packed little-endian
+  /// (for domains of fewer than 7 bits the 128-bit truth table is returned, low bits meaningful).
+  public static func evalAll(party: Int, keys: DPFKeys, prg: TreePRG) throws(FSSError) -> [UInt8] {
+    guard keys.bits <= 24 else { throw .invalidWidth("full-domain evaluation of \(keys.bits) bits") }
+    let bytesPerKey = 16 << keys.depth
+    var out = [UInt8](repeating: 0, count: bytesPerKey * keys.count)
+    var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
+    prg.withKeys { k in
+      veil_dpf_eval_all(
+        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
+        &workspace, &out)
+    }
+    return out
+  }
+
+  /// Fused full-domain evaluation and rotated-table dot product (lookup tables): per key,
+  /// (Σ_y t(y), Σ_y t(y)·table[(xhat − y) mod 2^bits]) with t this party's bit at y.
+  static func lookup(
+    party: Int, keys: DPFKeys, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG
+  ) throws(FSSError) -> (ones: [UInt64], dot: [UInt64]) {
+    guard maskedInputs.count == keys.count else {
+      throw .countMismatch(expected: keys.count, found: maskedInputs.count)
+    }
+    guard keys.bits <= 24, table.count == 1 << keys.bits else {
+      throw .invalidWidth("a table of \(table.count) entries for a \(keys.bits)-bit input")
+    }
+    // A truth table covers 128 positions; smaller domains repeat the table to that size so the
+    // rotation (xhat − y) mod 2^bits stays correct for every position that can hold a 1.
+    let domainBits = Swift.max(keys.bits, 7)
+    let fullTable = domainBits == keys.bits ? table : (0..<(1 << domainBits)).map { table[$0 % table.count] }
+    let mask = domainMask(keys.bits)
+    let xs = maskedInputs.map { $0 & mask }
+    var ones = [UInt64](repeating: 0, count: keys.count)
+    var dot = [UInt64](repeating: 0, count: keys.count)
+    var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
+    prg.withKeys { k in
+      veil_dpf_lut(
+        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
+        xs, fullTable, &workspace, &ones, &dot)
+    }
+    return (ones, dot)
+  }
+}

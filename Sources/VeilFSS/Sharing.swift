@@ -1,0 +1,48 @@
+// Additive sharing in Z_2^n and XOR sharing of bits: how the dealer hands out correlated
+// values, and how tests reconstruct them.
+
+/// Additive shares of `values` in Z_2^bits: party 0 gets uniform values, party 1 the rest.
+func shareArithmetic(_ values: [UInt64], bits: Int, random: inout SecureRandom) -> ([UInt64], [UInt64]) {
+  let mask = ringMask(bits)
+  let first = random.elements(values.count, bits: bits)
+  return (first, zip(values, first).map { ($0 &- $1) & mask })
+}
+
+/// XOR shares of bits (0/1 values).
+func shareBits(_ bits: [UInt8], random: inout SecureRandom) -> ([UInt8], [UInt8]) {
+  let first = random.bits(bits.count)
+  return (first, zip(bits, first).map { $0 ^ $1 })
+}
+
+/// 2^bits − 1.
+@inline(__always) func ringMask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
+
+/// Reconstructs additive shares mod 2^bits.
+public func reconstruct(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
+  let mask = ringMask(bits)
+  return zip(a, b).map { ($0 &+ $1) & mask }
+}
+
+/// Reconstructs XOR-shared bits.
+public func reconstructBits(_ a: [UInt8], _ b: [UInt8]) -> [UInt8] { zip(a, b).map { $0 ^ $1 } }
+
+/// The comparison at the heart of sign tests and truncations: XOR shares of [x < alpha] for a
+/// public w-bit x and the dealer's w-bit alpha, from one DPF keyed at alpha − 1 evaluated as
+/// [alpha − 1 < x] = ¬[x < alpha] — except for alpha = 0, where [x < 0] = 0; the dealer folds
+/// that case into a correction bit it knows (`wrapCorrection`).
+struct MaskCompare {
+  /// Dealer: keys for alphas (w-bit) and, per key, the bit [alpha = 0].
+  static func gen(
+    bits: Int, alphas: [UInt64], prg: TreePRG, random: inout SecureRandom
+  ) throws(FSSError) -> (DPFKeys, DPFKeys, wrapCorrection: [UInt8]) {
+    let mask = ringMask(bits)
+    let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas.map { ($0 &- 1) & mask }, prg: prg, random: &random)
+    return (k0, k1, alphas.map { $0 & mask == 0 ? 1 : 0 })
+  }
+
+  /// Party: its share of [x < alpha] ⊕ wrapCorrection (the dealer's bit completes it).
+  static func eval(party: Int, keys: DPFKeys, points: [UInt64], prg: TreePRG) throws(FSSError) -> [UInt8] {
+    let above = try DPF.evalPoints(party: party, keys: keys, points: points, lessThan: true, prg: prg)
+    return party == 0 ? above.map { $0 ^ 1 } : above
+  }
+}

@@ -1,0 +1,119 @@
+import Testing
+
+@testable import VeilFSS
+
+func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 {
+  (packed[key * bytesPerKey + position / 8] >> UInt8(position % 8)) & 1
+}
+
+@Suite(.serialized) struct DPFTests {
+  let prg = try! TreePRG(runKey: Array("dpf tests".utf8))
+
+  /// Every alpha and every x for widths up to 9 (point and comparison); random alphas with
+  /// every x for widths 10…12.
+  @Test(arguments: Array(1...12))
+  func everyPointOfSmallDomains(bits: Int) throws {
+    var random = try SecureRandom(seed: [UInt8](repeating: UInt8(bits), count: 16))
+    let domain = 1 << bits
+    let alphas: [UInt64] = bits <= 9 ? (0..<UInt64(domain)).map { $0 } : random.elements(24, bits: bits)
+    let (k0, k1, sign) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+    // Full-domain evaluation: XOR of the shares is the indicator of alpha.
+    let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
+    let all1 = try DPF.evalAll(party: 1, keys: k1, prg: prg)
+    let bytesPerKey = 16 << k0.depth
+    for (i, alpha) in alphas.enumerated() {
+      for x in 0..<domain {
+        let v = bit(all0, key: i, bytesPerKey: bytesPerKey, position: x) ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
+        if v != (x == Int(alpha) ? 1 : 0) { Issue.record("evalAll bits=\(bits) alpha=\(alpha) x=\(x)"); return }
+      }
+      #expect(sign[i] == bit(all0, key: i, bytesPerKey: bytesPerKey, position: Int(alpha)))
+    }
+    // Point and comparison evaluation at every x, all keys at once.
+    for x in 0..<UInt64(domain) {
+      let points = [UInt64](repeating: x, count: alphas.count)
+      let eq0 = try DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: false, prg: prg)
+      let eq1 = try DPF.evalPoints(party: 1, keys: k1, points: points, lessThan: false, prg: prg)
+      let lt0 = try DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: true, prg: prg)
+      let lt1 = try DPF.evalPoints(party: 1, keys: k1, points: points, lessThan: true, prg: prg)
+      for (i, alpha) in alphas.enumerated() {
+        guard eq0[i] ^ eq1[i] == (x == alpha ? 1 : 0), lt0[i] ^ lt1[i] == (alpha < x ? 1 : 0) else {
+          Issue.record("evalPoints bits=\(bits) alpha=\(alpha) x=\(x)")
+          return
+        }
+      }
+    }
+  }
+
+  @Test(arguments: [13, 16, 20, 31, 32, 37, 49, 50, 63, 64])
+  func randomPointsOfLargeDomains(bits: Int) throws {
+    var random = try SecureRandom()
+    let n = 2000
+    let alphas = random.elements(n, bits: bits)
+    let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+    // x: a quarter equal to alpha, a quarter alpha ± 1 (the hardest comparisons), the rest random.
+    let mask: UInt64 = bits == 64 ? .max : (1 << UInt64(bits)) - 1
+    let xs: [UInt64] = (0..<n).map { i in
+      switch i % 4 {
+      case 0: return alphas[i]
+      case 1: return (alphas[i] &+ 1) & mask
+      case 2: return (alphas[i] &- 1) & mask
+      default: return random.next() & mask
+      }
+    }
+    let eq = zip(
+      try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: false, prg: prg),
+      try DPF.evalPoints(party: 1, keys: k1, points: xs, lessThan: false, prg: prg)
+    ).map { $0 ^ $1 }
+    let lt = zip(
+      try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: true, prg: prg),
+      try DPF.evalPoints(party: 1, keys: k1, points: xs, lessThan: true, prg: prg)
+    ).map { $0 ^ $1 }
+    for i in 0..<n {
+      #expect(eq[i] == (xs[i] == alphas[i] ? 1 : 0), "bits=\(bits) eq at \(i)")
+      #expect(lt[i] == (alphas[i] < xs[i] ? 1 : 0), "bits=\(bits) lt at \(i)")
+    }
+    #expect(k0.roots.count * 8 + k0.cwSeeds.count * 8 + k0.cwBits.count * 2 + k0.leafCW.count * 8
+      == n * DPFKeys.keyBits(domainBits: bits))
+  }
+
+  @Test func lookupDotProductIsTheSignedTableEntry() throws {
+    var random = try SecureRandom()
+    for bits in [3, 7, 8, 10, 13] {
+      let n = 300
+      let table = random.elements(1 << bits, bits: 64)
+      let alphas = random.elements(n, bits: bits)
+      let xhat = random.elements(n, bits: bits)
+      let (k0, k1, sign) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+      let (ones0, dot0) = try DPF.lookup(party: 0, keys: k0, maskedInputs: xhat, table: table, prg: prg)
+      let (ones1, dot1) = try DPF.lookup(party: 1, keys: k1, maskedInputs: xhat, table: table, prg: prg)
+      let mask = UInt64(1 << bits) - 1
+      for i in 0..<n {
+        // σ = t0(alpha) − t1(alpha) = ±1, and the signed sums give σ and σ·T[xhat − alpha].
+        let sigma: UInt64 = sign[i] == 1 ? 1 : .max
+        #expect(ones0[i] &- ones1[i] == sigma)
+        #expect(dot0[i] &- dot1[i] == sigma &* table[Int((xhat[i] &- alphas[i]) & mask)])
+      }
+    }
+  }
+
+  @Test func singlePartyKeysDoNotRevealThePoint() throws {
+    // Party 0's key is drawn the same way whatever alpha is: with the same random stream, the
+    // root is identical, and the correction words are pseudorandom (balanced bits) either way.
+    var r1 = try SecureRandom(seed: [UInt8](repeating: 1, count: 16))
+    var r2 = try SecureRandom(seed: [UInt8](repeating: 1, count: 16))
+    let (a0, _, _) = try DPF.gen(bits: 32, alphas: [12345], prg: prg, random: &r1)
+    let (b0, _, _) = try DPF.gen(bits: 32, alphas: [999_999], prg: prg, random: &r2)
+    #expect(a0.roots == b0.roots)
+    #expect(a0.cwSeeds != b0.cwSeeds)
+    var random = try SecureRandom()
+    let (k0, _, _) = try DPF.gen(bits: 40, alphas: [UInt64](repeating: 0, count: 4000), prg: prg, random: &random)
+    // Even with every alpha equal to 0, the correction-word bits are balanced.
+    let ones = k0.cwSeeds.reduce(0) { $0 + $1.nonzeroBitCount }
+    let total = k0.cwSeeds.count * 8
+    #expect(abs(Double(ones) / Double(total) - 0.5) < 0.01)
+    // Party 0's output bits over the domain are balanced too: they do not point at alpha.
+    let all = try DPF.evalAll(party: 0, keys: try DPF.gen(bits: 16, alphas: [7], prg: prg, random: &random).0, prg: prg)
+    let share = all.reduce(0) { $0 + $1.nonzeroBitCount }
+    #expect(abs(share - 32768) < 1500)
+  }
+}
