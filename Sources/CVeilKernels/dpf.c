@@ -109,8 +109,7 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
                           size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
                           const uint8_t *leafCW, const uint64_t *points, int lessThan, uint8_t *out) {
   const size_t bits = depth + 7;
-  block s[CHUNK], left[CHUNK], gathered[CHUNK], right[CHUNK];
-  uint16_t rightIndex[CHUNK];
+  block s[CHUNK], left[CHUNK], right[CHUNK];
   uint8_t t[CHUNK], acc[CHUNK];
   for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
     size_t cn = n - c0 < CHUNK ? n - c0 : CHUNK;
@@ -121,43 +120,26 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
     }
     for (size_t level = 0; level < depth; level++) {
       unsigned shift = (unsigned)(bits - 1 - level);
-      // Keys going right (and, for comparisons, all keys need the left child's control bit
-      // when going right): hash the right-goers with the right key, the rest with the left key.
-      size_t nr = 0, nl = 0;
+      // Both children of every node: with VAES an AES call costs about a cycle, less than
+      // compacting the batch into left- and right-goers (the path bits are random, so any
+      // branch on them mispredicts half the time).
+      hash(kernel, &prg[0], s, left, cn);
+      hash(kernel, &prg[1], s, right, cn);
+      const uint8_t *levelSeeds = cwSeeds + 16 * (level * n + c0);
+      const uint8_t *levelBits = cwBits + level * n + c0;
+      // Each level's correction words sit n keys apart: too many streams for the hardware
+      // prefetcher, so fetch the next level's while this one is processed.
+      const uint8_t *nextSeeds = level + 1 < depth ? levelSeeds + 16 * n : leafCW + 16 * c0;
+      for (size_t j = 0; j < cn; j += 4) __builtin_prefetch(nextSeeds + 16 * j);
       for (size_t j = 0; j < cn; j++) {
-        if ((points[c0 + j] >> shift) & 1) {
-          rightIndex[nr] = (uint16_t)j;
-          gathered[nr++] = s[j];
-        }
-      }
-      hash(kernel, &prg[1], gathered, right, nr);
-      if (lessThan) {
-        hash(kernel, &prg[0], s, left, cn);
-      } else {
-        // Only left-goers need the left hash: pack them behind the right-goers' slots.
-        for (size_t j = 0; j < cn; j++)
-          if (!((points[c0 + j] >> shift) & 1)) gathered[nl++] = s[j];
-        hash(kernel, &prg[0], gathered, left, nl);
-      }
-      size_t ri = 0, li = 0;
-      for (size_t j = 0; j < cn; j++) {
-        size_t at = level * n + c0 + j;
-        block scw = loadb(cwSeeds + 16 * at);
-        uint8_t cb = cwBits[at];
-        uint64_t goRight = (points[c0 + j] >> shift) & 1;
-        uint64_t tj = t[j];
-        block child;
-        uint64_t tc;
-        if (goRight) {
-          (void)rightIndex;
-          child = right[ri++];
-          tc = lowbit(child) ^ (tj & (cb >> 1));
-          if (lessThan) acc[j] ^= (uint8_t)(lowbit(left[j]) ^ (tj & cb & 1));
-        } else {
-          child = lessThan ? left[j] : left[li++];
-          tc = lowbit(child) ^ (tj & cb & 1);
-        }
-        s[j] = xorb(clearlow(child), andmask(scw, tj));
+        uint64_t r = (points[c0 + j] >> shift) & 1, m = 0 - r;
+        uint64_t tj = t[j], cb = levelBits[j];
+        block l = left[j], rr = right[j];
+        block child = {(rr.lo & m) | (l.lo & ~m), (rr.hi & m) | (l.hi & ~m)};
+        uint64_t tcw = (cb >> r) & 1;
+        uint64_t tc = lowbit(child) ^ (tj & tcw);
+        acc[j] ^= (uint8_t)(r & (lowbit(l) ^ (tj & cb & 1)));
+        s[j] = xorb(clearlow(child), andmask(loadb(levelSeeds + 16 * j), tj));
         t[j] = (uint8_t)tc;
       }
     }

@@ -13,6 +13,7 @@ public enum FSSError: Error, Equatable, CustomStringConvertible {
   case wrongKeyKind(expected: String, found: String)
   case unsupportedVersion(Int)
   case wrongParty(expected: Int, found: Int)
+  case wrongWidth(expected: Int, found: Int)
 
   public var description: String {
     switch self {
@@ -24,6 +25,7 @@ public enum FSSError: Error, Equatable, CustomStringConvertible {
     case .wrongKeyKind(let e, let f): return "expected a \(e) key, found \(f)"
     case .unsupportedVersion(let v): return "key format version \(v) is not supported"
     case .wrongParty(let e, let f): return "key is for party \(f), this is party \(e)"
+    case .wrongWidth(let e, let f): return "key is for \(f)-bit inputs, expected \(e)"
     }
   }
 }

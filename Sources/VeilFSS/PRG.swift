@@ -18,6 +18,9 @@ import Foundation
 public struct AESKey: Sendable {
   var expanded: veil_aes128_key
 
+  /// The expanded key for the C kernels.
+  public var expandedKey: veil_aes128_key { expanded }
+
   public init(_ bytes: [UInt8]) throws(FSSError) {
     precondition(bytes.count == 16, "AES-128 keys are 16 bytes")
     var key = veil_aes128_key()
@@ -32,6 +35,9 @@ public enum AESKernel: String, Sendable, CaseIterable {
   case aesni, vaes512
 
   var cValue: veil_aes_kernel { self == .aesni ? VEIL_AES_AESNI : VEIL_AES_VAES512 }
+
+  /// The C kernel selector (for benchmarks that call the kernels directly).
+  public var cKernel: veil_aes_kernel { cValue }
 
   public var isAvailable: Bool { veil_aes_kernel_available(cValue) != 0 }
 

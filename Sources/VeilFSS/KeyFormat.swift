@@ -1,0 +1,358 @@
+// The key-record format: every gate key travels as one self-describing record that a party
+// can read in order from a stream, never needing all keys in memory.
+//
+//   offset size  field
+//   0      4     magic "VKR1"
+//   4      2     format version (1)
+//   6      1     gate kind (KeyKind)
+//   7      1     party (0 or 1)
+//   8      1     input bits    9  1  output bits    10  1  shift    11  1  variant
+//   12     4     element count
+//   16     4     extra (offset count for DReLU, else 0)
+//   20     8     payload length
+//   28     …     payload
+//   end    4     CRC32C of everything before it
+//
+// Ring elements are stored in ⌈n/8⌉ bytes, bits eight to a byte, DPF control-bit corrections
+// four keys to a byte: sizes match the key-size formulas. The CRC catches corruption and
+// truncation; authenticity (a dealer's MAC over the whole stream) belongs to the stream layer.
+import CVeilKernels
+import VeilRing
+
+/// Gate kinds a record can hold.
+public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+  case dpf = 1, drelu = 2, select = 3, truncation = 4, lut = 5
+
+  public var description: String {
+    switch self {
+    case .dpf: return "DPF"
+    case .drelu: return "DReLU"
+    case .select: return "select"
+    case .truncation: return "truncation"
+    case .lut: return "lookup-table"
+    }
+  }
+}
+
+/// The fixed-size header of a key record.
+public struct KeyRecordHeader: Sendable, Equatable {
+  public static let magic: [UInt8] = Array("VKR1".utf8)
+  public static let version: UInt16 = 1
+  public static let size = 28
+
+  public var kind: KeyKind
+  public var party: Int
+  public var inputBits: Int
+  public var outputBits: Int
+  public var shift: Int
+  public var variant: UInt8
+  public var count: Int
+  public var extra: Int
+  public var payloadLength: Int
+}
+
+/// Appends little-endian fields to a byte buffer.
+struct ByteWriter {
+  var bytes: [UInt8] = []
+
+  mutating func u8(_ v: UInt8) { bytes.append(v) }
+  mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+  mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+  mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+  mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+
+  /// Ring elements in ⌈bits/8⌉ bytes each.
+  mutating func elements(_ values: [UInt64], bits: Int) {
+    let width = (bits + 7) / 8
+    bytes.reserveCapacity(bytes.count + width * values.count)
+    for v in values { for j in 0..<width { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * j))) } }
+  }
+
+  /// 0/1 values, eight to a byte.
+  mutating func bits(_ values: [UInt8]) { packed(values, bitsPerValue: 1) }
+
+  /// Small values of `bitsPerValue` bits (1, 2, 4), packed little-endian within bytes.
+  mutating func packed(_ values: [UInt8], bitsPerValue: Int) {
+    let perByte = 8 / bitsPerValue
+    var i = 0
+    while i < values.count {
+      var byte: UInt8 = 0
+      for j in 0..<perByte where i + j < values.count {
+        byte |= (values[i + j] & UInt8((1 << bitsPerValue) - 1)) << UInt8(j * bitsPerValue)
+      }
+      bytes.append(byte)
+      i += perByte
+    }
+  }
+}
+
+/// Reads little-endian fields, throwing on truncation.
+struct ByteReader {
+  let bytes: [UInt8]
+  var position: Int
+  let end: Int
+
+  init(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) {
+    self.bytes = bytes
+    self.position = start
+    self.end = end ?? bytes.count
+  }
+
+  mutating func take(_ n: Int) throws(FSSError) -> ArraySlice<UInt8> {
+    guard n >= 0, position + n <= end else { throw .truncatedKey(expected: position + n, found: end) }
+    defer { position += n }
+    return bytes[position..<(position + n)]
+  }
+
+  mutating func u8() throws(FSSError) -> UInt8 { try take(1).first! }
+  mutating func u16() throws(FSSError) -> UInt16 { UInt16(try littleEndian(2)) }
+  mutating func u32() throws(FSSError) -> UInt32 { UInt32(try littleEndian(4)) }
+  mutating func u64() throws(FSSError) -> UInt64 { try littleEndian(8) }
+
+  private mutating func littleEndian(_ n: Int) throws(FSSError) -> UInt64 {
+    var v: UInt64 = 0
+    for (j, b) in try take(n).enumerated() { v |= UInt64(b) << UInt64(8 * j) }
+    return v
+  }
+
+  mutating func raw(_ n: Int) throws(FSSError) -> [UInt8] { Array(try take(n)) }
+
+  mutating func elements(_ count: Int, bits: Int) throws(FSSError) -> [UInt64] {
+    let width = (bits + 7) / 8
+    let slice = try take(width * count)
+    let mask = ringMask(bits)
+    var out = [UInt64](repeating: 0, count: count)
+    var p = slice.startIndex
+    for i in 0..<count {
+      var v: UInt64 = 0
+      for j in 0..<width { v |= UInt64(slice[p + j]) << UInt64(8 * j) }
+      guard v & ~mask == 0 else { throw .corruptKey("ring element wider than \(bits) bits") }
+      out[i] = v
+      p += width
+    }
+    return out
+  }
+
+  mutating func bits(_ count: Int) throws(FSSError) -> [UInt8] { try packed(count, bitsPerValue: 1) }
+
+  mutating func packed(_ count: Int, bitsPerValue: Int) throws(FSSError) -> [UInt8] {
+    let perByte = 8 / bitsPerValue
+    let slice = try take((count + perByte - 1) / perByte)
+    var out = [UInt8](repeating: 0, count: count)
+    for i in 0..<count {
+      let byte = slice[slice.startIndex + i / perByte]
+      out[i] = (byte >> UInt8((i % perByte) * bitsPerValue)) & UInt8((1 << bitsPerValue) - 1)
+    }
+    return out
+  }
+}
+
+/// Encodes and decodes key records.
+public enum KeyRecord {
+  static func encode(_ header: KeyRecordHeader, payload: [UInt8]) -> [UInt8] {
+    var w = ByteWriter()
+    w.raw(KeyRecordHeader.magic)
+    w.u16(KeyRecordHeader.version)
+    w.u8(header.kind.rawValue)
+    w.u8(UInt8(header.party))
+    w.u8(UInt8(header.inputBits))
+    w.u8(UInt8(header.outputBits))
+    w.u8(UInt8(header.shift))
+    w.u8(header.variant)
+    w.u32(UInt32(header.count))
+    w.u32(UInt32(header.extra))
+    w.u64(UInt64(payload.count))
+    w.raw(payload)
+    let crc = w.bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, $0.count) }
+    w.u32(crc)
+    return w.bytes
+  }
+
+  /// Reads the record starting at `start`: checks magic, version, CRC, kind and party, and
+  /// returns the header, a reader over the payload, and where the next record starts.
+  static func decode(
+    _ bytes: [UInt8], at start: Int = 0, kind expected: KeyKind, party: Int, inputBits: Int? = nil
+  ) throws(FSSError) -> (KeyRecordHeader, ByteReader, next: Int) {
+    var r = ByteReader(bytes, from: start)
+    guard try r.raw(4) == KeyRecordHeader.magic else { throw .corruptKey("bad magic (not a Veil key record)") }
+    let version = try r.u16()
+    guard version == KeyRecordHeader.version else { throw .unsupportedVersion(Int(version)) }
+    let kindByte = try r.u8()
+    guard let kind = KeyKind(rawValue: kindByte) else { throw .corruptKey("unknown gate kind \(kindByte)") }
+    let recordParty = Int(try r.u8())
+    var header = KeyRecordHeader(
+      kind: kind, party: recordParty, inputBits: Int(try r.u8()), outputBits: Int(try r.u8()),
+      shift: Int(try r.u8()), variant: try r.u8(), count: Int(try r.u32()), extra: Int(try r.u32()), payloadLength: 0)
+    let length = try r.u64()
+    guard length <= UInt64(bytes.count) else { throw .truncatedKey(expected: Int(clamping: length), found: bytes.count) }
+    header.payloadLength = Int(length)
+    let payloadStart = r.position
+    _ = try r.take(header.payloadLength)
+    let crcAt = r.position
+    let stored = try r.u32()
+    let computed = bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress! + start, crcAt - start) }
+    guard stored == computed else { throw .corruptKey("checksum mismatch") }
+    guard kind == expected else { throw .wrongKeyKind(expected: expected.description, found: kind.description) }
+    guard recordParty == party else { throw .wrongParty(expected: party, found: recordParty) }
+    for width in [header.inputBits, header.outputBits] where width > 64 {
+      throw .corruptKey("bit width \(width)")
+    }
+    if let inputBits, inputBits != header.inputBits {
+      throw .wrongWidth(expected: inputBits, found: header.inputBits)
+    }
+    return (header, ByteReader(bytes, from: payloadStart, to: payloadStart + header.payloadLength), r.position)
+  }
+
+  /// Fails unless a reader consumed its payload exactly.
+  static func finish(_ reader: ByteReader) throws(FSSError) {
+    guard reader.position == reader.end else { throw .corruptKey("\(reader.end - reader.position) trailing payload bytes") }
+  }
+}
+
+// MARK: - Per-key encodings
+
+extension DPFKeys {
+  func write(to w: inout ByteWriter) {
+    w.raw(roots)
+    w.raw(cwSeeds)
+    w.packed(cwBits, bitsPerValue: 2)
+    w.raw(leafCW)
+  }
+
+  static func read(from r: inout ByteReader, bits: Int, count: Int) throws(FSSError) -> DPFKeys {
+    guard (1...64).contains(bits) else { throw .invalidWidth("DPF domain of \(bits) bits in a key record") }
+    let depth = Swift.max(bits - 7, 0)
+    let keys = DPFKeys(
+      bits: bits, count: count, roots: try r.raw(16 * count), cwSeeds: try r.raw(16 * depth * count),
+      cwBits: try r.packed(depth * count, bitsPerValue: 2), leafCW: try r.raw(depth == 0 ? 0 : 16 * count))
+    try keys.validate()
+    return keys
+  }
+
+  /// One party's record of these keys.
+  public func serialized(party: Int) -> [UInt8] {
+    var w = ByteWriter()
+    write(to: &w)
+    return KeyRecord.encode(
+      KeyRecordHeader(
+        kind: .dpf, party: party, inputBits: bits, outputBits: 1, shift: 0, variant: 0, count: count, extra: 0,
+        payloadLength: 0), payload: w.bytes)
+  }
+
+  /// Decodes one party's record, refusing another gate kind, party or input width.
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .dpf, party: party, inputBits: inputBits)
+    self = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
+    try KeyRecord.finish(r)
+  }
+}
+
+extension DReLUKey {
+  public func serialized(party: Int) -> [UInt8] {
+    var w = ByteWriter()
+    w.elements(offsets, bits: ring.bits)
+    compare.write(to: &w)
+    w.bits(maskShares)
+    return KeyRecord.encode(
+      KeyRecordHeader(
+        kind: .drelu, party: party, inputBits: ring.bits, outputBits: 1, shift: 0, variant: 0, count: count,
+        extra: offsets.count, payloadLength: 0), payload: w.bytes)
+  }
+
+  /// Decodes one party's record, refusing another gate kind, party or input width.
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .drelu, party: party, inputBits: inputBits)
+    guard let ring = try? Ring(bits: h.inputBits), ring.bits >= 2 else { throw .corruptKey("DReLU ring width \(h.inputBits)") }
+    self.ring = ring
+    offsets = try r.elements(h.extra, bits: ring.bits)
+    compare = try DPFKeys.read(from: &r, bits: ring.bits - 1, count: h.count)
+    maskShares = try r.bits(h.count * h.extra)
+    try KeyRecord.finish(r)
+  }
+}
+
+extension SelectKey {
+  public func serialized(party: Int) -> [UInt8] {
+    var w = ByteWriter()
+    for part in [valueMask, bitMask, product, outputMask] { w.elements(part, bits: ring.bits) }
+    return KeyRecord.encode(
+      KeyRecordHeader(
+        kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0, variant: 0, count: count,
+        extra: 0, payloadLength: 0), payload: w.bytes)
+  }
+
+  /// Decodes one party's record, refusing another gate kind, party or input width.
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .select, party: party, inputBits: inputBits)
+    guard let ring = try? Ring(bits: h.inputBits) else { throw .corruptKey("select ring width \(h.inputBits)") }
+    self.ring = ring
+    valueMask = try r.elements(h.count, bits: ring.bits)
+    bitMask = try r.elements(h.count, bits: ring.bits)
+    product = try r.elements(h.count, bits: ring.bits)
+    outputMask = try r.elements(h.count, bits: ring.bits)
+    try KeyRecord.finish(r)
+  }
+}
+
+extension TruncationKey {
+  public func serialized(party: Int) -> [UInt8] {
+    var w = ByteWriter()
+    compare.write(to: &w)
+    w.bits(bitMaskShares)
+    w.elements(corrections, bits: outputBits)
+    w.elements(wrapShares, bits: outputBits)
+    return KeyRecord.encode(
+      KeyRecordHeader(
+        kind: .truncation, party: party, inputBits: inputBits, outputBits: outputBits, shift: shift,
+        variant: kind.rawValue, count: count, extra: 0, payloadLength: 0), payload: w.bytes)
+  }
+
+  /// Decodes one party's record, refusing another gate kind, party or input width.
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .truncation, party: party, inputBits: inputBits)
+    guard let kind = TruncationKind(rawValue: h.variant) else { throw .corruptKey("truncation variant \(h.variant)") }
+    guard (1...64).contains(h.inputBits), (1...64).contains(h.outputBits), h.shift < h.inputBits else {
+      throw .corruptKey("truncation widths \(h.inputBits)/\(h.shift)/\(h.outputBits)")
+    }
+    self.kind = kind
+    self.inputBits = h.inputBits
+    shift = h.shift
+    outputBits = h.outputBits
+    compare = try DPFKeys.read(
+      from: &r, bits: TruncationGate.compareBits(kind: kind, inputBits: h.inputBits, shift: h.shift), count: h.count)
+    bitMaskShares = try r.bits(h.count)
+    corrections = try r.elements(2 * h.count, bits: h.outputBits)
+    wrapShares = try r.elements(kind == .slack ? h.count : 0, bits: h.outputBits)
+    try KeyRecord.finish(r)
+  }
+}
+
+extension LUTKey {
+  public func serialized(party: Int) -> [UInt8] {
+    var w = ByteWriter()
+    point.write(to: &w)
+    w.bits(signMaskShares)
+    for part in [valueMask, signFactor, signedValueMask, outputMask] { w.elements(part, bits: outputRing.bits) }
+    return KeyRecord.encode(
+      KeyRecordHeader(
+        kind: .lut, party: party, inputBits: inputBits, outputBits: outputRing.bits, shift: 0, variant: 0,
+        count: count, extra: 0, payloadLength: 0), payload: w.bytes)
+  }
+
+  /// Decodes one party's record, refusing another gate kind, party or input width.
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .lut, party: party, inputBits: inputBits)
+    guard let ring = try? Ring(bits: h.outputBits), (1...24).contains(h.inputBits) else {
+      throw .corruptKey("lookup widths \(h.inputBits)/\(h.outputBits)")
+    }
+    self.inputBits = h.inputBits
+    outputRing = ring
+    point = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
+    signMaskShares = try r.bits(h.count)
+    valueMask = try r.elements(h.count, bits: ring.bits)
+    signFactor = try r.elements(h.count, bits: ring.bits)
+    signedValueMask = try r.elements(h.count, bits: ring.bits)
+    outputMask = try r.elements(h.count, bits: ring.bits)
+    try KeyRecord.finish(r)
+  }
+}

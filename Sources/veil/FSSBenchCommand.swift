@@ -1,0 +1,147 @@
+// `veil bench fss`: AES, DPF and gate throughput on one core, against raw AES measured in the
+// same run; key bytes per gate. Keys are generated for batches larger than the caches, so the
+// evaluation streams them from memory as a real inference would.
+import ArgumentParser
+import CVeilKernels
+import Foundation
+import VeilFSS
+import VeilRing
+
+struct FSSBench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "fss", abstract: "AES PRG, DPF and FSS gate throughput and key sizes.")
+
+  @Option(help: "Keys per DPF batch (large enough to stream from memory).") var batch = 262_144
+  @Option(help: "Minimum seconds per measurement.") var seconds = 0.3
+  @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
+
+  func run() throws {
+    let prg = try TreePRG(runKey: Array("veil bench fss".utf8))
+    var random = try SecureRandom()
+    var rows: [[String: Any]] = []
+    func log(_ row: [String: Any]) {
+      rows.append(row)
+      let rate = (row["per_second"] as? Double) ?? 0
+      let ratio = (row["aes_fraction"] as? Double).map { String(format: "  %.0f%% of raw AES", $0 * 100) } ?? ""
+      printError(String(format: "%-34@ %12.3f M/s%@", row["name"] as? String ?? "", rate / 1e6, ratio))
+    }
+
+    // Raw AES, both kernels: the ceiling every DPF number is compared with.
+    var rawAES: [String: Double] = [:]
+    let blocks = 1 << 14
+    var buffer = random.bytes(16 * blocks)
+    var key = try AESKey(random.bytes(16)).expandedKey
+    for kernel in AESKernel.allCases where kernel.isAvailable {
+      let t = bestTime(minimumSeconds: seconds) {
+        buffer.withUnsafeMutableBufferPointer { b in
+          veil_aes128_encrypt_blocks(kernel.cKernel, &key, b.baseAddress, b.baseAddress, blocks)
+        }
+      }
+      rawAES[kernel.rawValue] = Double(blocks) / t.best
+      log(["name": "aes-raw-\(kernel.rawValue)", "per_second": Double(blocks) / t.best, "unit": "blocks"])
+    }
+    let aesLimit = rawAES[AESKernel.best.rawValue] ?? 1
+
+    // DPF single-point and comparison evaluation, batched over many keys.
+    for bits in [16, 32, 50] {
+      let n = batch
+      let alphas = random.elements(n, bits: bits)
+      let genStart = DispatchTime.now().uptimeNanoseconds
+      let (k0, _, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+      let genSeconds = Double(DispatchTime.now().uptimeNanoseconds - genStart) / 1e9
+      let points = random.elements(n, bits: bits)
+      let depth = Double(max(bits - 7, 0))
+      for lessThan in [false, true] {
+        let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+          _ = try? DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg)
+        }
+        // Calls per key: one per level on the path (plus the left sibling on levels where the
+        // point goes right, for comparisons) and one for the leaf.
+        let calls = lessThan ? depth * 1.5 + 1 : depth + 1
+        let rate = Double(n) / t.best
+        log([
+          "name": "dpf-\(lessThan ? "compare" : "point")-\(bits)", "bits": bits, "per_second": rate, "unit": "evals",
+          "aes_calls_per_second": rate * calls, "aes_fraction": rate * calls / aesLimit,
+          "key_bytes": Double(k0.serialized(party: 0).count) / Double(n), "gen_per_second": Double(n) / genSeconds,
+        ])
+      }
+    }
+
+    // Full-domain evaluation (lookup-table sized domains).
+    for bits in [8, 13] {
+      let n = max(1, batch >> (bits - 7))
+      let (k0, _, _) = try DPF.gen(bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
+      let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) { _ = try? DPF.evalAll(party: 0, keys: k0, prg: prg) }
+      let leavesPerKey = Double(1 << bits)
+      let blocksPerKey = Double(1 << (bits - 7))
+      let calls = Double(n) * (2 * (blocksPerKey - 1) + blocksPerKey)
+      log([
+        "name": "dpf-eval-all-\(bits)", "bits": bits, "per_second": Double(n) * leavesPerKey / t.best, "unit": "leaves",
+        "aes_calls_per_second": calls / t.best, "aes_fraction": calls / t.best / aesLimit,
+      ])
+    }
+
+    // Gates on masked wires at n = 50.
+    let ring = try Ring(bits: 50)
+    let n = batch / 4
+    let masks = random.elements(n, bits: 50)
+    let masked = random.elements(n, bits: 50)
+    let (d0, d1) = try DReLUGate.gen(
+      ring: ring, offsets: [0], inputMasks: masks, outputMasks: random.bits(n), prg: prg, random: &random)
+    var t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+      _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg)
+    }
+    log(["name": "drelu-50", "per_second": Double(n) / t.best, "unit": "comparisons", "key_bytes": keyBytes(d0.serialized(party: 0), d1.count)])
+
+    let (s0, _) = try SelectGate.gen(
+      ring: ring, bitMasks: random.bits(n), valueMasks: masks, outputMasks: masks, random: &random)
+    let bits = random.bits(n)
+    t = bestTime(minimumSeconds: seconds) { _ = try? SelectGate.eval(party: 0, key: s0, maskedBits: bits, maskedValues: masked) }
+    log(["name": "select-50", "per_second": Double(n) / t.best, "unit": "selects", "key_bytes": keyBytes(s0.serialized(party: 0), n)])
+
+    for (name, kind, inBits, shift, outBits) in [
+      ("truncate-reduce-50-12", TruncationKind.reduce, 50, 12, 38), ("truncate-slack-50-12", .slack, 50, 12, 50),
+      ("sign-extend-38-50", .signExtend, 38, 0, 50),
+    ] {
+      let (k0, _) = try TruncationGate.gen(
+        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits, inputMasks: random.elements(n, bits: inBits),
+        outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
+      let x = random.elements(n, bits: inBits)
+      let opened = random.bits(n)
+      let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+        _ = try? TruncationGate.evalBits(party: 0, key: k0, maskedInputs: x, prg: prg)
+        _ = try? TruncationGate.evalOutput(party: 0, key: k0, maskedInputs: x, openedBits: opened)
+      }
+      log(["name": name, "per_second": Double(n) / tt.best, "unit": "truncations", "key_bytes": keyBytes(k0.serialized(party: 0), n)])
+    }
+
+    for inputBits in [8, 13] {
+      let count = max(1, batch >> (inputBits - 5))
+      let table = random.elements(1 << inputBits, bits: 50)
+      let (l0, _) = try LUTGate.gen(
+        inputBits: inputBits, outputRing: ring, inputMasks: random.elements(count, bits: inputBits),
+        outputMasks: random.elements(count, bits: 50), prg: prg, random: &random)
+      let x = random.elements(count, bits: inputBits)
+      let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+        if let r1 = try? LUTGate.evalRound1(party: 0, key: l0, maskedInputs: x, table: table, prg: prg) {
+          _ = try? LUTGate.evalRound2(party: 0, key: l0, opened: r1)
+        }
+      }
+      log([
+        "name": "lut-\(inputBits)-50", "per_second": Double(count) / tt.best, "unit": "lookups",
+        "key_bytes": keyBytes(l0.serialized(party: 0), count),
+      ])
+    }
+
+    if let json {
+      var report = RunInfo.envelope(
+        schema: "veil.bench.fss/1", params: ["batch": batch, "min_seconds": seconds, "threads": 1],
+        kernels: ["aes": AESKernel.best.rawValue])
+      report["fss"] = rows
+      report["aes_blocks_per_second"] = rawAES
+      try writeJSON(report, to: json)
+    }
+  }
+
+  func keyBytes(_ record: [UInt8], _ count: Int) -> Double { Double(record.count) / Double(count) }
+}

@@ -1,0 +1,99 @@
+import Testing
+import VeilRing
+
+@testable import VeilFSS
+
+@Suite struct KeyFormatTests {
+  let prg = try! TreePRG(runKey: Array("key format tests".utf8))
+
+  @Test func everyGateKeyRoundTripsAndStillEvaluates() throws {
+    var random = try SecureRandom()
+    let ring = try Ring(bits: 50)
+    let n = 64
+    let r = random.elements(n, bits: 50)
+    let (d0, d1) = try DReLUGate.gen(
+      ring: ring, offsets: [0, 7], inputMasks: r, outputMasks: random.bits(2 * n), prg: prg, random: &random)
+    #expect(try DReLUKey(record: d0.serialized(party: 0), party: 0) == d0)
+    #expect(try DReLUKey(record: d1.serialized(party: 1), party: 1, inputBits: 50) == d1)
+    let (s0, _) = try SelectGate.gen(
+      ring: ring, bitMasks: random.bits(n), valueMasks: r, outputMasks: r, random: &random)
+    #expect(try SelectKey(record: s0.serialized(party: 0), party: 0) == s0)
+    for kind in TruncationKind.allCases {
+      let (inBits, shift, outBits) = kind == .signExtend ? (38, 0, 50) : kind == .reduce ? (50, 12, 38) : (50, 12, 50)
+      let (t0, _) = try TruncationGate.gen(
+        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits, inputMasks: random.elements(n, bits: inBits),
+        outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
+      #expect(try TruncationKey(record: t0.serialized(party: 0), party: 0) == t0)
+    }
+    for bits in [4, 8, 13] {
+      let (l0, _) = try LUTGate.gen(
+        inputBits: bits, outputRing: ring, inputMasks: random.elements(n, bits: bits),
+        outputMasks: random.elements(n, bits: 50), prg: prg, random: &random)
+      #expect(try LUTKey(record: l0.serialized(party: 0), party: 0) == l0)
+    }
+  }
+
+  @Test(arguments: [5, 7, 8, 16, 32, 50, 64])
+  func dpfRecordSizeMatchesTheFormula(bits: Int) throws {
+    var random = try SecureRandom()
+    let n = 100
+    let (k0, _, _) = try DPF.gen(bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
+    let record = k0.serialized(party: 0)
+    let payload = record.count - KeyRecordHeader.size - 4
+    // (bits − 7)(λ + 2) + 2λ bits per key; the control bits round up to whole bytes per batch.
+    let formulaBytes = Double(n * DPFKeys.keyBits(domainBits: bits)) / 8
+    #expect(Double(payload) >= formulaBytes)
+    #expect(Double(payload) <= formulaBytes + 1)
+    #expect(try DPFKeys(record: record, party: 0) == k0)
+  }
+
+  func sampleRecord() throws -> [UInt8] {
+    var random = try SecureRandom()
+    let (k0, _) = try DReLUGate.gen(
+      ring: try Ring(bits: 37), offsets: [0], inputMasks: random.elements(20, bits: 37), outputMasks: random.bits(20),
+      prg: prg, random: &random)
+    return k0.serialized(party: 0)
+  }
+
+  @Test func everyTruncationIsRefused() throws {
+    let record = try sampleRecord()
+    for length in 0..<record.count {
+      #expect(throws: FSSError.self) { try DReLUKey(record: Array(record.prefix(length)), party: 0) }
+    }
+  }
+
+  @Test func everySingleBitFlipIsRefused() throws {
+    let record = try sampleRecord()
+    for byte in 0..<record.count {
+      for bit in 0..<8 {
+        var corrupt = record
+        corrupt[byte] ^= UInt8(1 << bit)
+        // Never a wrong key: either an error, or (impossible for one flip under CRC32C) equal.
+        #expect(throws: FSSError.self) { try DReLUKey(record: corrupt, party: 0) }
+      }
+    }
+  }
+
+  @Test func wrongKindPartyWidthAndVersionAreRefusedByName() throws {
+    let record = try sampleRecord()
+    #expect(throws: FSSError.wrongKeyKind(expected: "select", found: "DReLU")) {
+      try SelectKey(record: record, party: 0)
+    }
+    #expect(throws: FSSError.wrongParty(expected: 1, found: 0)) { try DReLUKey(record: record, party: 1) }
+    #expect(throws: FSSError.wrongWidth(expected: 50, found: 37)) {
+      try DReLUKey(record: record, party: 0, inputBits: 50)
+    }
+    // Version 2 with a valid checksum: refused as a version mismatch, not as corruption.
+    var future = Array(record.dropLast(4))
+    future[4] = 2
+    let crc = future.withUnsafeBufferPointer { veil_crc32c_swift($0) }
+    withUnsafeBytes(of: crc.littleEndian) { future.append(contentsOf: $0) }
+    #expect(throws: FSSError.unsupportedVersion(2)) { try DReLUKey(record: future, party: 0) }
+  }
+}
+
+import CVeilKernels
+
+func veil_crc32c_swift(_ buffer: UnsafeBufferPointer<UInt8>) -> UInt32 {
+  veil_crc32c(0, buffer.baseAddress, buffer.count)
+}
