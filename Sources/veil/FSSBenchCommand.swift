@@ -55,13 +55,14 @@ struct FSSBench: ParsableCommand {
         let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
           _ = try? DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg)
         }
-        // Calls per key: one per level on the path (plus the left sibling on levels where the
-        // point goes right, for comparisons) and one for the leaf.
-        let calls = lessThan ? depth * 1.5 + 1 : depth + 1
+        // AES calls performed per key: both children on every level (cheaper than compacting
+        // the batch by path bit) and the leaf. The path itself needs depth + 1.
+        let calls = 2 * depth + 1
         let rate = Double(n) / t.best
         log([
           "name": "dpf-\(lessThan ? "compare" : "point")-\(bits)", "bits": bits, "per_second": rate, "unit": "evals",
           "aes_calls_per_second": rate * calls, "aes_fraction": rate * calls / aesLimit,
+          "path_aes_fraction": rate * (depth + 1) / aesLimit,
           "key_bytes": Double(k0.serialized(party: 0).count) / Double(n), "gen_per_second": Double(n) / genSeconds,
         ])
       }
