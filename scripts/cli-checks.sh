@@ -54,33 +54,29 @@ expect_failure "no-truncate" "402 tokens.*256" -- "$veil" embed --model "$model"
 expect_failure "empty text" "empty" -- "$veil" embed --model "$model" --plaintext ""
 expect_failure "missing folder" "/nonexistent/model.*no such file" -- "$veil" embed --model /nonexistent/model --plaintext "hi"
 
-# Corrupt copies of the model folder.
+# Corrupt copies of the model folder. rewrite_header TENSOR FIELD JSON_VALUE copies the real
+# weights with one header field of one tensor replaced.
+rewrite_header() {
+  python3 - "$model/model.safetensors" "$bad/model.safetensors" "$1" "$2" "$3" <<'PY'
+import json, struct, sys
+src, dst, tensor, field, value = sys.argv[1:6]
+data = open(src, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+header[tensor][field] = json.loads(value)
+h = json.dumps(header).encode()
+open(dst, "wb").write(struct.pack("<Q", len(h)) + h + data[8 + n:])
+PY
+}
+
 bad="$work/bad"
 mkdir -p "$bad"
 cp "$model"/config.json "$model"/tokenizer.json "$model"/vocab.txt "$bad"/
 printf 'garbage' >"$bad/model.safetensors"
 expect_failure "corrupt safetensors" "model.safetensors.*malformed" -- "$veil" embed --model "$bad" --plaintext "hi"
-python3 - "$model/model.safetensors" "$bad/model.safetensors" <<'PY'
-import json, struct, sys
-src, dst = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-header = json.loads(data[8:8 + n])
-header["embeddings.LayerNorm.bias"]["dtype"] = "Q4"
-h = json.dumps(header).encode()
-open(dst, "wb").write(struct.pack("<Q", len(h)) + h + data[8 + n:])
-PY
+rewrite_header embeddings.LayerNorm.bias dtype '"Q4"'
 expect_failure "unknown dtype" "model.safetensors.*unknown dtype 'Q4'" -- "$veil" embed --model "$bad" --plaintext "hi"
-python3 - "$model/model.safetensors" "$bad/model.safetensors" <<'PY'
-import json, struct, sys
-src, dst = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-header = json.loads(data[8:8 + n])
-header["encoder.layer.0.output.dense.weight"]["shape"] = [1536, 384]
-h = json.dumps(header).encode()
-open(dst, "wb").write(struct.pack("<Q", len(h)) + h + data[8 + n:])
-PY
+rewrite_header encoder.layer.0.output.dense.weight shape '[1536, 384]'
 expect_failure "wrong shape" "encoder.layer.0.output.dense.weight.*\[1536, 384\].*expected \[384, 1536\]" -- "$veil" embed --model "$bad" --plaintext "hi"
 head -c 1000000 "$model/model.safetensors" >"$bad/model.safetensors"
 expect_failure "truncated safetensors" "model.safetensors.*truncated" -- "$veil" embed --model "$bad" --plaintext "hi"

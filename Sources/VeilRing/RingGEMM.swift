@@ -72,6 +72,22 @@ public enum RingGEMM {
   }
 }
 
+extension RingGEMM {
+  /// The i-j-k triple loop mod 2^n over row-major arrays: the reference every kernel is tested
+  /// against, and the "naive Swift" baseline of `veil bench gemm`.
+  public static func naive(_ a: [UInt64], _ b: [UInt64], m: Int, k: Int, n: Int, mask: UInt64) -> [UInt64] {
+    var c = [UInt64](repeating: 0, count: m * n)
+    for i in 0..<m {
+      for j in 0..<n {
+        var s: UInt64 = 0
+        for p in 0..<k { s &+= a[i * k + p] &* b[p * n + j] }
+        c[i * n + j] = s & mask
+      }
+    }
+    return c
+  }
+}
+
 /// CPU features, for reports (`machine.features` in JSON outputs).
 public enum CPUFeatures {
   public static var names: [String] {

@@ -70,7 +70,7 @@ struct GEMMBench: ParsableCommand {
       record("float64-avx512-fma", bestTime(minimumSeconds: seconds) { _ = try? ta.matmul(tbT, transposeB: true) })
       if !noNaive {
         record("ring-naive-swift", bestTime(minimumSeconds: seconds, maximumRuns: 3) {
-          _ = naiveRing(a.scalars, b.scalars, m: m, k: k, n: n, mask: ring.mask)
+          _ = RingGEMM.naive(a.scalars, b.scalars, m: m, k: k, n: n, mask: ring.mask)
         })
         record("float64-naive-swift", bestTime(minimumSeconds: seconds, maximumRuns: 3) {
           _ = naiveFloat(fa, fb, m: m, k: k, n: n)
@@ -87,19 +87,7 @@ struct GEMMBench: ParsableCommand {
   }
 }
 
-/// The i-j-k triple loop a first implementation would write (the "naive Swift" baseline).
-func naiveRing(_ a: [UInt64], _ b: [UInt64], m: Int, k: Int, n: Int, mask: UInt64) -> [UInt64] {
-  var c = [UInt64](repeating: 0, count: m * n)
-  for i in 0..<m {
-    for j in 0..<n {
-      var s: UInt64 = 0
-      for p in 0..<k { s &+= a[i * k + p] &* b[p * n + j] }
-      c[i * n + j] = s & mask
-    }
-  }
-  return c
-}
-
+/// The float64 i-j-k triple loop (the BLAS-free baseline).
 func naiveFloat(_ a: [Double], _ b: [Double], m: Int, k: Int, n: Int) -> [Double] {
   var c = [Double](repeating: 0, count: m * n)
   for i in 0..<m {
