@@ -11,6 +11,7 @@ let package = Package(
     .library(name: "VeilModels", targets: ["VeilModels"]),
     .library(name: "VeilFSS", targets: ["VeilFSS"]),
     .library(name: "VeilNet", targets: ["VeilNet"]),
+    .library(name: "VeilMPC", targets: ["VeilMPC"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +28,7 @@ let package = Package(
     .target(
       name: "VeilFSS",
       dependencies: ["CVeilKernels", "VeilRing", .product(name: "Crypto", package: "swift-crypto")]),
+    .target(name: "VeilMPC", dependencies: ["VeilRing", "VeilFSS", "VeilModels"]),
     .target(
       name: "VeilNet",
       dependencies: [
@@ -41,13 +43,14 @@ let package = Package(
     .executableTarget(
       name: "veil",
       dependencies: [
-        "VeilRing", "VeilModels", "VeilFSS", "VeilNet",
+        "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels"]),
     .testTarget(name: "VeilFSSTests", dependencies: ["VeilFSS", "VeilRing", "CVeilKernels"]),
     .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing"]),
+    .testTarget(name: "VeilMPCTests", dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS"]),
     .testTarget(
       name: "VeilModelsTests", dependencies: ["VeilModels"],
       resources: [.copy("Data")]
