@@ -106,13 +106,14 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
 }
 
 void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
-                          size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
-                          const uint8_t *leafCW, const uint64_t *points, int lessThan, uint8_t *out) {
-  const size_t bits = depth + 7;
+                          size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
+                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
+                          uint8_t *out) {
+  const size_t bits = depth + 7, end = first + count;
   block s[CHUNK], left[CHUNK], right[CHUNK];
   uint8_t t[CHUNK], acc[CHUNK];
-  for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
-    size_t cn = n - c0 < CHUNK ? n - c0 : CHUNK;
+  for (size_t c0 = first; c0 < end; c0 += CHUNK) {
+    size_t cn = end - c0 < CHUNK ? end - c0 : CHUNK;
     for (size_t j = 0; j < cn; j++) {
       s[j] = loadb(roots + 16 * (c0 + j));
       t[j] = (uint8_t)party;
@@ -248,7 +249,7 @@ void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
 }
 
 void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
-                  const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
+                  size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
                   const uint64_t *xhat, const uint64_t *table, void *workspace, uint64_t *ones, uint64_t *dot) {
   size_t chunk = all_chunk(depth), leaves = (size_t)1 << depth;
   uint64_t domain = leaves << 7, domainMask = domain - 1;
@@ -259,8 +260,8 @@ void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int part
 #if defined(__x86_64__)
   int wide = (veil_cpu_features() & VEIL_CPU_AVX512F) != 0;
 #endif
-  for (size_t c0 = 0; c0 < n; c0 += chunk) {
-    size_t cn = n - c0 < chunk ? n - c0 : chunk;
+  for (size_t c0 = first; c0 < first + count; c0 += chunk) {
+    size_t cn = first + count - c0 < chunk ? first + count - c0 : chunk;
     expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits, tscratch);
     for (size_t j = 0; j < cn; j++) {
       uint64_t x = xhat[c0 + j] & domainMask, count = 0, sum = 0;

@@ -4,6 +4,30 @@
 // bits of left siblings along x's path (Grotto-style comparison with one DPF). Domains of at
 // most 7 bits are secret-shared truth tables (no PRG calls).
 import CVeilKernels
+import Dispatch
+
+/// A heap buffer that threads fill in disjoint ranges; read back once all have finished.
+final class OutputBuffer<Element: BitwiseCopyable>: @unchecked Sendable {
+  // @unchecked: writers touch disjoint ranges, and `array()` runs after they have joined.
+  let base: UnsafeMutablePointer<Element>
+  let count: Int
+
+  init(count: Int, zero: Element) {
+    self.count = count
+    base = .allocate(capacity: Swift.max(count, 1))
+    base.initialize(repeating: zero, count: Swift.max(count, 1))
+  }
+
+  func array() -> [Element] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+  deinit { base.deallocate() }
+}
+
+/// A pointer handed to worker threads that only read through it.
+struct UnsafeSendable<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
+}
 
 /// One party's DPF keys for a batch of points over a domain of `bits` bits.
 public struct DPFKeys: Sendable, Equatable {
@@ -91,21 +115,35 @@ public enum DPF {
     for bit in used..<128 { roots[16 * key + bit / 8] &= ~UInt8(1 << (bit % 8)) }
   }
 
+  /// Splits `count` keys into at most `threads` contiguous ranges and runs `body` on each,
+  /// concurrently when there is more than one (batches below 4096 keys stay on one thread).
+  static func forEachRange(count: Int, threads: Int, _ body: @Sendable (Int, Int) -> Void) {
+    let parts = Swift.max(1, Swift.min(threads, count / 4096))
+    if parts == 1 { return body(0, count) }
+    DispatchQueue.concurrentPerform(iterations: parts) { p in
+      let start = count * p / parts
+      body(start, count * (p + 1) / parts - start)
+    }
+  }
+
   /// This party's bit shares of [x == alpha] (or [alpha < x] when `lessThan`) at one point per key.
   public static func evalPoints(
-    party: Int, keys: DPFKeys, points: [UInt64], lessThan: Bool, prg: TreePRG
+    party: Int, keys: DPFKeys, points: [UInt64], lessThan: Bool, prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> [UInt8] {
     guard points.count == keys.count else { throw .countMismatch(expected: keys.count, found: points.count) }
     let mask = domainMask(keys.bits)
     let xs = points.map { $0 & mask }
-    var out = [UInt8](repeating: 0, count: keys.count)
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
+    let out = OutputBuffer<UInt8>(count: keys.count, zero: 0)
     prg.withKeys { k in
-      veil_dpf_eval_points(
-        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
-        xs, lessThan ? 1 : 0, &out)
+      let kp = UnsafeSendable(k)
+      forEachRange(count: keys.count, threads: threads) { first, count in
+        veil_dpf_eval_points(
+          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count, keys.roots, keys.cwSeeds,
+          keys.cwBits, leaf, xs, lessThan ? 1 : 0, out.base)
+      }
     }
-    return out
+    return out.array()
   }
 
   /// This party's bit shares of the whole domain, 2^bits bits per key packed little-endian
@@ -127,7 +165,7 @@ public enum DPF {
   /// Fused full-domain evaluation and rotated-table dot product (lookup tables): per key,
   /// (Σ_y t(y), Σ_y t(y)·table[(xhat − y) mod 2^bits]) with t this party's bit at y.
   static func lookup(
-    party: Int, keys: DPFKeys, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG
+    party: Int, keys: DPFKeys, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> (ones: [UInt64], dot: [UInt64]) {
     guard maskedInputs.count == keys.count else {
       throw .countMismatch(expected: keys.count, found: maskedInputs.count)
@@ -141,15 +179,18 @@ public enum DPF {
     let fullTable = domainBits == keys.bits ? table : (0..<(1 << domainBits)).map { table[$0 % table.count] }
     let mask = domainMask(keys.bits)
     let xs = maskedInputs.map { $0 & mask }
-    var ones = [UInt64](repeating: 0, count: keys.count)
-    var dot = [UInt64](repeating: 0, count: keys.count)
-    var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+    let ones = OutputBuffer<UInt64>(count: keys.count, zero: 0)
+    let dot = OutputBuffer<UInt64>(count: keys.count, zero: 0)
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
     prg.withKeys { k in
-      veil_dpf_lut(
-        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
-        xs, fullTable, &workspace, &ones, &dot)
+      let kp = UnsafeSendable(k)
+      forEachRange(count: keys.count, threads: threads) { first, count in
+        var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+        veil_dpf_lut(
+          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count, keys.roots, keys.cwSeeds,
+          keys.cwBits, leaf, xs, fullTable, &workspace, ones.base, dot.base)
+      }
     }
-    return (ones, dot)
+    return (ones.array(), dot.array())
   }
 }

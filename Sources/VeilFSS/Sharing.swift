@@ -41,8 +41,10 @@ struct MaskCompare {
   }
 
   /// Party: its share of [x < alpha] ⊕ wrapCorrection (the dealer's bit completes it).
-  static func eval(party: Int, keys: DPFKeys, points: [UInt64], prg: TreePRG) throws(FSSError) -> [UInt8] {
-    let above = try DPF.evalPoints(party: party, keys: keys, points: points, lessThan: true, prg: prg)
+  static func eval(party: Int, keys: DPFKeys, points: [UInt64], prg: TreePRG, threads: Int = 1) throws(FSSError)
+    -> [UInt8]
+  {
+    let above = try DPF.evalPoints(party: party, keys: keys, points: points, lessThan: true, prg: prg, threads: threads)
     return party == 0 ? above.map { $0 ^ 1 } : above
   }
 }

@@ -13,6 +13,7 @@ struct FSSBench: ParsableCommand {
 
   @Option(help: "Keys per DPF batch (large enough to stream from memory).") var batch = 262_144
   @Option(help: "Minimum seconds per measurement.") var seconds = 0.3
+  @Option(help: "Threads per evaluation (1 = one core, as when both parties share the machine).") var threads = 1
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() throws {
@@ -53,7 +54,7 @@ struct FSSBench: ParsableCommand {
       let depth = Double(max(bits - 7, 0))
       for lessThan in [false, true] {
         let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-          _ = try? DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg)
+          _ = try? DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg, threads: threads)
         }
         // AES calls performed per key: both children on every level (cheaper than compacting
         // the batch by path bit) and the leaf. The path itself needs depth + 1.
@@ -90,7 +91,7 @@ struct FSSBench: ParsableCommand {
     let (d0, d1) = try DReLUGate.gen(
       ring: ring, offsets: [0], inputMasks: masks, outputMasks: random.bits(n), prg: prg, random: &random)
     var t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-      _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg)
+      _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg, threads: threads)
     }
     log(["name": "drelu-50", "per_second": Double(n) / t.best, "unit": "comparisons", "key_bytes": keyBytes(d0.serialized(party: 0), d1.count)])
 
@@ -110,7 +111,7 @@ struct FSSBench: ParsableCommand {
       let x = random.elements(n, bits: inBits)
       let opened = random.bits(n)
       let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-        _ = try? TruncationGate.evalBits(party: 0, key: k0, maskedInputs: x, prg: prg)
+        _ = try? TruncationGate.evalBits(party: 0, key: k0, maskedInputs: x, prg: prg, threads: threads)
         _ = try? TruncationGate.evalOutput(party: 0, key: k0, maskedInputs: x, openedBits: opened)
       }
       log(["name": name, "per_second": Double(n) / tt.best, "unit": "truncations", "key_bytes": keyBytes(k0.serialized(party: 0), n)])
@@ -124,7 +125,7 @@ struct FSSBench: ParsableCommand {
         outputMasks: random.elements(count, bits: 50), prg: prg, random: &random)
       let x = random.elements(count, bits: inputBits)
       let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-        if let r1 = try? LUTGate.evalRound1(party: 0, key: l0, maskedInputs: x, table: table, prg: prg) {
+        if let r1 = try? LUTGate.evalRound1(party: 0, key: l0, maskedInputs: x, table: table, prg: prg, threads: threads) {
           _ = try? LUTGate.evalRound2(party: 0, key: l0, opened: r1)
         }
       }
@@ -136,7 +137,7 @@ struct FSSBench: ParsableCommand {
 
     if let json {
       var report = RunInfo.envelope(
-        schema: "veil.bench.fss/1", params: ["batch": batch, "min_seconds": seconds, "threads": 1],
+        schema: "veil.bench.fss/1", params: ["batch": batch, "min_seconds": seconds, "threads": threads],
         kernels: ["aes": AESKernel.best.rawValue])
       report["fss"] = rows
       report["aes_blocks_per_second"] = rawAES

@@ -116,4 +116,22 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     let share = all.reduce(0) { $0 + $1.nonzeroBitCount }
     #expect(abs(share - 32768) < 1500)
   }
+
+  @Test func threadedEvaluationEqualsSingleThreaded() throws {
+    var random = try SecureRandom()
+    let n = 20_000
+    let (k0, _, _) = try DPF.gen(bits: 20, alphas: random.elements(n, bits: 20), prg: prg, random: &random)
+    let xs = random.elements(n, bits: 20)
+    for lessThan in [false, true] {
+      #expect(
+        try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg, threads: 2)
+          == (try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg)))
+    }
+    let (l0, _, _) = try DPF.gen(bits: 8, alphas: random.elements(n, bits: 8), prg: prg, random: &random)
+    let table = random.elements(256, bits: 64)
+    let x8 = random.elements(n, bits: 8)
+    let one = try DPF.lookup(party: 0, keys: l0, maskedInputs: x8, table: table, prg: prg)
+    let two = try DPF.lookup(party: 0, keys: l0, maskedInputs: x8, table: table, prg: prg, threads: 2)
+    #expect(one.ones == two.ones && one.dot == two.dot)
+  }
 }

@@ -115,11 +115,13 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
                   const uint64_t *alphas, uint8_t *roots0, uint8_t *roots1, uint8_t *cwSeeds,
                   uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits);
 
-/// Party: for each key i, out[i] = share of [points[i] == alpha_i] (lessThan = 0) or of
-/// [alpha_i < points[i]] (lessThan = 1); shares are bits whose XOR over the parties is the value.
+/// Party: for each key i in [first, first + count) of the batch of n, out[i] = share of
+/// [points[i] == alpha_i] (lessThan = 0) or of [alpha_i < points[i]] (lessThan = 1); shares are
+/// bits whose XOR over the parties is the value. Disjoint ranges may run on separate threads.
 void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
-                          size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
-                          const uint8_t *leafCW, const uint64_t *points, int lessThan, uint8_t *out);
+                          size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
+                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
+                          uint8_t *out);
 
 /// Bytes of scratch memory that veil_dpf_eval_all and veil_dpf_lut need for `depth`.
 size_t veil_dpf_workspace_size(size_t depth);
@@ -130,12 +132,13 @@ void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
                        size_t n, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
                        const uint8_t *leafCW, void *workspace, uint8_t *out);
 
-/// Party: fused full-domain evaluation and table dot product for lookup tables. For key i with
+/// Party: fused full-domain evaluation and table dot product for lookup tables, for the keys in
+/// [first, first + count) (each thread needs its own workspace). For key i with
 /// public masked input xhat[i] (< 2^(depth+7)) and table T of 2^(depth+7) entries:
 /// ones[i] = Σ_y t(y) and dot[i] = Σ_y t(y) · T[(xhat[i] − y) mod 2^(depth+7)] (mod 2^64),
 /// where t(y) is this party's output bit at y.
 void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
-                  const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
+                  size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
                   const uint64_t *xhat, const uint64_t *table, void *workspace, uint64_t *ones,
                   uint64_t *dot);
 

@@ -45,9 +45,9 @@ public enum DReLUGate {
   }
 
   /// Party: XOR shares of the masked output bits, element-major (e · offsets + i).
-  public static func eval(party: Int, key: DReLUKey, maskedInputs: [UInt64], prg: TreePRG) throws(FSSError)
-    -> [UInt8]
-  {
+  public static func eval(
+    party: Int, key: DReLUKey, maskedInputs: [UInt64], prg: TreePRG, threads: Int = 1
+  ) throws(FSSError) -> [UInt8] {
     guard maskedInputs.count == key.count else { throw .countMismatch(expected: key.count, found: maskedInputs.count) }
     let ring = key.ring
     let lowMask = ringMask(ring.bits - 1)
@@ -56,7 +56,8 @@ public enum DReLUGate {
     for (i, c) in key.offsets.enumerated() {
       let shifted = maskedInputs.map { ring.sub($0, c) }
       // One DPF key serves every offset: evaluate it at each offset's point.
-      let below = try MaskCompare.eval(party: party, keys: key.compare, points: shifted.map { $0 & lowMask }, prg: prg)
+      let below = try MaskCompare.eval(
+        party: party, keys: key.compare, points: shifted.map { $0 & lowMask }, prg: prg, threads: threads)
       for e in 0..<key.count {
         let publicPart: UInt8 = party == 0 ? UInt8(ring.msb(shifted[e])) : 0
         out[e * k + i] = publicPart ^ below[e] ^ key.maskShares[e * k + i]

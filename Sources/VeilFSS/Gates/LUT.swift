@@ -63,9 +63,10 @@ public enum LUTGate {
 
   /// Party, round 1: shares of the masked sign bit (XOR) and the masked signed value (additive).
   public static func evalRound1(
-    party: Int, key: LUTKey, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG
+    party: Int, key: LUTKey, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> LUTRound1 {
-    let (ones, dot) = try DPF.lookup(party: party, keys: key.point, maskedInputs: maskedInputs, table: table, prg: prg)
+    let (ones, dot) = try DPF.lookup(
+      party: party, keys: key.point, maskedInputs: maskedInputs, table: table, prg: prg, threads: threads)
     let mask = key.outputRing.mask
     var round = LUTRound1(signBits: [UInt8](repeating: 0, count: key.count), values: [UInt64](repeating: 0, count: key.count))
     for e in 0..<key.count {

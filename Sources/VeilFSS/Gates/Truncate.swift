@@ -105,16 +105,16 @@ public enum TruncationGate {
   }
 
   /// Party, round 1: XOR shares of the masked comparison bits, to be opened.
-  public static func evalBits(party: Int, key: TruncationKey, maskedInputs: [UInt64], prg: TreePRG) throws(FSSError)
-    -> [UInt8]
-  {
+  public static func evalBits(
+    party: Int, key: TruncationKey, maskedInputs: [UInt64], prg: TreePRG, threads: Int = 1
+  ) throws(FSSError) -> [UInt8] {
     guard maskedInputs.count == key.count else { throw .countMismatch(expected: key.count, found: maskedInputs.count) }
     let n = key.inputBits
     let offset = offset(kind: key.kind, inputBits: n)
     let lowMask = ringMask(compareBits(kind: key.kind, inputBits: n, shift: key.shift))
     let inMask = ringMask(n)
     let points = maskedInputs.map { (($0 &+ offset) & inMask) & lowMask }
-    let below = try MaskCompare.eval(party: party, keys: key.compare, points: points, prg: prg)
+    let below = try MaskCompare.eval(party: party, keys: key.compare, points: points, prg: prg, threads: threads)
     return zip(below, key.bitMaskShares).map { $0 ^ $1 }
   }
 
