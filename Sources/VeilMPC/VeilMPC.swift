@@ -1,1 +1,36 @@
-// VeilMPC owns the engines (fixed point in the clear, dealer, party) and the recipes.
+// VeilMPC owns the engines and the recipes (DESIGN.md §4, §9): the gate back-end protocol a
+// recipe is written over (`GateBackend`), SIGMA's recipe (`SigmaRecipe`: GeLU, softmax,
+// LayerNorm, reciprocal and rsqrt by lookup tables, exact truncations), the engine that runs a
+// model graph with that recipe over any back end (`SigmaEngine`), and the fixed-point
+// in-the-clear back end (`ClearBackend`) with its value-range statistics. The dealer and party
+// back ends implement the same protocol, so they compute bit for bit what the clear one does.
+import VeilModels
+
+/// Errors of the engines and recipes. Each case names the gate (op site and gate label) or the
+/// weight it concerns.
+public enum MPCError: Error, Equatable, CustomStringConvertible {
+  /// A weight does not fit the ring at the run's scale.
+  case weightOutOfRange(weight: String, value: Double, format: String)
+  /// The graph asked for a weight the back end does not hold.
+  case unknownWeight(String)
+  /// Operands of a gate disagree in ring width or scale, or a gate cannot take this format.
+  case formatMismatch(GateSite, String)
+  /// Operands of a gate have shapes it cannot take.
+  case badShape(GateSite, [Int], String)
+  /// Recipe or back-end parameters that cannot work together.
+  case invalidParameters(String)
+  /// The back end needs the token ids and the input hides them.
+  case missingTokenIds(GateSite)
+
+  public var description: String {
+    switch self {
+    case .weightOutOfRange(let weight, let value, let format):
+      return "weight '\(weight)' has the value \(value), outside the range of \(format)"
+    case .unknownWeight(let name): return "no weight named '\(name)'"
+    case .formatMismatch(let site, let why): return "\(site): \(why)"
+    case .badShape(let site, let shape, let why): return "\(site): shape \(shape): \(why)"
+    case .invalidParameters(let why): return "invalid recipe parameters: \(why)"
+    case .missingTokenIds(let site): return "\(site): this back end needs the token ids"
+    }
+  }
+}
