@@ -1,6 +1,7 @@
 // `veil embed`: sentence embeddings of texts with a real model.
 import ArgumentParser
 import Foundation
+import VeilMPC
 import VeilModels
 
 struct Embed: AsyncParsableCommand {
@@ -8,12 +9,16 @@ struct Embed: AsyncParsableCommand {
     abstract: "Sentence embeddings of texts.",
     discussion: """
       Texts longer than the model's limit are truncated with a warning (an error with \
-      --no-truncate). --plaintext runs the Float64 reference engine in the clear; the secure \
-      engines arrive with the secure BERT work.
+      --no-truncate). --plaintext runs the Float64 reference engine in the clear; --fixed-point \
+      runs SIGMA's recipe on plain integers mod 2^n (exactly what the secure run computes) and \
+      reports its cosine to the Float64 result. The secure engines arrive with the secure BERT work.
       """)
 
   @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
   @Flag(help: "Run the Float64 reference engine in the clear.") var plaintext = false
+  @Flag(help: "Run SIGMA's fixed-point recipe in the clear and compare it with Float64.") var fixedPoint = false
+  @Option(help: "Ring width n for --fixed-point.") var ringBits = 50
+  @Option(help: "Fractional bits f for --fixed-point.") var fractionalBits = 12
   @Flag(help: "Print JSON to stdout.") var json = false
   @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.") var noTruncate = false
   @Argument(help: "Texts to embed.") var texts: [String]
@@ -23,8 +28,9 @@ struct Embed: AsyncParsableCommand {
   }
 
   func run() async throws {
-    guard plaintext else {
-      throw ValidationError("secure inference is not available yet: pass --plaintext for the reference engine")
+    guard plaintext || fixedPoint else {
+      throw ValidationError(
+        "secure inference is not available yet: pass --plaintext (Float64) or --fixed-point (SIGMA recipe in the clear)")
     }
     let embedder = try SentenceEmbedder(modelDirectory: model)
     let tokenized = try texts.enumerated().map { index, text in
@@ -42,14 +48,34 @@ struct Embed: AsyncParsableCommand {
       embeddings.append(try await embedder.embed(tokens, weights: weights))
     }
     let seconds = Date().timeIntervalSince(start)
+    var fixed: [[Double]] = []
+    var fixedSeconds = 0.0
+    var violations = 0
+    if fixedPoint {
+      let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
+      let engine = try FixedPointEngine(weights: weights, parameters: parameters)
+      let fixedStart = Date()
+      for tokens in tokenized { fixed.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids)) }
+      fixedSeconds = Date().timeIntervalSince(fixedStart)
+      violations = engine.statistics.totalViolations
+    }
+    let cosines = zip(fixed, embeddings).map { cosineSimilarity($0, $1) }
     if json {
       var report = RunInfo.envelope(
         schema: "veil.embed/1",
-        params: ["engine": "float64", "tokens": tokenized.map { $0.ids.count }],
+        params: [
+          "engine": fixedPoint ? "fixed-point-sigma" : "float64", "tokens": tokenized.map { $0.ids.count },
+          "ring_bits": ringBits, "fractional_bits": fractionalBits,
+        ],
         kernels: [:])
       report["model"] = (model as NSString).lastPathComponent
-      report["embeddings"] = embeddings
-      report["seconds"] = seconds
+      report["embeddings"] = fixedPoint ? fixed : embeddings
+      report["seconds"] = fixedPoint ? fixedSeconds : seconds
+      if fixedPoint {
+        report["plaintext"] = embeddings
+        report["cosine"] = cosines
+        report["range_violations"] = violations
+      }
       try writeJSON(report, to: "-")
     } else {
       for (text, vector) in zip(texts, embeddings) {
@@ -60,6 +86,13 @@ struct Embed: AsyncParsableCommand {
         print(String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(embeddings[0], embeddings[1])))
       }
       print(String(format: "plaintext Float64 engine, %.3f s", seconds))
+      if fixedPoint {
+        let worst = cosines.min() ?? 1
+        print(
+          String(
+            format: "SIGMA fixed point (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
+            ringBits, fractionalBits, fixedSeconds, worst, violations))
+      }
     }
   }
 }
