@@ -45,6 +45,16 @@ assert len(r["embeddings"]) == 2 and all(len(e) == 384 for e in r["embeddings"])
 assert all(k in r for k in ("schema", "commit", "date", "machine", "params"))
 ' "$work/good.json"
 
+# SIGMA's fixed-point recipe in the clear stays within cosine 0.999 of Float64, without range violations.
+"$veil" embed --model "$model" --fixed-point --json "Secret shares hide the text." "Ünïcödé, numbers 3.14 and emoji 🎉!" >"$work/fixed.json" 2>"$work/err"
+check "embed --fixed-point --json" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["cosine"]) == 2 and min(r["cosine"]) >= 0.999, r["cosine"]
+assert r["range_violations"] == 0 and r["params"]["ring_bits"] == 50
+assert all(len(e) == 384 for e in r["embeddings"] + r["plaintext"])
+' "$work/fixed.json"
+
 # A long text is truncated with a warning; with --no-truncate it is refused.
 long="$(python3 -c 'print(" ".join(["word"] * 400))')"
 "$veil" embed --model "$model" --plaintext --json "$long" >"$work/long.json" 2>"$work/err"
