@@ -32,6 +32,7 @@ public enum PartyRole: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
     self = role
   }
 
+  /// The role's name.
   public var description: String { name }
 }
 

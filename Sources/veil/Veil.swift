@@ -8,7 +8,7 @@ struct Veil: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "veil",
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
-    subcommands: [Embed.self, Bench.self])
+    subcommands: [Embed.self, Bench.self, Certs.self])
 }
 
 /// Writes a line to standard error (progress, warnings, errors).
