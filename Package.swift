@@ -47,12 +47,14 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
-    .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels"]),
+    .target(name: "VeilTestSupport", dependencies: ["VeilModels", "VeilRing"], path: "Tests/VeilTestSupport"),
+    .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels", "VeilTestSupport"]),
     .testTarget(name: "VeilFSSTests", dependencies: ["VeilFSS", "VeilRing", "CVeilKernels"]),
-    .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing"]),
-    .testTarget(name: "VeilMPCTests", dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS"]),
+    .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing", "VeilTestSupport"]),
     .testTarget(
-      name: "VeilModelsTests", dependencies: ["VeilModels"],
+      name: "VeilMPCTests", dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS", "VeilTestSupport"]),
+    .testTarget(
+      name: "VeilModelsTests", dependencies: ["VeilModels", "VeilTestSupport"],
       resources: [.copy("Data")]
     ),
   ],

@@ -9,4 +9,6 @@ export VEIL_MODEL_DIR
 export VEIL_REQUIRE_MODEL=1
 swift build -c release --product veil
 bash scripts/cli-checks.sh .build/release/veil "$VEIL_MODEL_DIR"
-swift test -c release
+# Serially: the transport fault tests measure time-outs, and must not share the 2 cores with
+# the heavy model tests.
+swift test -c release --no-parallel

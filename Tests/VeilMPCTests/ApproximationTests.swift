@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilTestSupport
 import VeilFSS
 import VeilModels
 import VeilRing
@@ -45,7 +46,7 @@ import VeilRing
 
   @Test func softmaxRowsOfEveryLengthWithMaskedKeys() async throws {
     let recipe = try makeRecipe()
-    var rng = SeededGenerator(seed: 11)
+    var rng = SplitMix64(seed: 11)
     var worst = 0.0
     var worstSum = 0.0
     var worstRawSum = 0.0
@@ -82,7 +83,7 @@ import VeilRing
 
   @Test func causalSoftmaxMatchesTheLowerTriangle() async throws {
     let recipe = try makeRecipe()
-    var rng = SeededGenerator(seed: 12)
+    var rng = SplitMix64(seed: 12)
     let (heads, t) = (2, 9)
     let logits = (0..<(heads * t * t)).map { _ in Double.random(in: -8...8, using: &rng) }
     let x = try encode(logits, shape: [heads, t, t])
@@ -103,7 +104,7 @@ import VeilRing
 
   @Test func layerNormOnRandomRowsAndAConstantRow() async throws {
     let d = 384
-    var rng = SeededGenerator(seed: 21)
+    var rng = SplitMix64(seed: 21)
     let gamma = (0..<d).map { _ in Double.random(in: 0.5...1.5, using: &rng) }
     let beta = (0..<d).map { _ in Double.random(in: -0.5...0.5, using: &rng) }
     let recipe = try makeRecipe(
@@ -141,7 +142,7 @@ import VeilRing
   func rsqrtIsWithinItsMantissaPrecision(bits n: Int) async throws {
     let recipe = try makeRecipe(SigmaParameters(ringBits: n))
     var values: [Int64] = [1, 2, 3, 127, 128, 129, 255, 256, 4095, 4096, 1 << 20, (1 << 24) + 12345]
-    var rng = SeededGenerator(seed: 5)
+    var rng = SplitMix64(seed: 5)
     let top = Int64(1) << Int64(n - 2)
     for _ in 0..<500 {
       let exponent = Int64.random(in: 0..<Int64(n - 2), using: &rng)
@@ -180,7 +181,7 @@ import VeilRing
 
   @Test func rowMaxOfAnyWidth() async throws {
     let recipe = try makeRecipe()
-    var rng = SeededGenerator(seed: 9)
+    var rng = SplitMix64(seed: 9)
     for width in [1, 2, 3, 5, 8, 13, 33, 100] {
       let values = (0..<(3 * width)).map { _ in Double.random(in: -50...50, using: &rng) }
       let x = try encode(values, shape: [3, width])
@@ -191,7 +192,7 @@ import VeilRing
 
   @Test func l2NormalizeGivesUnitVectors() async throws {
     let recipe = try makeRecipe()
-    var rng = SeededGenerator(seed: 31)
+    var rng = SplitMix64(seed: 31)
     let rows = [
       (0..<384).map { _ in 0.1 * rng.normal() }, (0..<384).map { _ in 5 * rng.normal() },
       [Double](repeating: 0, count: 384),

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilTestSupport
 import VeilFSS
 import VeilModels
 import VeilRing

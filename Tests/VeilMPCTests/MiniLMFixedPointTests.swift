@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilTestSupport
 import VeilFSS
 import VeilModels
 import VeilRing
@@ -11,7 +12,7 @@ import VeilRing
 /// sentence) that the secure run must meet, since it equals this engine bit for bit.
 @Suite(.serialized) struct MiniLMFixedPointTests {
   /// Every case in release builds; the short ones in debug builds (10–50× slower).
-  func selectedCases(debugLimit: Int = 16) throws -> [MiniLM.Case] {
+  func selectedCases(debugLimit: Int = 16) throws -> [ReferenceEmbeddings.Case] {
     let cases = try MiniLM.cases()
     return isDebugBuild ? cases.filter { $0.ids.count <= debugLimit } : cases
   }

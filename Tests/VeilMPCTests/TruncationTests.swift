@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeilTestSupport
 import VeilFSS
 import VeilModels
 import VeilRing
@@ -11,7 +12,7 @@ import VeilRing
 @Suite struct TruncationTests {
   /// Random signed n-bit values plus the edges: 0, ±1, ±2^(n−2) ± 1, −2^(n−1), 2^(n−1) − 1.
   func samples(bits n: Int, count: Int, seed: UInt64) -> [Int64] {
-    var rng = SeededGenerator(seed: seed)
+    var rng = SplitMix64(seed: seed)
     let half = n == 64 ? Int64.max : (Int64(1) << Int64(n - 1)) - 1
     let quarter = Int64(1) << Int64(n - 2)
     var values: [Int64] = [0, 1, -1, quarter - 1, -quarter, -quarter + 1, quarter, half, -half - 1]
@@ -69,7 +70,7 @@ import VeilRing
   /// The recipe's product truncation: round half up by default, the floor without it, the
   /// same integers with TrWithSlack and with TrFloor.
   @Test func productTruncationRoundsOrFloors() async throws {
-    var rng = SeededGenerator(seed: 3)
+    var rng = SplitMix64(seed: 3)
     let values =
       (0..<3000).map { _ in Int64.random(in: -(1 << 40)...(1 << 40), using: &rng) } + [-2048, -2049, 2047, 2048]
     let x = try FixedTensor(format: WireFormat(bits: 50, scale: 24), shape: [values.count], values: values)
@@ -88,7 +89,7 @@ import VeilRing
   @Test(arguments: [37, 50, 64])
   func divisionByAPublicIntegerIsWithinOneUnit(bits n: Int) async throws {
     let recipe = try makeRecipe(SigmaParameters(ringBits: n))
-    var rng = SeededGenerator(seed: UInt64(n))
+    var rng = SplitMix64(seed: UInt64(n))
     let limit = (Int64(1) << Int64(min(n - 13, 30))) - 1
     let edges: [Int64] = [0, 1, -1, 383, 384, -384, limit, -limit, 384 * 29_000, -384 * 12_345]
     let values = (0..<2000).map { _ in Int64.random(in: -limit...limit, using: &rng) } + edges

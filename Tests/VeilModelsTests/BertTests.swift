@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VeilRing
+import VeilTestSupport
 
 @testable import VeilModels
 
@@ -18,11 +19,7 @@ import VeilRing
 
   @Test func paddingDoesNotChangeTheEmbedding() async throws {
     let config = TinyBertFixture.config()
-    let weights = Float64Weights(
-      tensors: Dictionary(
-        uniqueKeysWithValues: TinyBertFixture.weights(config).map { name, shape, values in
-          (WeightID(name), try! Tensor(shape: shape, scalars: values.map(Double.init)))
-        }))
+    let weights = TinyBert.weights(config)
     let bert = BertModel(config: config)
     let engine = Float64Engine(weights: weights)
     let ids = [2, 5, 6, 7, 3]
@@ -115,17 +112,10 @@ import VeilRing
 
 /// The real all-MiniLM-L6-v2 against float64 references computed by scripts/reference.
 @Suite(.serialized) struct MiniLMReferenceTests {
-  struct Case: Decodable {
-    let text: String
-    let ids: [Int]
-    let embedding: [Double]
-  }
-
   @Test(.enabled(if: TestModel.shouldRun))
   func plaintextEmbeddingsMatchTheFloat64Reference() async throws {
     let directory = TestModel.directory()
-    let url = try #require(Bundle.module.url(forResource: "embedding_cases", withExtension: "json", subdirectory: "Data"))
-    let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+    let cases = try ReferenceEmbeddings.cases()
     #expect(cases.count >= 20)
     let embedder = try SentenceEmbedder(modelDirectory: directory)
     let weights = try embedder.float64Weights()

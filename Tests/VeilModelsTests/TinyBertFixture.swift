@@ -1,5 +1,6 @@
 import Foundation
 import VeilRing
+import VeilTestSupport
 
 @testable import VeilModels
 
@@ -8,26 +9,11 @@ import VeilRing
 enum TinyBertFixture {
   static let vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", ".", "##s", "a", "dog"]
 
-  static func config(layers: Int = 2, hidden: Int = 32, heads: Int = 4) -> ModelConfig {
-    ModelConfig(
-      architecture: .bert, vocabularySize: vocabulary.count, hiddenSize: hidden, layers: layers, heads: heads,
-      intermediateSize: 4 * hidden, maxPositions: 16, typeVocabularySize: 2, normEpsilon: 1e-12)
-  }
+  static func config() -> ModelConfig { TinyBert.config(vocabularySize: vocabulary.count, maxPositions: 16) }
 
-  /// Random weights for `config`, drawn so activations stay in a realistic range.
+  /// The shared tiny-BERT weights as F32 tensors.
   static func weights(_ config: ModelConfig, seed: UInt64 = 1) -> [(String, [Int], [Float])] {
-    var rng = SeededGenerator(seed: seed)
-    return BertModel(config: config).expectedWeights.map { id, shape in
-      let count = shape.reduce(1, *)
-      let values: [Float]
-      if id.name.hasSuffix("LayerNorm.weight") {
-        values = (0..<count).map { _ in Float.random(in: 0.8...1.2, using: &rng) }
-      } else {
-        let scale: Float = shape.count == 2 ? 1 / Float(shape[1]).squareRoot() : 0.1
-        values = (0..<count).map { _ in Float.random(in: -scale...scale, using: &rng) * 1.7 }
-      }
-      return (id.name, shape, values)
-    }
+    TinyBert.weightTensors(config, seed: seed).map { ($0.0, $0.1, $0.2.map(Float.init)) }
   }
 
   /// Serialises tensors as safetensors (F32, or another dtype name for corrupt variants).
@@ -61,18 +47,5 @@ enum TinyBertFixture {
     let bytes = safetensors(tensors ?? weights(config), dtypeOverride: dtypeOverride)
     try Data(bytes).write(to: dir.appendingPathComponent("model.safetensors"))
     return dir.path
-  }
-}
-
-/// Deterministic generator for test data (not for anything secret).
-struct SeededGenerator: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }

@@ -1,46 +1,11 @@
 // WordPieceTests own the tests of the BERT WordPiece tokenizer: the reference cases produced
 // by Hugging Face `tokenizers` on all-MiniLM-L6-v2 (Data/tokenizer_cases.json), and unit tests
-// on tiny hand-made vocabularies. `TestModel` (where tests find the reference model) lives
-// here too and can be shared by other model tests.
+// on tiny hand-made vocabularies.
 import Foundation
 import Testing
+import VeilTestSupport
 
 @testable import VeilModels
-
-/// Where tests find the reference model, and whether a test that needs it should run.
-///
-/// The folder is `$VEIL_MODEL_DIR`, else `${VEIL_CACHE:-$HOME/.cache/veil}/models/all-MiniLM-L6-v2`
-/// (what `scripts/fetch-model.sh minilm` fills). Without it, model tests are skipped, unless
-/// `VEIL_REQUIRE_MODEL=1` (as CI sets), when they run and fail.
-enum TestModel {
-  /// The model the tests use by default.
-  static let defaultName = "all-MiniLM-L6-v2"
-
-  private static var environment: [String: String] { ProcessInfo.processInfo.environment }
-
-  /// Whether a missing model must fail the tests rather than skip them.
-  static var isRequired: Bool { environment["VEIL_REQUIRE_MODEL"] == "1" }
-
-  /// The model folder the tests should use (which may not exist).
-  static func directory() -> String {
-    if let explicit = environment["VEIL_MODEL_DIR"], !explicit.isEmpty { return explicit }
-    let cache =
-      environment["VEIL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
-      ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/veil")
-    return ((cache as NSString).appendingPathComponent("models") as NSString)
-      .appendingPathComponent(defaultName)
-  }
-
-  /// Whether the model folder is there (it has a config.json).
-  static var isPresent: Bool {
-    FileManager.default.fileExists(
-      atPath: (directory() as NSString).appendingPathComponent("config.json"))
-  }
-
-  /// Use as `@Test(.enabled(if: TestModel.shouldRun))`: run when the model is present, or when
-  /// it is required (so that its absence fails).
-  static var shouldRun: Bool { isPresent || isRequired }
-}
 
 /// A temporary model folder holding a small tokenizer, removed by `remove()`.
 private struct TemporaryTokenizerFolder {

@@ -1,6 +1,7 @@
 // Bit packing of ring elements: exact round trips at every width 1…64 and odd counts, the
 // documented little-endian layout, and masking of stray high bits.
 import Testing
+import VeilTestSupport
 @testable import VeilNet
 
 @Suite struct BitPackingTests {

@@ -2,6 +2,7 @@
 // directions at once, counters that equal what was sent, the round rule, ring tensors, and
 // clean ends (goodbye, close, idle timeout).
 import Testing
+import VeilTestSupport
 import VeilRing
 @testable import VeilNet
 

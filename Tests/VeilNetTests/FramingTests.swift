@@ -1,6 +1,7 @@
 // The frame decoder: valid streams in any split, each kind of fault with its own error, and a
 // property test that feeds it ≥ 100 000 random and mutated inputs without a crash.
 import Testing
+import VeilTestSupport
 @testable import VeilNet
 
 /// A valid stream: hello, the messages chunked at `chunk` bytes, optionally goodbye.

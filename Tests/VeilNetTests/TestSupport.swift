@@ -2,20 +2,8 @@
 // that stays quick in debug builds, a test PKI, and connected pairs for each transport.
 import Foundation
 import Testing
+import VeilTestSupport
 @testable import VeilNet
-
-/// SplitMix64: deterministic, fast, good enough to fill test messages.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
 /// `count` random bytes, filled a word at a time (64 MB in well under a second in debug).
 func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {

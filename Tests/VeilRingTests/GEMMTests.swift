@@ -1,5 +1,6 @@
 import CVeilKernels
 import Testing
+import VeilTestSupport
 
 @testable import VeilRing
 

@@ -1,0 +1,106 @@
+// VeilTestSupport owns what several test targets share: a deterministic generator for test
+// data, the rules for finding the reference model, the float64 reference cases, and a tiny
+// random-weight BERT. Test-only: nothing in Sources depends on it.
+import Foundation
+import VeilModels
+import VeilRing
+
+/// SplitMix64: deterministic, fast test data (never for anything a party must not predict).
+public struct SplitMix64: RandomNumberGenerator {
+  public var state: UInt64
+  public init(seed: UInt64) { state = seed }
+
+  public mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+
+  /// A standard normal draw (Box–Muller).
+  public mutating func normal() -> Double {
+    let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
+    let v = Double.random(in: 0..<1, using: &self)
+    return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+  }
+}
+
+/// Where the tests find all-MiniLM-L6-v2: `VEIL_MODEL_DIR`, else the cache that
+/// `scripts/fetch-model.sh` fills. With `VEIL_REQUIRE_MODEL=1` (CI) a missing model fails the
+/// tests instead of skipping them.
+public enum TestModel {
+  public static let defaultName = "all-MiniLM-L6-v2"
+
+  private static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+  public static var isRequired: Bool { environment["VEIL_REQUIRE_MODEL"] == "1" }
+
+  public static func directory() -> String {
+    if let explicit = environment["VEIL_MODEL_DIR"], !explicit.isEmpty { return explicit }
+    let cache =
+      environment["VEIL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/veil")
+    return ((cache as NSString).appendingPathComponent("models") as NSString).appendingPathComponent(defaultName)
+  }
+
+  public static var isPresent: Bool {
+    FileManager.default.fileExists(atPath: (directory() as NSString).appendingPathComponent("config.json"))
+  }
+
+  /// Use as `@Test(.enabled(if: TestModel.shouldRun))`.
+  public static var shouldRun: Bool { isPresent || isRequired }
+}
+
+/// Float64 reference embeddings made by scripts/reference (Tests/VeilModelsTests/Data).
+public enum ReferenceEmbeddings {
+  public struct Case: Decodable, Sendable {
+    public let text: String
+    public let ids: [Int]
+    public let embedding: [Double]
+  }
+
+  public static func cases() throws -> [Case] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("VeilModelsTests/Data/embedding_cases.json")
+    return try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+  }
+}
+
+/// A tiny BERT with random weights drawn so activations stay in a realistic range
+/// (LayerNorm γ near 1, matrices ≈ U(±1.7/√fan_in), vectors ≈ U(±0.17)).
+public enum TinyBert {
+  public static func config(
+    vocabularySize: Int = 30, layers: Int = 2, hidden: Int = 32, heads: Int = 4, maxPositions: Int = 40
+  ) -> ModelConfig {
+    ModelConfig(
+      architecture: .bert, vocabularySize: vocabularySize, hiddenSize: hidden, layers: layers, heads: heads,
+      intermediateSize: 4 * hidden, maxPositions: maxPositions, typeVocabularySize: 2, normEpsilon: 1e-12)
+  }
+
+  /// Every weight of `config` as (name, shape, values).
+  public static func weightTensors(_ config: ModelConfig, seed: UInt64 = 1) -> [(String, [Int], [Double])] {
+    var rng = SplitMix64(seed: seed)
+    return BertModel(config: config).expectedWeights.map { id, shape in
+      let count = shape.reduce(1, *)
+      let values: [Double]
+      if id.name.hasSuffix("LayerNorm.weight") {
+        values = (0..<count).map { _ in Double.random(in: 0.8...1.2, using: &rng) }
+      } else {
+        let scale = shape.count == 2 ? 1 / Double(shape[1]).squareRoot() : 0.1
+        values = (0..<count).map { _ in Double.random(in: -scale...scale, using: &rng) * 1.7 }
+      }
+      return (id.name, shape, values)
+    }
+  }
+
+  /// The same weights for the Float64 engine.
+  public static func weights(_ config: ModelConfig, seed: UInt64 = 1) -> Float64Weights {
+    var tensors: [WeightID: Tensor<Double>] = [:]
+    for (name, shape, values) in weightTensors(config, seed: seed) {
+      // Shapes come from expectedWeights and the counts from the shapes: cannot mismatch.
+      tensors[WeightID(name)] = try? Tensor(shape: shape, scalars: values)
+    }
+    return Float64Weights(tensors: tensors)
+  }
+}
