@@ -105,20 +105,71 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
   }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// One tree level for 8 keys at a time (keys j … j+7 of the chunk): pick each key's child by
+// its path bit, apply the parent's seed and control-bit corrections, and fold the left
+// sibling's control bit into the comparison accumulator where the path goes right. Control
+// bits and accumulators travel as one byte per 8 keys, so the bit logic is a few word
+// operations; seeds move 4 per zmm register. Returns how many keys it handled.
+__attribute__((target("avx512f,bmi2"))) static size_t level_avx512(size_t cn, unsigned shift, const uint64_t *points,
+                                                                   const block *left, const block *right,
+                                                                   const uint8_t *levelSeeds, const uint8_t *levelBits,
+                                                                   block *s, uint8_t *t, uint8_t *acc) {
+  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  const __m512i one = _mm512_set1_epi64(1);
+  const __m512i shiftv = _mm512_set1_epi64((long long)shift);
+  size_t j = 0;
+  for (; j + 8 <= cn; j += 8) {
+    __m512i p = _mm512_loadu_si512((const void *)(points + j));
+    unsigned r = (unsigned)_mm512_test_epi64_mask(_mm512_srlv_epi64(p, shiftv), one);
+    unsigned tk = t[j / 8];
+    uint64_t cbWord;
+    memcpy(&cbWord, levelBits + j, 8);
+    unsigned cbL = (unsigned)_pext_u64(cbWord, 0x0101010101010101ull);
+    unsigned cbR = (unsigned)_pext_u64(cbWord, 0x0202020202020202ull);
+    unsigned childLow = 0, leftLow = 0;
+    for (unsigned half = 0; half < 2; half++) {
+      size_t b = j + 4 * half;
+      __mmask8 rm = (__mmask8)(_pdep_u32((r >> (4 * half)) & 0xF, 0x55) * 3);
+      __mmask8 tm = (__mmask8)(_pdep_u32((tk >> (4 * half)) & 0xF, 0x55) * 3);
+      __m512i l = _mm512_loadu_si512((const void *)(left + b));
+      __m512i child = _mm512_mask_blend_epi64(rm, l, _mm512_loadu_si512((const void *)(right + b)));
+      __m512i cw = _mm512_maskz_loadu_epi64(tm, (const void *)(levelSeeds + 16 * b));
+      _mm512_storeu_si512((void *)(s + b), _mm512_xor_si512(_mm512_and_si512(child, clear), cw));
+      childLow |= (unsigned)_pext_u32(_mm512_test_epi64_mask(child, one), 0x55) << (4 * half);
+      leftLow |= (unsigned)_pext_u32(_mm512_test_epi64_mask(l, one), 0x55) << (4 * half);
+    }
+    unsigned tcw = (r & cbR) | (~r & cbL);
+    t[j / 8] = (uint8_t)(childLow ^ (tk & tcw));
+    acc[j / 8] ^= (uint8_t)(r & (leftLow ^ (tk & cbL)));
+  }
+  return j;
+}
+#endif
+
+static inline unsigned getbit(const uint8_t *bits, size_t j) { return (bits[j / 8] >> (j % 8)) & 1; }
+static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
+  bits[j / 8] = (uint8_t)((bits[j / 8] & ~(1u << (j % 8))) | ((v & 1) << (j % 8)));
+}
+
 void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
                           size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
                           const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
                           uint8_t *out) {
   const size_t bits = depth + 7, end = first + count;
   block s[CHUNK], left[CHUNK], right[CHUNK];
-  uint8_t t[CHUNK], acc[CHUNK];
+  // Control bits and comparison accumulators, one bit per key.
+  uint8_t t[CHUNK / 8], acc[CHUNK / 8];
+#if defined(__x86_64__)
+  const int wide = (veil_cpu_features() & VEIL_CPU_AVX512F) && __builtin_cpu_supports("bmi2");
+#endif
   for (size_t c0 = first; c0 < end; c0 += CHUNK) {
     size_t cn = end - c0 < CHUNK ? end - c0 : CHUNK;
-    for (size_t j = 0; j < cn; j++) {
-      s[j] = loadb(roots + 16 * (c0 + j));
-      t[j] = (uint8_t)party;
-      acc[j] = 0;
-    }
+    for (size_t j = 0; j < cn; j++) s[j] = loadb(roots + 16 * (c0 + j));
+    memset(t, party ? 0xFF : 0, sizeof t);
+    memset(acc, 0, sizeof acc);
     for (size_t level = 0; level < depth; level++) {
       unsigned shift = (unsigned)(bits - 1 - level);
       // Both children of every node: with VAES an AES call costs about a cycle, less than
@@ -132,28 +183,31 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
       // prefetcher, so fetch the next level's while this one is processed.
       const uint8_t *nextSeeds = level + 1 < depth ? levelSeeds + 16 * n : leafCW + 16 * c0;
       for (size_t j = 0; j < cn; j += 4) __builtin_prefetch(nextSeeds + 16 * j);
-      for (size_t j = 0; j < cn; j++) {
+      size_t j = 0;
+#if defined(__x86_64__)
+      if (wide) j = level_avx512(cn, shift, points + c0, left, right, levelSeeds, levelBits, s, t, acc);
+#endif
+      for (; j < cn; j++) {
         uint64_t r = (points[c0 + j] >> shift) & 1, m = 0 - r;
-        uint64_t tj = t[j], cb = levelBits[j];
+        uint64_t tj = getbit(t, j), cb = levelBits[j];
         block l = left[j], rr = right[j];
         block child = {(rr.lo & m) | (l.lo & ~m), (rr.hi & m) | (l.hi & ~m)};
         uint64_t tcw = (cb >> r) & 1;
-        uint64_t tc = lowbit(child) ^ (tj & tcw);
-        acc[j] ^= (uint8_t)(r & (lowbit(l) ^ (tj & cb & 1)));
+        putbit(acc, j, getbit(acc, j) ^ (unsigned)(r & (lowbit(l) ^ (tj & cb & 1))));
         s[j] = xorb(clearlow(child), andmask(loadb(levelSeeds + 16 * j), tj));
-        t[j] = (uint8_t)tc;
+        putbit(t, j, (unsigned)(lowbit(child) ^ (tj & tcw)));
       }
     }
     if (depth > 0) hash(kernel, &prg[2], s, left, cn);
     for (size_t j = 0; j < cn; j++) {
-      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(leafCW + 16 * (c0 + j)), t[j]));
+      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(leafCW + 16 * (c0 + j)), getbit(t, j)));
       unsigned pos = (unsigned)(points[c0 + j] & 127);
       if (!lessThan) {
         out[c0 + j] = (uint8_t)leafbit(leaf, pos);
       } else {
         uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
         uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
-        out[c0 + j] = (uint8_t)(acc[j] ^ (__builtin_popcountll(lo ^ hi) & 1));
+        out[c0 + j] = (uint8_t)(getbit(acc, j) ^ (__builtin_popcountll(lo ^ hi) & 1));
       }
     }
   }
