@@ -49,7 +49,9 @@ let package = Package(
     ),
     .target(name: "VeilTestSupport", dependencies: ["VeilModels", "VeilRing"], path: "Tests/VeilTestSupport"),
     .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels", "VeilTestSupport"]),
-    .testTarget(name: "VeilFSSTests", dependencies: ["VeilFSS", "VeilRing", "CVeilKernels"]),
+    .testTarget(
+      name: "VeilFSSTests",
+      dependencies: ["VeilFSS", "VeilRing", "CVeilKernels", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing", "VeilTestSupport"]),
     .testTarget(
       name: "VeilMPCTests", dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS", "VeilTestSupport"]),
