@@ -232,30 +232,13 @@ final class MessagePipe: Sendable {
 
   func send(_ message: PipeMessage, timeout: Duration) async throws(NetError) {
     let peer = receiverName
-    enum Fast { case done, handedOver(Receiver), failed(NetError), wait(UInt64) }
-    let fast: Fast = state.withLock { state in
-      if state.senderClosed { return .failed(.closed(peer: peer)) }
-      if state.receiverClosed { return .failed(.peerClosed(peer: peer, during: "while this end was sending")) }
-      if let receiver = state.receiver {
-        state.receiver = nil
-        return .handedOver(receiver)
-      }
-      if state.senders.isEmpty && (state.isEmpty || state.queuedBytes + message.bytes.count <= capacity) {
-        state.push(message)
-        return .done
-      }
+    if try trySend(message) { return }
+    // The queue is full: wait in line. The waiter is registered (and closure re-checked) in
+    // the continuation below, which also admits it at once if a receiver drained the queue
+    // in between.
+    let id = state.withLock { state in
       state.nextID += 1
-      return .wait(state.nextID)
-    }
-    let id: UInt64
-    switch fast {
-    case .done: return
-    case .failed(let error): throw error
-    case .handedOver(let receiver):
-      receiver.timer?.cancel()
-      receiver.continuation.resume(returning: .success(message))
-      return
-    case .wait(let waitID): id = waitID
+      return state.nextID
     }
     let result = await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: SendContinuation) in
