@@ -214,6 +214,18 @@ struct FrameDecoder {
     return false
   }
 
+  /// Decodes every complete event in `input` (keeping a partial frame for the next call),
+  /// appending them to `events`; returns the error that stopped decoding, if any.
+  mutating func drain(_ input: UnsafeRawBufferPointer, into events: inout [FrameEvent]) -> NetError? {
+    var rest = input
+    do throws(NetError) {
+      while let event = try next(&rest) { events.append(event) }
+      return nil
+    } catch {
+      return error
+    }
+  }
+
   /// Consumes bytes from the front of `input` until one event is complete (returned) or the
   /// input is used up (nil).
   mutating func next(_ input: inout UnsafeRawBufferPointer) throws(NetError) -> FrameEvent? {

@@ -193,15 +193,7 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
       guard checkPeerCertificate() else { return }
     }
     var events: [FrameEvent] = []
-    let outcome: NetError? = buffer.withUnsafeReadableBytes { raw in
-      var input = raw
-      do throws(NetError) {
-        while let event = try decoder.next(&input) { events.append(event) }
-        return nil
-      } catch {
-        return error
-      }
-    }
+    let outcome = buffer.withUnsafeReadableBytes { decoder.drain($0, into: &events) }
     for event in events where failure == nil { handle(event) }
     if let outcome { finish(outcome) }
     updateWaiting()

@@ -44,15 +44,7 @@ func decode(_ stream: [UInt8], pieces: [Int] = [Int.max], maximumFrame: Int = 40
   while offset < stream.count {
     let size = min(max(1, pieces[piece % pieces.count]), stream.count - offset)
     piece += 1
-    let error: NetError? = stream[offset..<(offset + size)].withUnsafeBytes { raw in
-      var input = raw
-      do throws(NetError) {
-        while let event = try decoder.next(&input) { events.append(event) }
-        return nil
-      } catch {
-        return error
-      }
-    }
+    let error = stream[offset..<(offset + size)].withUnsafeBytes { decoder.drain($0, into: &events) }
     if let error { return (events, error) }
     offset += size
   }
