@@ -1,9 +1,31 @@
 // Key streams: the container in which a party's per-inference keys travel from the dealer
-// (DESIGN §7). A header binds the stream to one run, one party, one model setup and graph, one
-// recipe and ring; records follow in graph order, each tagged with its op index; a trailer
-// carries the record count and the dealer's HMAC-SHA256 over everything before it. The reader
-// refuses a stream of another run, party, model, graph, recipe, ring or length, a record out of
-// order, a truncated stream and a bad MAC — and, through a RunLedger, a run id already used.
+// (DESIGN §7), built so that the dealer can produce keys layer by layer through a bounded
+// buffer while the parties consume them. This file owns the stream format, the dealer's writer,
+// the party's incremental reader and the durable ledger of consumed run ids.
+//
+// A stream is the encoded KeyStreamHeader (magic "VKS1", version 2: kind, party, run id, model
+// setup id, model and graph digests, PRG key id, recipe and its version, ring and fractional
+// bits, sequence length, batch, op count), then authenticated segments, all integers
+// little-endian:
+//
+//   offset  size  field
+//   0       4     segment index (0, 1, 2, … in order)
+//   4       1     final flag (1 on the last segment, else 0)
+//   5       4     record count
+//   9       8     payload length L
+//   17      L     payload: records, each a u32 op index then a key record (KeyFormat.swift)
+//                 whose length follows from its header (28 + payload length at offset 20 + 4)
+//   17 + L  32    HMAC-SHA256 with the dealer's key over
+//                 SHA-256(encoded stream header) ‖ bytes 0..<17 ‖ payload
+//
+// Why segments: a single MAC over the whole stream makes the reader hold everything before it
+// may trust anything. Each segment here is verified on its own, so a party buffers at most one
+// segment, and no record is handed out before its segment's MAC verifies. Binding every MAC to
+// the header digest, the segment index and the final flag stops reordering, splicing segments
+// from another stream or run, and truncation: a stream that ends without a final segment is
+// refused. The reader refuses a stream of another party, model, graph, recipe, ring or length
+// as soon as its header is complete, and, through a RunLedger, a run id already used: the id
+// is burnt when the first segment verifies, before any key is handed out.
 import Crypto
 import Foundation
 
@@ -16,7 +38,7 @@ public enum KeyStreamKind: UInt8, Sendable {
 /// same public model description, so any mismatch means keys from somewhere else.
 public struct KeyStreamHeader: Sendable, Equatable {
   public static let magic: [UInt8] = Array("VKS1".utf8)
-  public static let version: UInt16 = 1
+  public static let version: UInt16 = 2
 
   public var kind: KeyStreamKind
   public var party: Int
@@ -104,6 +126,9 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
   case mismatch(field: String)
   case runAlreadyUsed(String)
   case outOfOrder(expected: Int, found: Int)
+  case segmentOutOfOrder(expected: Int, found: Int)
+  case segmentTooLarge(declared: UInt64, limit: Int)
+  case dataAfterFinalSegment
   case truncated
   case badMAC
   case record(FSSError)
@@ -114,7 +139,12 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
     case .mismatch(let field): return "key stream refused: its \(field) does not match this run"
     case .runAlreadyUsed(let id): return "key stream refused: run \(id) was already used (keys are single-use)"
     case .outOfOrder(let e, let f): return "key stream refused: expected the key of op \(e), found op \(f)"
-    case .truncated: return "key stream refused: it ends before its trailer (truncated)"
+    case .segmentOutOfOrder(let e, let f):
+      return "key stream refused: expected segment \(e), found segment \(f) (reordered or spliced)"
+    case .segmentTooLarge(let declared, let limit):
+      return "key stream refused: a segment declares \(declared) payload bytes, more than the limit of \(limit)"
+    case .dataAfterFinalSegment: return "key stream refused: bytes follow its final segment"
+    case .truncated: return "key stream refused: it ends before its final segment (truncated)"
     case .badMAC: return "key stream refused: the dealer's MAC does not verify"
     case .record(let error): return "key stream refused: \(error)"
     case .ledger(let why): return "run ledger: \(why)"
@@ -122,111 +152,328 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
   }
 }
 
-/// The dealer's side: appends op-tagged records and seals the stream with its MAC.
-public struct KeyStreamWriter {
-  private var bytes: [UInt8]
-  private var records = 0
-  private let macKey: SymmetricKey
+/// The fixed header of a segment and its MAC input.
+enum KeyStreamSegment {
+  static let headerSize = 17
+  static let macSize = 32
 
-  public init(header: KeyStreamHeader, macKey: SymmetricKey) {
-    self.bytes = header.encoded()
-    self.macKey = macKey
+  /// The segment header followed by the payload and its MAC, as the dealer seals it.
+  static func seal(
+    index: Int, final: Bool, recordCount: Int, payload: [UInt8], headerDigest: [UInt8], macKey: SymmetricKey
+  ) -> [UInt8] {
+    var w = ByteWriter()
+    w.u32(UInt32(index))
+    w.u8(final ? 1 : 0)
+    w.u32(UInt32(recordCount))
+    w.u64(UInt64(payload.count))
+    let mac = self.mac(headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: payload[...], macKey: macKey)
+    w.bytes.reserveCapacity(headerSize + payload.count + macSize)
+    w.raw(payload)
+    w.raw(Array(mac))
+    return w.bytes
   }
 
-  /// Appends the key record of op `opIndex` (records must come in op order, from 0).
-  public mutating func append(opIndex: Int, record: [UInt8]) {
-    var w = ByteWriter()
-    w.u32(UInt32(opIndex))
-    w.raw(record)
-    bytes += w.bytes
-    records += 1
-  }
-
-  /// The finished stream: header, records, trailer (end marker, record count, HMAC-SHA256).
-  public func finish() -> [UInt8] {
-    var w = ByteWriter()
-    w.u32(.max)  // end marker where an op index would be
-    w.u32(UInt32(records))
-    var sealed = bytes + w.bytes
-    sealed += Array(HMAC<SHA256>.authenticationCode(for: sealed, using: macKey))
-    return sealed
+  static func mac(
+    headerDigest: [UInt8], segmentHeader: ArraySlice<UInt8>, payload: ArraySlice<UInt8>, macKey: SymmetricKey
+  ) -> HMAC<SHA256>.MAC {
+    var hmac = HMAC<SHA256>(key: macKey)
+    hmac.update(data: headerDigest)
+    hmac.update(data: segmentHeader)
+    hmac.update(data: payload)
+    return hmac.finalize()
   }
 }
 
-/// A party's side: checks the header against what this run expects, walks the records to the
-/// trailer, verifies the dealer's MAC, marks the run consumed — all before handing out any key —
-/// then yields records in op order.
-public struct KeyStreamReader {
-  public let header: KeyStreamHeader
-  private let bytes: [UInt8]
-  /// (op index, byte range) of each record, in stream order.
-  private let records: [(op: Int, range: Range<Int>)]
-  private var nextRecord = 0
+/// The dealer's side: collects op-tagged records and seals them into authenticated segments,
+/// so that keys can be shipped as they are made.
+public struct KeyStreamWriter {
+  private let encodedHeader: [UInt8]
+  private let headerDigest: [UInt8]
+  private let macKey: SymmetricKey
+  private var payload: [UInt8] = []
+  private var records = 0
+  private var segment = 0
+  private var finished = false
 
-  /// Fields of `expected` that must match: everything except the run id, which is new per run.
-  public init(bytes: [UInt8], expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger) throws(KeyStreamError) {
-    self.bytes = bytes
-    var r = ByteReader(bytes)
-    do { header = try KeyStreamHeader.decode(&r) } catch {
-      if case .truncatedKey = error { throw .truncated }
+  public init(header: KeyStreamHeader, macKey: SymmetricKey) {
+    encodedHeader = header.encoded()
+    headerDigest = Array(SHA256.hash(data: encodedHeader))
+    self.macKey = macKey
+  }
+
+  /// Payload bytes appended since the last seal (what the next segment will carry, less its
+  /// 17-byte header and 32-byte MAC).
+  public var pendingBytes: Int { payload.count }
+
+  /// Appends the key record of op `opIndex` (records must come in op order, from 0).
+  public mutating func append(opIndex: Int, record: [UInt8]) {
+    precondition(!finished, "KeyStreamWriter: append after the final segment")
+    precondition(Self.isKeyRecord(record), "KeyStreamWriter: not a whole key record")
+    withUnsafeBytes(of: UInt32(opIndex).littleEndian) { payload.append(contentsOf: $0) }
+    payload.append(contentsOf: record)
+    records += 1
+  }
+
+  /// The bytes to ship next: the encoded header before the first segment, then one segment
+  /// holding every record appended since the last seal. Only the final segment may be empty;
+  /// nothing may be appended or sealed after it. Readers refuse a segment above their limit
+  /// (`KeyStreamReader.defaultMaximumSegmentBytes` unless they set one): seal before.
+  public mutating func seal(final: Bool) -> [UInt8] {
+    precondition(!finished, "KeyStreamWriter: seal after the final segment")
+    precondition(final || records > 0, "KeyStreamWriter: only the final segment may be empty")
+    var out = segment == 0 ? encodedHeader : []
+    out += KeyStreamSegment.seal(
+      index: segment, final: final, recordCount: records, payload: payload, headerDigest: headerDigest,
+      macKey: macKey)
+    payload.removeAll(keepingCapacity: true)
+    records = 0
+    segment += 1
+    finished = final
+    return out
+  }
+
+  /// Seals everything appended since the last seal as the final segment; for a stream made in
+  /// one go, the whole stream.
+  public mutating func finish() -> [UInt8] { seal(final: true) }
+
+  /// Whether `record`'s length is the one its key-record header declares.
+  private static func isKeyRecord(_ record: [UInt8]) -> Bool {
+    var r = ByteReader(record, from: 20)
+    guard let length = try? r.u64(), length <= UInt64(record.count) else { return false }
+    return record.count == KeyRecordHeader.size + Int(length) + 4
+  }
+}
+
+/// A party's side, fed bytes as they arrive in any chunking: checks the header against what
+/// this run expects as soon as it is complete, verifies each segment's MAC before any of its
+/// records becomes available, burns the run id when the first segment verifies, then yields
+/// records in op order. It buffers at most the current incomplete segment plus the verified
+/// records not yet taken: a caller that feeds without taking records holds them all.
+public struct KeyStreamReader {
+  /// A limit that leaves room for any one layer's keys while refusing absurd lengths.
+  public static let defaultMaximumSegmentBytes = 1 << 30
+
+  private enum Phase {
+    case header
+    case segmentHeader(index: Int)
+    case segmentBody(index: Int, final: Bool, recordCount: Int, payloadLength: Int, header: [UInt8])
+    case finished
+  }
+
+  /// The stream's header once it has arrived and matched; nil before.
+  public private(set) var header: KeyStreamHeader?
+  private let expected: KeyStreamHeader
+  private let macKey: SymmetricKey
+  private let ledger: RunLedger
+  private let maximumSegmentBytes: Int
+  private var phase = Phase.header
+  private var headerDigest: [UInt8] = []
+  /// Bytes of the current incomplete unit (stream header, segment header or segment body).
+  private var pending: [UInt8] = []
+  /// Verified records not yet taken, from `head` on.
+  private var records: [(op: Int, bytes: [UInt8])] = []
+  private var head = 0
+  /// Once refused, a reader stays refused.
+  private var failure: KeyStreamError?
+
+  /// A reader awaiting bytes. Fields of `expected` that must match: everything except the run
+  /// id, which is new per run. A segment declaring more than `maximumSegmentBytes` of payload
+  /// is refused before anything is allocated for it.
+  public init(
+    expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger,
+    maximumSegmentBytes: Int = defaultMaximumSegmentBytes
+  ) {
+    self.expected = expected
+    self.macKey = macKey
+    self.ledger = ledger
+    self.maximumSegmentBytes = Swift.max(0, maximumSegmentBytes)
+  }
+
+  /// Reads a whole stream held in memory; refuses it unless it ends with its final segment.
+  public init(
+    bytes: [UInt8], expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger,
+    maximumSegmentBytes: Int = defaultMaximumSegmentBytes
+  ) throws(KeyStreamError) {
+    self.init(expected: expected, macKey: macKey, ledger: ledger, maximumSegmentBytes: maximumSegmentBytes)
+    try feed(bytes)
+    try endOfInput()
+  }
+
+  /// Whether the final segment has arrived and verified (its records may not all be taken).
+  public var isFinished: Bool {
+    if case .finished = phase { return failure == nil }
+    return false
+  }
+
+  /// Whether a verified record is waiting to be taken with `next(opIndex:)`.
+  public var hasPendingRecords: Bool { head < records.count }
+
+  /// Takes in the next bytes of the stream, split anywhere. Records of every segment completed
+  /// and verified by them become available to `next(opIndex:)`.
+  public mutating func feed(_ bytes: [UInt8]) throws(KeyStreamError) {
+    if let failure { throw failure }
+    do throws(KeyStreamError) {
+      var input = bytes[...]
+      while try step(&input) {}
+    } catch {
+      failure = error
+      pending = []
+      records = []
+      head = 0
+      throw error
+    }
+  }
+
+  /// Call when the input has ended: refuses a stream whose final segment never came.
+  public func endOfInput() throws(KeyStreamError) {
+    if let failure { throw failure }
+    guard case .finished = phase else { throw .truncated }
+  }
+
+  /// The next verified record, which must belong to op `opIndex`; nil when none is available
+  /// (not yet arrived, or after the last one — `isFinished` tells which). A reader that has
+  /// refused its stream hands out nothing more.
+  public mutating func next(opIndex: Int) throws(KeyStreamError) -> [UInt8]? {
+    if let failure { throw failure }
+    guard head < records.count else { return nil }
+    let op = records[head].op
+    guard op == opIndex else { throw .outOfOrder(expected: opIndex, found: op) }
+    let record = records[head].bytes
+    records[head].bytes = []
+    head += 1
+    if head == records.count {
+      records.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 64 && 2 * head >= records.count {
+      records.removeFirst(head)
+      head = 0
+    }
+    return record
+  }
+
+  /// Advances through one unit of the stream; false when `input` is spent (or the stream ended
+  /// and nothing follows).
+  private mutating func step(_ input: inout ArraySlice<UInt8>) throws(KeyStreamError) -> Bool {
+    switch phase {
+    case .header:
+      return try readHeader(&input)
+    case .segmentHeader(let index):
+      guard let bytes = unit(KeyStreamSegment.headerSize, from: &input) else { return false }
+      let found = Int(Self.littleEndian(bytes, at: bytes.startIndex, size: 4))
+      guard found == index else { throw .segmentOutOfOrder(expected: index, found: found) }
+      let flag = bytes[bytes.startIndex + 4]
+      guard flag <= 1 else { throw .record(.corruptKey("segment \(index) has final flag \(flag)")) }
+      let count = Int(Self.littleEndian(bytes, at: bytes.startIndex + 5, size: 4))
+      let length = Self.littleEndian(bytes, at: bytes.startIndex + 9, size: 8)
+      // Checked before anything is allocated for the payload.
+      guard length <= UInt64(maximumSegmentBytes) else {
+        throw .segmentTooLarge(declared: length, limit: maximumSegmentBytes)
+      }
+      phase = .segmentBody(
+        index: index, final: flag == 1, recordCount: count, payloadLength: Int(length), header: Array(bytes))
+      return true
+    case .segmentBody(let index, let final, let recordCount, let payloadLength, let segmentHeader):
+      guard let body = unit(payloadLength + KeyStreamSegment.macSize, from: &input) else { return false }
+      let payload = body.prefix(payloadLength)
+      let mac = KeyStreamSegment.mac(
+        headerDigest: headerDigest, segmentHeader: segmentHeader[...], payload: payload, macKey: macKey)
+      guard mac == body.suffix(KeyStreamSegment.macSize) else { throw .badMAC }
+      let found = try Self.records(in: payload, segment: index)
+      guard found.count == recordCount else {
+        throw .record(.corruptKey("segment \(index) declares \(recordCount) records but holds \(found.count)"))
+      }
+      // Burn the run id before any key is handed out: a crashed run is never retried.
+      if index == 0, let header { try ledger.consume(runID: header.runID) }
+      records += found
+      phase = final ? .finished : .segmentHeader(index: index + 1)
+      return true
+    case .finished:
+      guard input.isEmpty else { throw .dataAfterFinalSegment }
+      return false
+    }
+  }
+
+  /// Collects the stream header; once complete, decodes it and checks it against `expected`.
+  /// Its size follows from the recipe-name length at offset 112, so it is read in two parts.
+  private mutating func readHeader(_ input: inout ArraySlice<UInt8>) throws(KeyStreamError) -> Bool {
+    // 112 bytes of fixed fields, the name length, the name, six u32 numbers.
+    let need = pending.count > 112 ? 113 + Int(pending[112]) + 24 : 113
+    let take = Swift.min(need - pending.count, input.count)
+    pending += input.prefix(take)
+    input = input.dropFirst(take)
+    // Decoding a prefix fails only for want of bytes unless a complete field is wrong, so bad
+    // magic, version or kind are refused as soon as they arrive.
+    var r = ByteReader(pending)
+    let decoded: KeyStreamHeader
+    do throws(FSSError) {
+      decoded = try KeyStreamHeader.decode(&r)
+    } catch {
+      if case .truncatedKey = error { return !input.isEmpty }
       throw .record(error)
     }
+    let e = expected
     let checks: [(String, Bool)] = [
-      ("kind", header.kind == expected.kind), ("party", header.party == expected.party),
-      ("model setup", header.modelSetupID == expected.modelSetupID),
-      ("model digest", header.modelDigest == expected.modelDigest),
-      ("graph digest", header.graphDigest == expected.graphDigest),
-      ("recipe", header.recipe == expected.recipe && header.recipeVersion == expected.recipeVersion),
-      ("ring width", header.ringBits == expected.ringBits),
-      ("fractional bits", header.fractionalBits == expected.fractionalBits),
-      ("sequence length", header.sequenceLength == expected.sequenceLength), ("batch", header.batch == expected.batch),
-      ("op count", header.opCount == expected.opCount), ("PRG key", header.prgKeyID == expected.prgKeyID),
+      ("kind", decoded.kind == e.kind), ("party", decoded.party == e.party),
+      ("model setup", decoded.modelSetupID == e.modelSetupID),
+      ("model digest", decoded.modelDigest == e.modelDigest),
+      ("graph digest", decoded.graphDigest == e.graphDigest),
+      ("recipe", decoded.recipe == e.recipe && decoded.recipeVersion == e.recipeVersion),
+      ("ring width", decoded.ringBits == e.ringBits),
+      ("fractional bits", decoded.fractionalBits == e.fractionalBits),
+      ("sequence length", decoded.sequenceLength == e.sequenceLength), ("batch", decoded.batch == e.batch),
+      ("op count", decoded.opCount == e.opCount), ("PRG key", decoded.prgKeyID == e.prgKeyID),
     ]
     if let failed = checks.first(where: { !$0.1 }) { throw .mismatch(field: failed.0) }
-    records = try Self.walk(&r)
-    // The MAC covers everything before it: verify it before any key is used.
-    let body = bytes[..<r.position]
-    guard HMAC<SHA256>.isValidAuthenticationCode(Array(bytes[r.position...]), authenticating: body, using: macKey)
-    else { throw .badMAC }
-    // Burn the run id before anything is sent: a crashed run is never retried with these keys.
-    try ledger.consume(runID: header.runID)
+    header = decoded
+    headerDigest = Array(SHA256.hash(data: pending))
+    pending = []
+    phase = .segmentHeader(index: 0)
+    return true
   }
 
-  /// Finds every record (op tag, then a key record whose header gives its length) up to the
-  /// trailer, which must be followed by exactly a 32-byte MAC.
-  private static func walk(_ r: inout ByteReader) throws(KeyStreamError) -> [(op: Int, range: Range<Int>)] {
-    var found: [(op: Int, range: Range<Int>)] = []
-    do throws(FSSError) {
-      while true {
-        let tag = try r.u32()
-        if tag == .max {
-          let count = Int(try r.u32())
-          guard count == found.count else { throw FSSError.corruptKey("trailer counts \(count) records, found \(found.count)") }
-          guard r.end - r.position == 32 else {
-            throw r.end - r.position < 32 ? FSSError.truncatedKey(expected: r.position + 32, found: r.end) : FSSError.corruptKey("bytes after the MAC")
-          }
-          return found
-        }
-        let start = r.position
-        var peek = ByteReader(r.bytes, from: start + 20, to: r.end)
-        let length = try peek.u64()
-        guard length <= UInt64(r.end) else { throw FSSError.truncatedKey(expected: Int(clamping: length), found: r.end) }
-        _ = try r.take(KeyRecordHeader.size + Int(length) + 4)
-        found.append((Int(tag), start..<r.position))
-      }
-    } catch {
-      if case .truncatedKey = error { throw .truncated }
-      throw .record(error)
+  /// The next `count` bytes of the current unit once all have arrived: straight from `input`
+  /// when nothing is pending and it holds them all, else gathered in `pending`.
+  private mutating func unit(_ count: Int, from input: inout ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+    if pending.isEmpty && input.count >= count {
+      defer { input = input.dropFirst(count) }
+      return input.prefix(count)
     }
+    let take = Swift.min(count - pending.count, input.count)
+    pending += input.prefix(take)
+    input = input.dropFirst(take)
+    guard pending.count == count else { return nil }
+    defer { pending = [] }
+    return pending[...]
   }
 
-  /// The next record, which must belong to op `opIndex`; nil after the last one.
-  public mutating func next(opIndex: Int) throws(KeyStreamError) -> [UInt8]? {
-    guard nextRecord < records.count else { return nil }
-    let record = records[nextRecord]
-    guard record.op == opIndex else { throw .outOfOrder(expected: opIndex, found: record.op) }
-    nextRecord += 1
-    return Array(bytes[record.range])
+  /// Splits a verified payload into its op-tagged records (a u32 op index, then a key record
+  /// whose length its header gives); every byte must belong to a whole record.
+  private static func records(
+    in payload: ArraySlice<UInt8>, segment: Int
+  ) throws(KeyStreamError) -> [(op: Int, bytes: [UInt8])] {
+    var found: [(op: Int, bytes: [UInt8])] = []
+    var p = payload.startIndex
+    while p < payload.endIndex {
+      let remaining = payload.endIndex - p
+      guard remaining >= 4 + KeyRecordHeader.size + 4 else {
+        throw .record(.corruptKey("segment \(segment) ends inside a record"))
+      }
+      let op = Int(littleEndian(payload, at: p, size: 4))
+      let length = littleEndian(payload, at: p + 4 + 20, size: 8)
+      guard length <= UInt64(remaining - 4 - KeyRecordHeader.size - 4) else {
+        throw .record(.corruptKey("segment \(segment) ends inside a record"))
+      }
+      let end = p + 4 + KeyRecordHeader.size + Int(length) + 4
+      found.append((op, Array(payload[(p + 4)..<end])))
+      p = end
+    }
+    return found
+  }
+
+  private static func littleEndian(_ bytes: ArraySlice<UInt8>, at start: Int, size: Int) -> UInt64 {
+    var v: UInt64 = 0
+    for j in 0..<size { v |= UInt64(bytes[start + j]) << UInt64(8 * j) }
+    return v
   }
 }
 
