@@ -28,7 +28,11 @@ let package = Package(
     .target(
       name: "VeilFSS",
       dependencies: ["CVeilKernels", "VeilRing", .product(name: "Crypto", package: "swift-crypto")]),
-    .target(name: "VeilMPC", dependencies: ["VeilRing", "VeilFSS", "VeilModels"]),
+    .target(
+      name: "VeilMPC",
+      dependencies: [
+        "VeilRing", "VeilFSS", "VeilModels", "VeilNet", .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     .target(
       name: "VeilNet",
       dependencies: [
@@ -54,7 +58,8 @@ let package = Package(
       dependencies: ["VeilFSS", "VeilRing", "CVeilKernels", .product(name: "Crypto", package: "swift-crypto")]),
     .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing", "VeilTestSupport"]),
     .testTarget(
-      name: "VeilMPCTests", dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS", "VeilTestSupport"]),
+      name: "VeilMPCTests",
+      dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS", "VeilNet", "VeilTestSupport"]),
     .testTarget(
       name: "VeilModelsTests", dependencies: ["VeilModels", "VeilTestSupport"],
       resources: [.copy("Data")]

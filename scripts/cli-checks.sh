@@ -55,6 +55,19 @@ assert r["range_violations"] == 0 and r["params"]["ring_bits"] == 50
 assert all(len(e) == 384 for e in r["embeddings"] + r["plaintext"])
 ' "$work/fixed.json"
 
+# The secure default: the issue's JSON fields, cosine ≥ 0.999 to Float64, real traffic and keys.
+"$veil" embed --model "$model" --json "Secret shares hide the text." "Hi" >"$work/secure.json" 2>"$work/err"
+check "embed (secure) --json" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("embeddings", "plaintext", "cosine", "online_seconds", "offline_seconds", "online_bytes", "rounds", "key_bytes_per_party"):
+    assert k in r, k
+assert r["params"]["engine"] == "secure-sigma"
+assert len(r["embeddings"]) == 2 and all(len(e) == 384 for e in r["embeddings"] + r["plaintext"])
+assert min(r["cosine"]) >= 0.999, r["cosine"]
+assert r["online_bytes"] > 0 and r["rounds"] > 100 and r["key_bytes_per_party"] > 0 and r["online_seconds"] > 0
+' "$work/secure.json"
+
 # A long text is truncated with a warning; with --no-truncate it is refused.
 long="$(python3 -c 'print(" ".join(["word"] * 400))')"
 "$veil" embed --model "$model" --plaintext --json "$long" >"$work/long.json" 2>"$work/err"

@@ -21,7 +21,7 @@ import VeilRing
 
 /// Gate kinds a record can hold.
 public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
-  case dpf = 1, drelu = 2, select = 3, truncation = 4, lut = 5
+  case dpf = 1, drelu = 2, select = 3, truncation = 4, lut = 5, shares = 6
 
   public var description: String {
     switch self {
@@ -30,6 +30,7 @@ public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case .select: return "select"
     case .truncation: return "truncation"
     case .lut: return "lookup-table"
+    case .shares: return "share-bundle"
     }
   }
 }

@@ -21,6 +21,10 @@ public enum MPCError: Error, Equatable, CustomStringConvertible {
   case invalidParameters(String)
   /// The back end needs the token ids and the input hides them.
   case missingTokenIds(GateSite)
+  /// A key record that does not fit the gate the graph is at (another gate, width or size).
+  case keyMismatch(GateSite, String)
+  /// A peer or the client sent something the protocol does not allow.
+  case protocolViolation(String)
 
   public var description: String {
     switch self {
@@ -31,6 +35,8 @@ public enum MPCError: Error, Equatable, CustomStringConvertible {
     case .badShape(let site, let shape, let why): return "\(site): shape \(shape): \(why)"
     case .invalidParameters(let why): return "invalid recipe parameters: \(why)"
     case .missingTokenIds(let site): return "\(site): this back end needs the token ids"
+    case .keyMismatch(let site, let why): return "\(site): key refused: \(why)"
+    case .protocolViolation(let why): return "protocol violation: \(why)"
     }
   }
 }

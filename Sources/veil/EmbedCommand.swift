@@ -1,4 +1,5 @@
-// `veil embed`: sentence embeddings of texts with a real model.
+// `veil embed`: sentence embeddings of texts with a real model — on secret shares by default
+// (dealer, P0, P1 and client in one process), or in the clear for reference.
 import ArgumentParser
 import Foundation
 import VeilMPC
@@ -6,32 +7,38 @@ import VeilModels
 
 struct Embed: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Sentence embeddings of texts.",
+    abstract: "Sentence embeddings of texts, on secret shares.",
     discussion: """
-      Texts longer than the model's limit are truncated with a warning (an error with \
-      --no-truncate). --plaintext runs the Float64 reference engine in the clear; --fixed-point \
-      runs SIGMA's recipe on plain integers mod 2^n (exactly what the secure run computes) and \
-      reports its cosine to the Float64 result. The secure engines arrive with the secure BERT work.
+      By default each text runs securely with SIGMA's recipe: the weights are masked once \
+      (Ŵ = W + r_W, opened between P0 and P1), then for each text the dealer streams keys to P0, \
+      P1 and the client, the client sends its masked one-hot rows, P0 and P1 walk the BERT graph \
+      on masked values and only the client unmasks the embedding. All roles run in this process \
+      over in-memory channels that count the bytes and rounds TCP would carry. The result is \
+      compared with the Float64 engine in the clear. --fixed-point runs the same integer recipe \
+      in the clear (it equals the secure run bit for bit); --plaintext only the Float64 engine. \
+      Texts longer than the model's limit are truncated with a warning (an error with --no-truncate).
       """)
 
   @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
-  @Flag(help: "Run the Float64 reference engine in the clear.") var plaintext = false
-  @Flag(help: "Run SIGMA's fixed-point recipe in the clear and compare it with Float64.") var fixedPoint = false
-  @Option(help: "Ring width n for --fixed-point.") var ringBits = 50
-  @Option(help: "Fractional bits f for --fixed-point.") var fractionalBits = 12
+  @Flag(help: "Only the Float64 reference engine, in the clear.") var plaintext = false
+  @Flag(help: "SIGMA's fixed-point recipe in the clear (what the secure run computes), against Float64.")
+  var fixedPoint = false
+  @Option(help: "Ring width n.") var ringBits = 50
+  @Option(help: "Fractional bits f.") var fractionalBits = 12
+  @Option(help: "Key-stream buffer per party in MiB: the dealer pauses when it is full.") var keyBufferMib = 256
   @Flag(help: "Print JSON to stdout.") var json = false
   @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.") var noTruncate = false
   @Argument(help: "Texts to embed.") var texts: [String]
 
   func validate() throws {
     guard !texts.isEmpty else { throw ValidationError("give at least one text") }
+    guard !(plaintext && fixedPoint) else { throw ValidationError("choose one of --plaintext and --fixed-point") }
+    guard keyBufferMib >= 1 else { throw ValidationError("--key-buffer-mib must be at least 1") }
   }
 
+  var engineName: String { plaintext ? "float64" : fixedPoint ? "fixed-point-sigma" : "secure-sigma" }
+
   func run() async throws {
-    guard plaintext || fixedPoint else {
-      throw ValidationError(
-        "secure inference is not available yet: pass --plaintext (Float64) or --fixed-point (SIGMA recipe in the clear)")
-    }
     let embedder = try SentenceEmbedder(modelDirectory: model)
     let tokenized = try texts.enumerated().map { index, text in
       let t = try embedder.tokenize(text, allowTruncation: !noTruncate)
@@ -41,58 +48,107 @@ struct Embed: AsyncParsableCommand {
       return t
     }
     let weights = try embedder.float64Weights()
-    var embeddings: [[Double]] = []
+    var plain: [[Double]] = []
     let start = Date()
-    for (index, tokens) in tokenized.enumerated() {
-      if !json { printError("embedding text \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)") }
-      embeddings.append(try await embedder.embed(tokens, weights: weights))
-    }
-    let seconds = Date().timeIntervalSince(start)
-    var fixed: [[Double]] = []
-    var fixedSeconds = 0.0
-    var violations = 0
+    for tokens in tokenized { plain.append(try await embedder.embed(tokens, weights: weights)) }
+    let plainSeconds = Date().timeIntervalSince(start)
+    let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
+
+    var results: [[Double]] = plain
+    var report: [String: Any] = [:]
     if fixedPoint {
-      let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
       let engine = try FixedPointEngine(weights: weights, parameters: parameters)
       let fixedStart = Date()
-      for tokens in tokenized { fixed.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids)) }
-      fixedSeconds = Date().timeIntervalSince(fixedStart)
-      violations = engine.statistics.totalViolations
+      results = []
+      for tokens in tokenized { results.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids)) }
+      report["seconds"] = Date().timeIntervalSince(fixedStart)
+      report["range_violations"] = engine.statistics.totalViolations
+    } else if !plaintext {
+      if !json { printError("masking the weights once (setup)…") }
+      let secure = try await SecureModel(bert: embedder.bert, weights: weights, parameters: parameters)
+      var options = KeyStreamOptions()
+      options.pipeCapacity = keyBufferMib << 20
+      results = []
+      var runs: [RunCosts] = []
+      for (index, tokens) in tokenized.enumerated() {
+        if !json { printError("secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…") }
+        let run = try await secure.sentenceEmbedding(ids: tokens.ids, options: options)
+        results.append(run.decoded)
+        runs.append(run.costs)
+      }
+      report = secureFields(runs, setup: secure)
     }
-    let cosines = zip(fixed, embeddings).map { cosineSimilarity($0, $1) }
+    let cosines = zip(results, plain).map { cosineSimilarity($0, $1) }
     if json {
-      var report = RunInfo.envelope(
-        schema: "veil.embed/1",
+      var out = RunInfo.envelope(
+        schema: "veil.embed/2",
         params: [
-          "engine": fixedPoint ? "fixed-point-sigma" : "float64", "tokens": tokenized.map { $0.ids.count },
-          "ring_bits": ringBits, "fractional_bits": fractionalBits,
+          "engine": engineName, "tokens": tokenized.map { $0.ids.count }, "ring_bits": ringBits,
+          "fractional_bits": fractionalBits, "recipe": "sigma",
         ],
         kernels: [:])
-      report["model"] = (model as NSString).lastPathComponent
-      report["embeddings"] = fixedPoint ? fixed : embeddings
-      report["seconds"] = fixedPoint ? fixedSeconds : seconds
-      if fixedPoint {
-        report["plaintext"] = embeddings
-        report["cosine"] = cosines
-        report["range_violations"] = violations
+      out.merge(report) { $1 }
+      out["model"] = (model as NSString).lastPathComponent
+      out["embeddings"] = results
+      if plaintext {
+        out["seconds"] = plainSeconds
+      } else {
+        out["plaintext"] = plain
+        out["cosine"] = cosines
       }
-      try writeJSON(report, to: "-")
-    } else {
-      for (text, vector) in zip(texts, embeddings) {
-        let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
-        print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
-      }
-      if embeddings.count > 1 {
-        print(String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(embeddings[0], embeddings[1])))
-      }
-      print(String(format: "plaintext Float64 engine, %.3f s", seconds))
-      if fixedPoint {
-        let worst = cosines.min() ?? 1
-        print(
-          String(
-            format: "SIGMA fixed point (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
-            ringBits, fractionalBits, fixedSeconds, worst, violations))
-      }
+      out["peak_rss_bytes"] = RunInfo.peakRSSBytes
+      try writeJSON(out, to: "-")
+      return
     }
+    for (text, vector) in zip(texts, results) {
+      let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
+      print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
+    }
+    if results.count > 1 {
+      print(String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(results[0], results[1])))
+    }
+    if plaintext {
+      print(String(format: "plaintext Float64 engine, %.3f s", plainSeconds))
+      return
+    }
+    let worst = cosines.min() ?? 1
+    if fixedPoint {
+      print(
+        String(
+          format: "SIGMA fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
+          ringBits, fractionalBits, report["seconds"] as? Double ?? 0, worst, report["range_violations"] as? Int ?? 0))
+      return
+    }
+    print(
+      String(
+        format: """
+          secure SIGMA (n=%d, f=%d): cosine to Float64 ≥ %.6f
+            online %.2f s, offline %.2f s, %.1f MB between P0 and P1 in %d rounds, client %.1f MB
+            keys %.1f MB per party; setup (once) %.2f s, %.1f MB; peak memory %.2f GB
+          """, ringBits, fractionalBits, worst, report["online_seconds"] as? Double ?? 0,
+        report["offline_seconds"] as? Double ?? 0, Double(report["online_bytes"] as? Int ?? 0) / 1e6,
+        report["rounds"] as? Int ?? 0, Double(report["client_bytes"] as? Int ?? 0) / 1e6,
+        Double(report["key_bytes_per_party"] as? Int ?? 0) / 1e6, report["setup_seconds"] as? Double ?? 0,
+        Double(report["setup_bytes"] as? Int ?? 0) / 1e6, Double(RunInfo.peakRSSBytes) / 1e9))
+  }
+
+  /// The issue's fields (sums over the texts) and each text's own figures.
+  func secureFields(_ runs: [RunCosts], setup: SecureModel) -> [String: Any] {
+    func sum(_ value: (RunCosts) -> Double) -> Double { runs.map(value).reduce(0, +) }
+    func sum(_ value: (RunCosts) -> Int) -> Int { runs.map(value).reduce(0, +) }
+    return [
+      "online_seconds": sum { $0.onlineSeconds }, "offline_seconds": sum { $0.offlineSeconds },
+      "online_bytes": sum { $0.onlineBytes }, "rounds": sum { $0.rounds },
+      "key_bytes_per_party": sum { $0.keyBytes.prefix(2).max() ?? 0 },
+      "key_bytes": [sum { $0.keyBytes[0] }, sum { $0.keyBytes[1] }], "client_bytes": sum { $0.clientBytes },
+      "setup_seconds": setup.setupSeconds, "setup_bytes": setup.setupBytes,
+      "runs": runs.map { run in
+        [
+          "online_seconds": run.onlineSeconds, "offline_seconds": run.offlineSeconds, "online_bytes": run.onlineBytes,
+          "rounds": run.rounds, "key_bytes": run.keyBytes, "client_bytes": run.clientBytes,
+          "peak_key_buffer_bytes": run.peakPipeBytes,
+        ] as [String: Any]
+      },
+    ]
   }
 }

@@ -38,6 +38,16 @@ enum RunInfo {
     ]
   }
 
+  /// The process's peak resident set (VmHWM), in bytes; 0 where /proc is missing.
+  static var peakRSSBytes: Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+      let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+      return kib * 1024
+    }
+    return 0
+  }
+
   static func envelope(schema: String, params: [String: Any], kernels: [String: String]) -> [String: Any] {
     ["schema": schema, "commit": commit, "date": date, "machine": machine(kernels: kernels), "params": params]
   }

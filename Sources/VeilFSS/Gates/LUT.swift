@@ -28,6 +28,11 @@ public struct LUTKey: Sendable, Equatable {
 public struct LUTRound1: Sendable, Equatable {
   public var signBits: [UInt8]
   public var values: [UInt64]
+
+  public init(signBits: [UInt8], values: [UInt64]) {
+    self.signBits = signBits
+    self.values = values
+  }
 }
 
 public enum LUTGate {

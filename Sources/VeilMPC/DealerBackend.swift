@@ -1,0 +1,261 @@
+// The dealer's back end (DESIGN §4, engine 3): it walks the same graph as the parties, but its
+// values are the wire masks r. For every gate it draws the output mask, generates both
+// parties' keys (VeilFSS gates, or share bundles for the products of DESIGN §3) and appends
+// them to their key streams; the client's stream gets the seeds of its embedding mask and the
+// output mask. It never sees an input, a weight or a masked value.
+import Foundation
+import VeilFSS
+import VeilModels
+import VeilRing
+
+public actor DealerBackend: MaskedWireBackend {
+  public nonisolated let inputFormat: WireFormat
+  nonisolated let holdsMaskedValues = false
+  private let weights: RunWeights
+  private let prg: TreePRG
+  private var random: SecureRandom
+  private let streams: DealerKeyStreams
+  private let tally: CostTally
+  private var op = 0
+  private var clientOp = 0
+  private let clock = ContinuousClock()
+
+  /// Stream indices in `DealerKeyStreams`.
+  static let clientStream = 2
+
+  init(
+    weights: DealerWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally
+  ) throws {
+    inputFormat = format
+    self.weights = RunWeights(weights.masks, bits: format.bits)
+    self.prg = prg
+    random = try SecureRandom()
+    self.streams = streams
+    self.tally = tally
+  }
+
+  // MARK: Emitting keys
+
+  /// Times `make`, appends the parties' records (and the client's, if any) under the next op.
+  private func gate<Output>(
+    _ kind: GateKind, _ site: GateSite, elements: Int,
+    _ make: (inout SecureRandom) throws -> (records: ([UInt8], [UInt8]), client: [UInt8]?, output: Output)
+  ) async throws -> Output {
+    let start = clock.now
+    let made = try make(&random)
+    var cost = GateCost()
+    cost.calls = 1
+    cost.elements = elements
+    cost.seconds = (clock.now - start).seconds
+    cost.keyBytes = made.records.0.count + made.records.1.count
+    tally.add(kind, site, cost)
+    var records = [(stream: 0, op: op, record: made.records.0), (stream: 1, op: op, record: made.records.1)]
+    if let client = made.client {
+      records.append((Self.clientStream, clientOp, client))
+      clientOp += 1
+    }
+    op += 1
+    try await streams.append(records)
+    return made.output
+  }
+
+  private func serialized(_ keys: (ShareBundle, ShareBundle)) -> ([UInt8], [UInt8]) {
+    (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
+  }
+
+  /// Finishes the streams (the final segments).
+  func finish() async throws { try await streams.ship(final: true) }
+
+  // MARK: Inputs
+
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> WireTensor {
+    let shape = try weights.shape(table)
+    guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
+    let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
+    let e = try weights.plain(table)
+    return try await gate(.embedding, site, elements: t * d) { random in
+      // a = G(s0) + G(s1): the client gets both seeds, P_b only s_b.
+      let (s0, s1) = (random.bytes(16), random.bytes(16))
+      let expanded1 = try ShareBundle.expand(seed: s1, lengths: [t * v, t * d], bits: n)
+      let a = RingMath.add(try ShareBundle.expand(seed: s0, lengths: [t * v], bits: n)[0], expanded1[0], bits: n)
+      let r = random.elements(t * d, bits: n)
+      let c = RingMath.add(RingMath.matmul(a, e, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n), r, bits: n)
+      let k0 = ShareBundle(
+        bits: n, seed: s0, seededLengths: [t * v], explicit: [RingMath.subtract(c, expanded1[1], bits: n)])
+      let k1 = ShareBundle(bits: n, seed: s1, seededLengths: [t * v, t * d], explicit: [])
+      let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)]).serialized(party: 2)
+      return (serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
+    }
+  }
+
+  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
+    let (values, d) = try weights.rows(table, rows, site)
+    return WireTensor(inputFormat, [rows.count, d], values)
+  }
+
+  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
+    let b = try weights.plain(bias)
+    guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
+      throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
+    }
+    let m = x.mask
+    return WireTensor(x.format, x.shape, x.values.enumerated().map { ($1 &+ b[$0 % d]) & m })
+  }
+
+  // MARK: Products
+
+  public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let (rows, inner, outputs) = try linearShape(x, weight: try weights.shape(weight), site)
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
+    let maskT = try weights.transposed(weight)
+    let shape = Array(x.shape.dropLast()) + [outputs]
+    return try await gate(.linear, site, elements: rows * outputs) { random in
+      let r = random.elements(rows * outputs, bits: n)
+      let product = RingMath.matmul(x.values, maskT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+      let c = RingMath.add(product, r, bits: n)
+      return (serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, shape, r))
+    }
+  }
+
+  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let w = try weights.plain(weight)
+    guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == w.count else {
+      throw MPCError.badShape(site, x.shape, "weight '\(weight)' of \(w.count)")
+    }
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
+    return try await gate(.multiplyWeight, site, elements: x.count) { random in
+      let r = random.elements(x.count, bits: n)
+      let c = RingMath.add(RingMath.hadamard(x.values, w, bits: n), r, bits: n)
+      return (
+        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, x.shape, r)
+      )
+    }
+  }
+
+  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+    guard a.format.bits == b.format.bits, a.shape == b.shape else {
+      throw MPCError.badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
+    }
+    let n = a.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
+    return try await gate(.multiply, site, elements: a.count) { random in
+      let r = random.elements(a.count, bits: n)
+      let c = RingMath.add(RingMath.hadamard(a.values, b.values, bits: n), r, bits: n)
+      return (
+        serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)), nil,
+        WireTensor(format, a.shape, r)
+      )
+    }
+  }
+
+  public func square(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, x.format.scale, site))
+    return try await gate(.multiply, site, elements: x.count) { random in
+      let r = random.elements(x.count, bits: n)
+      let c = RingMath.add(RingMath.hadamard(x.values, x.values, bits: n), r, bits: n)
+      return (
+        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, x.shape, r)
+      )
+    }
+  }
+
+  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
+    let s = try matmulShape(a, b, transposeB: transposeB, site)
+    let n = a.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
+    return try await gate(.matmul, site, elements: s.batch * s.m * s.n) { random in
+      let r = random.elements(s.batch * s.m * s.n, bits: n)
+      let product = RingMath.matmul(
+        a.values, b.values, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
+      let c = RingMath.add(product, r, bits: n)
+      return (
+        serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)), nil,
+        WireTensor(format, s.shape, r)
+      )
+    }
+  }
+
+  // MARK: FSS gates
+
+  public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
+    async throws -> WireTensor
+  {
+    guard x.format.scale >= s else {
+      throw MPCError.formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)")
+    }
+    let format = WireFormat(bits: m, scale: x.format.scale - s)
+    return try await gate(.truncate, site, elements: x.count) { random in
+      let r = random.elements(x.count, bits: m)
+      let keys = try TruncationGate.gen(
+        kind: kind, inputBits: x.format.bits, shift: s, outputBits: m, inputMasks: x.values, outputMasks: r, prg: prg,
+        random: &random)
+      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(format, x.shape, r))
+    }
+  }
+
+  public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
+    let n = x.format.bits
+    guard n >= 2, !offsets.isEmpty else { throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets") }
+    let ring = try Ring(bits: n)
+    return try await gate(.compare, site, elements: x.count * offsets.count) { random in
+      let r = random.bits(x.count * offsets.count)
+      let keys = try DReLUGate.gen(
+        ring: ring, offsets: offsets.map { element($0, bits: n) }, inputMasks: x.values, outputMasks: r, prg: prg,
+        random: &random)
+      return (
+        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
+        WireBits(shape: x.shape + [offsets.count], bits: r)
+      )
+    }
+  }
+
+  public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    guard bits.shape == x.shape else { throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)") }
+    let ring = try Ring(bits: x.format.bits)
+    return try await gate(.select, site, elements: x.count) { random in
+      let r = random.elements(x.count, bits: ring.bits)
+      let keys = try SelectGate.gen(
+        ring: ring, bitMasks: bits.bits, valueMasks: x.values, outputMasks: r, random: &random)
+      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(x.format, x.shape, r))
+    }
+  }
+
+  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
+    guard x.format.bits == table.inputBits else {
+      throw MPCError.formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
+    }
+    let ring = try Ring(bits: table.output.bits)
+    return try await gate(.lookup, site, elements: x.count) { random in
+      let r = random.elements(x.count, bits: ring.bits)
+      let keys = try LUTGate.gen(
+        inputBits: table.inputBits, outputRing: ring, inputMasks: x.values, outputMasks: r, prg: prg, random: &random)
+      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(table.output, x.shape, r))
+    }
+  }
+
+  /// The output mask goes to the client, who alone can unmask the opened value.
+  public func reveal(_ x: WireTensor, site: GateSite) async throws -> [Int64] {
+    let start = clock.now
+    let record = ShareBundle(bits: x.format.bits, explicit: [x.values]).serialized(party: 2)
+    var cost = GateCost()
+    cost.calls = 1
+    cost.elements = x.count
+    cost.seconds = (clock.now - start).seconds
+    tally.add(.reveal, site, cost)
+    try await streams.append([(Self.clientStream, clientOp, record)])
+    clientOp += 1
+    return []
+  }
+}
+
+/// 16 seed bytes as two 64-bit words (little-endian), and back.
+func words(_ seed: [UInt8]) -> [UInt64] {
+  (0..<2).map { w in (0..<8).reduce(UInt64(0)) { $0 | UInt64(seed[8 * w + $1]) << UInt64(8 * $1) } }
+}
+
+func seedBytes(_ words: [UInt64]) -> [UInt8] {
+  words.flatMap { w in (0..<8).map { UInt8(truncatingIfNeeded: w >> UInt64(8 * $0)) } }
+}

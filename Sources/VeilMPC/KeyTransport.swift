@@ -1,0 +1,173 @@
+// How per-inference keys travel from the dealer to P0, P1 and the client with bounded memory
+// (issue 6, DESIGN §7, §9 "Memory"): the dealer appends each gate's records to one key stream
+// per recipient (VeilFSS `KeyStreamWriter`), seals them into MAC'd segments and pushes the
+// segments into a bounded pipe; a recipient feeds the segments to its `KeyStreamReader`, which
+// verifies each before handing out its records in op order. When a pipe holds `capacity`
+// bytes the dealer waits until its reader has drained it: keygen and online work alternate
+// (DESIGN §9 "Counting"), and memory stays at about `capacity` + one segment per stream
+// however large the model.
+import Crypto
+import Foundation
+import VeilFSS
+
+/// A bounded pipe of byte chunks with one producer and one consumer.
+actor KeyPipe {
+  let capacity: Int
+  private var chunks: [[UInt8]] = []
+  private var head = 0
+  private var bytes = 0
+  private var closed = false
+  private var cancelled = false
+  private var producer: CheckedContinuation<Void, Never>?
+  private var consumer: CheckedContinuation<Void, Never>?
+  /// The most bytes the pipe ever held.
+  private(set) var peakBytes = 0
+
+  init(capacity: Int) { self.capacity = capacity }
+
+  /// Appends a chunk; first waits, if the pipe holds `capacity` bytes or more, until it is empty.
+  func push(_ chunk: [UInt8]) async throws {
+    if bytes >= capacity && !cancelled { await withCheckedContinuation { producer = $0 } }
+    if cancelled { throw CancellationError() }
+    chunks.append(chunk)
+    bytes += chunk.count
+    peakBytes = max(peakBytes, bytes)
+    wakeConsumer()
+  }
+
+  /// The next chunk, waiting for one; nil once the producer closed the pipe and it is empty.
+  func pop() async -> [UInt8]? {
+    while head == chunks.count {
+      if closed || cancelled { return nil }
+      await withCheckedContinuation { consumer = $0 }
+    }
+    let chunk = chunks[head]
+    chunks[head] = []
+    head += 1
+    if head == chunks.count {
+      chunks.removeAll(keepingCapacity: true)
+      head = 0
+    }
+    bytes -= chunk.count
+    if bytes == 0, let waiting = producer {
+      producer = nil
+      waiting.resume()
+    }
+    return chunk
+  }
+
+  /// No more chunks will come.
+  func close() {
+    closed = true
+    wakeConsumer()
+  }
+
+  /// Abandons the pipe (a run failed): the producer's waits end with an error, the consumer's with nil.
+  func cancel() {
+    cancelled = true
+    wakeConsumer()
+    if let waiting = producer {
+      producer = nil
+      waiting.resume()
+    }
+  }
+
+  private func wakeConsumer() {
+    if let waiting = consumer {
+      consumer = nil
+      waiting.resume()
+    }
+  }
+}
+
+/// The dealer's side of all streams of one run: P0's, P1's and the client's.
+actor DealerKeyStreams {
+  private var writers: [KeyStreamWriter]
+  let pipes: [KeyPipe]
+  private let segmentBytes: Int
+  /// Record bytes written per stream.
+  private(set) var recordBytes: [Int]
+  /// Bytes shipped per stream (headers, segment framing and MACs included).
+  private(set) var streamBytes: [Int]
+  /// Time spent waiting for a recipient to drain its pipe (not key generation).
+  private(set) var waitSeconds = 0.0
+  private let clock = ContinuousClock()
+
+  init(headers: [KeyStreamHeader], macKeys: [SymmetricKey], pipes: [KeyPipe], segmentBytes: Int) {
+    writers = zip(headers, macKeys).map { KeyStreamWriter(header: $0, macKey: $1) }
+    self.pipes = pipes
+    self.segmentBytes = segmentBytes
+    recordBytes = Array(repeating: 0, count: headers.count)
+    streamBytes = Array(repeating: 0, count: headers.count)
+  }
+
+  /// Appends records (stream index, op index, record). Once a stream has a segment's worth of
+  /// records, every stream is sealed and shipped together: a recipient never waits for a record
+  /// that sits unsealed at the dealer while the dealer waits for some pipe to drain.
+  func append(_ records: [(stream: Int, op: Int, record: [UInt8])]) async throws {
+    for r in records {
+      writers[r.stream].append(opIndex: r.op, record: r.record)
+      recordBytes[r.stream] += r.record.count
+    }
+    if writers.contains(where: { $0.pendingBytes >= segmentBytes }) { try await ship(final: false) }
+  }
+
+  /// Seals and ships every stream's pending records; `final` ends the streams.
+  func ship(final: Bool) async throws {
+    for i in writers.indices where final || writers[i].pendingBytes > 0 {
+      let segment = writers[i].seal(final: final)
+      streamBytes[i] += segment.count
+      let start = clock.now
+      try await pipes[i].push(segment)
+      waitSeconds += (clock.now - start).seconds
+      if final { await pipes[i].close() }
+    }
+  }
+}
+
+/// A recipient's side of one stream: records in op order, verified segment by segment.
+actor KeySource {
+  private var reader: KeyStreamReader
+  private let pipe: KeyPipe
+  private let clock = ContinuousClock()
+  /// Time spent waiting for the dealer (not online time).
+  private(set) var waitSeconds: Double = 0
+  /// Record bytes handed out.
+  private(set) var recordBytes = 0
+
+  init(pipe: KeyPipe, expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger) {
+    self.pipe = pipe
+    reader = KeyStreamReader(expected: expected, macKey: macKey, ledger: ledger)
+  }
+
+  /// The record of op `opIndex`, waiting for the dealer while it has not arrived.
+  func next(opIndex: Int) async throws -> [UInt8] {
+    while true {
+      if let record = try reader.next(opIndex: opIndex) {
+        recordBytes += record.count
+        return record
+      }
+      let start = clock.now
+      let chunk = await pipe.pop()
+      waitSeconds += (clock.now - start).seconds
+      guard let chunk else {
+        try reader.endOfInput()
+        throw KeyStreamError.truncated
+      }
+      try reader.feed(chunk)
+    }
+  }
+
+  /// Reads the stream to its end and fails if it holds records beyond op `afterOp` − 1.
+  func finish(afterOp: Int) async throws {
+    while !reader.isFinished, let chunk = await pipe.pop() { try reader.feed(chunk) }
+    try reader.endOfInput()
+    guard !reader.hasPendingRecords else {
+      throw MPCError.protocolViolation("the key stream holds records beyond the graph's \(afterOp) gates")
+    }
+  }
+}
+
+extension Duration {
+  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

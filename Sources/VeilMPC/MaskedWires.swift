@@ -1,0 +1,257 @@
+// Masked wires (DESIGN §3): every wire of the secure run carries x̂ = x + r mod 2^n, public to
+// P0 and P1, while the dealer holds the mask r. Both are tensors of ring elements of the same
+// format and shape, so the dealer's and the parties' back ends share one type and every local
+// operation: a linear map applies to x̂ and to r alike, and only public constants differ (they
+// enter x̂, never r). This file holds that type and the local operations written once.
+import VeilFSS
+import VeilModels
+import VeilRing
+
+/// A tensor of ring elements in [0, 2^n): masked values at a party, masks at the dealer.
+public struct WireTensor: Sendable, Equatable {
+  public let format: WireFormat
+  public let shape: [Int]
+  public let values: [UInt64]
+
+  init(_ format: WireFormat, _ shape: [Int], _ values: [UInt64]) {
+    self.format = format
+    self.shape = shape
+    self.values = values
+  }
+
+  public var count: Int { values.count }
+  var mask: UInt64 { ringMask(format.bits) }
+}
+
+/// A tensor of bits: masked bits at a party, bit masks at the dealer.
+public struct WireBits: Sendable, Equatable {
+  public let shape: [Int]
+  public let bits: [UInt8]
+}
+
+/// 2^bits − 1.
+@inline(__always) func ringMask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
+
+/// A public signed integer as an element of Z_2^bits.
+@inline(__always) func element(_ v: Int64, bits: Int) -> UInt64 { UInt64(bitPattern: v) & ringMask(bits) }
+
+/// The signed reading of an element of Z_2^bits.
+@inline(__always) func signedValue(_ v: UInt64, bits: Int) -> Int64 {
+  let s = Int64(64 - bits)
+  return (Int64(bitPattern: v) &<< s) &>> s
+}
+
+/// A back end whose values are masked wires. `holdsMaskedValues` tells the two sides apart:
+/// true at the parties (public constants are added in), false at the dealer (masks only).
+protocol MaskedWireBackend: GateBackend where Value == WireTensor, Bits == WireBits {
+  var holdsMaskedValues: Bool { get }
+}
+
+extension MaskedWireBackend {
+  public func shape(of value: WireTensor) -> [Int] { value.shape }
+  public func format(of value: WireTensor) -> WireFormat { value.format }
+  public func shape(of bits: WireBits) -> [Int] { bits.shape }
+
+  private func checkSame(_ a: WireTensor, _ b: WireTensor, _ site: GateSite) throws(MPCError) {
+    guard a.format == b.format else { throw .formatMismatch(site, "operands have formats \(a.format) and \(b.format)") }
+    guard a.shape == b.shape else { throw .badShape(site, b.shape, "expected \(a.shape)") }
+  }
+
+  func scaled(_ a: Int, _ b: Int, _ site: GateSite) throws(MPCError) -> Int {
+    guard a + b < 63 else { throw .formatMismatch(site, "scale \(a) + \(b) is too large") }
+    return a + b
+  }
+
+  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws -> WireTensor {
+    guard shape.reduce(1, *) == values.count else { throw MPCError.badShape(site, shape, "\(values.count) values") }
+    let bits = format.bits
+    return WireTensor(
+      format, shape,
+      holdsMaskedValues ? values.map { element($0, bits: bits) } : [UInt64](repeating: 0, count: values.count))
+  }
+
+  public func add(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+    try checkSame(a, b, site)
+    let m = a.mask
+    return WireTensor(a.format, a.shape, zip(a.values, b.values).map { ($0 &+ $1) & m })
+  }
+
+  public func subtract(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+    try checkSame(a, b, site)
+    let m = a.mask
+    return WireTensor(a.format, a.shape, zip(a.values, b.values).map { ($0 &- $1) & m })
+  }
+
+  public func addConstant(_ x: WireTensor, _ constant: Int64, site: GateSite) async throws -> WireTensor {
+    guard holdsMaskedValues else { return x }
+    let (m, c) = (x.mask, UInt64(bitPattern: constant))
+    return WireTensor(x.format, x.shape, x.values.map { ($0 &+ c) & m })
+  }
+
+  public func multiplyConstant(_ x: WireTensor, _ constant: Int64, fractionalBits: Int, site: GateSite) async throws
+    -> WireTensor
+  {
+    let format = WireFormat(bits: x.format.bits, scale: try scaled(x.format.scale, fractionalBits, site))
+    let (m, c) = (x.mask, UInt64(bitPattern: constant))
+    return WireTensor(format, x.shape, x.values.map { ($0 &* c) & m })
+  }
+
+  public func multiplyConstants(_ x: WireTensor, _ constants: [Int64], fractionalBits: Int, site: GateSite)
+    async throws -> WireTensor
+  {
+    guard constants.count == x.count else { throw MPCError.badShape(site, x.shape, "\(constants.count) constants") }
+    let format = WireFormat(bits: x.format.bits, scale: try scaled(x.format.scale, fractionalBits, site))
+    let m = x.mask
+    return WireTensor(format, x.shape, zip(x.values, constants).map { ($0 &* UInt64(bitPattern: $1)) & m })
+  }
+
+  public func withScale(_ x: WireTensor, _ scale: Int, site: GateSite) async throws -> WireTensor {
+    WireTensor(WireFormat(bits: x.format.bits, scale: scale), x.shape, x.values)
+  }
+
+  public func gather(_ x: WireTensor, indices: [Int], shape: [Int], site: GateSite) async throws -> WireTensor {
+    guard shape.reduce(1, *) == indices.count else { throw MPCError.badShape(site, shape, "\(indices.count) indices") }
+    let count = x.count
+    guard indices.allSatisfy({ $0 >= 0 && $0 < count }) else {
+      throw MPCError.badShape(site, x.shape, "gather index out of range")
+    }
+    let v = x.values
+    return WireTensor(x.format, shape, indices.map { v[$0] })
+  }
+
+  public func concatenate(_ parts: [WireTensor], axis: Int, site: GateSite) async throws -> WireTensor {
+    guard let first = parts.first else { throw MPCError.badShape(site, [], "nothing to concatenate") }
+    guard parts.allSatisfy({ $0.format == first.format }) else {
+      throw MPCError.formatMismatch(site, "concatenated parts differ in format")
+    }
+    let joined = try Tensor.concatenate(try parts.map { try Tensor(shape: $0.shape, scalars: $0.values) }, axis: axis)
+    return WireTensor(first.format, joined.shape, joined.scalars)
+  }
+
+  public func sumLastAxis(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    guard let width = x.shape.last, width > 0 else { throw MPCError.badShape(site, x.shape, "nothing to sum") }
+    let rows = x.count / width
+    let m = x.mask
+    var out = [UInt64](repeating: 0, count: rows)
+    x.values.withUnsafeBufferPointer { v in
+      for r in 0..<rows {
+        var s: UInt64 = 0
+        for j in 0..<width { s &+= v[r * width + j] }
+        out[r] = s & m
+      }
+    }
+    return WireTensor(x.format, Array(x.shape.dropLast()) + [1], out)
+  }
+
+  public func reduceRing(_ x: WireTensor, bits: Int, site: GateSite) async throws -> WireTensor {
+    guard bits >= 1, bits <= x.format.bits else {
+      throw MPCError.formatMismatch(site, "cannot reduce \(x.format.bits) bits to \(bits)")
+    }
+    let m = ringMask(bits)
+    return WireTensor(WireFormat(bits: bits, scale: x.format.scale), x.shape, x.values.map { $0 & m })
+  }
+
+  public func xor(_ a: WireBits, _ b: WireBits, site: GateSite) async throws -> WireBits {
+    guard a.shape == b.shape else { throw MPCError.badShape(site, b.shape, "expected \(a.shape)") }
+    return WireBits(shape: a.shape, bits: zip(a.bits, b.bits).map { $0 ^ $1 })
+  }
+
+  public func not(_ a: WireBits, site: GateSite) async throws -> WireBits {
+    holdsMaskedValues ? WireBits(shape: a.shape, bits: a.bits.map { $0 ^ 1 }) : a
+  }
+
+  public func gather(bits: WireBits, indices: [Int], shape: [Int], site: GateSite) async throws -> WireBits {
+    guard shape.reduce(1, *) == indices.count, indices.allSatisfy({ $0 >= 0 && $0 < bits.bits.count }) else {
+      throw MPCError.badShape(site, shape, "bad bit gather")
+    }
+    return WireBits(shape: shape, bits: indices.map { bits.bits[$0] })
+  }
+
+  public func assertRange(_ x: WireTensor, _ range: ClosedRange<Int64>, site: GateSite) async throws {}
+
+  // MARK: Shape checks shared by the dealer and the parties (the clear back end's rules)
+
+  /// (rows, inner, outputs) of x·Wᵀ for x [..., inner] and W [outputs, inner].
+  func linearShape(_ x: WireTensor, weight: [Int], _ site: GateSite) throws(MPCError) -> (Int, Int, Int) {
+    guard x.format.bits == inputFormat.bits else {
+      throw .formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
+    }
+    guard weight.count == 2, let inner = x.shape.last, inner == weight[1] else {
+      throw .badShape(site, x.shape, "weight has shape \(weight)")
+    }
+    return (x.count / max(inner, 1), inner, weight[0])
+  }
+
+  /// (batch, m, k, n, output shape) of a batched a·b or a·bᵀ.
+  func matmulShape(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, _ site: GateSite) throws(MPCError) -> (
+    batch: Int, m: Int, k: Int, n: Int, shape: [Int]
+  ) {
+    guard a.format.bits == b.format.bits else {
+      throw .formatMismatch(site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
+    }
+    let (ra, rb) = (a.shape.count, b.shape.count)
+    guard ra >= 2, ra == rb, a.shape.dropLast(2) == b.shape.dropLast(2) else {
+      throw .badShape(site, a.shape, "cannot multiply by \(b.shape)")
+    }
+    let (m, k) = (a.shape[ra - 2], a.shape[ra - 1])
+    let (bk, n) = transposeB ? (b.shape[rb - 1], b.shape[rb - 2]) : (b.shape[rb - 2], b.shape[rb - 1])
+    guard k == bk else { throw .badShape(site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")") }
+    return (a.shape.dropLast(2).reduce(1, *), m, k, n, Array(a.shape.dropLast(2)) + [m, n])
+  }
+}
+
+// MARK: - Ring arithmetic on flat arrays
+
+enum RingMath {
+  /// C = A·B (or A·Bᵀ) mod 2^bits for a batch of row-major matrices.
+  static func matmul(
+    _ a: [UInt64], _ b: [UInt64], batch: Int, m: Int, k: Int, n: Int, transposeB: Bool, bits: Int
+  ) -> [UInt64] {
+    let right = transposeB ? transposeBatch(b, batch: batch, rows: n, columns: k) : b
+    var out = [UInt64](repeating: 0, count: batch * m * n)
+    let kernel = RingGEMMKernel.best(forBits: bits)
+    a.withUnsafeBufferPointer { pa in
+      right.withUnsafeBufferPointer { pb in
+        out.withUnsafeMutableBufferPointer { pc in
+          for s in 0..<batch {
+            RingGEMM.multiply(
+              kernel: kernel, m: m, n: n, k: k, a: pa, aOffset: s * m * k, b: pb, bOffset: s * k * n, c: pc,
+              cOffset: s * m * n, mask: ringMask(bits))
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  /// Each of `batch` row-major [rows, columns] matrices transposed.
+  static func transposeBatch(_ x: [UInt64], batch: Int, rows: Int, columns: Int) -> [UInt64] {
+    var out = [UInt64](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        for s in 0..<batch {
+          let base = s * rows * columns
+          for i in 0..<rows { for j in 0..<columns { dst[base + j * rows + i] = src[base + i * columns + j] } }
+        }
+      }
+    }
+    return out
+  }
+
+  /// Elementwise a ⊙ b, with b repeated along a's rows when it is shorter (a weight vector).
+  static func hadamard(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
+    let m = ringMask(bits)
+    let d = b.count
+    return a.indices.map { (a[$0] &* b[$0 % d]) & m }
+  }
+
+  static func add(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
+    let m = ringMask(bits)
+    return zip(a, b).map { ($0 &+ $1) & m }
+  }
+
+  static func subtract(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
+    let m = ringMask(bits)
+    return zip(a, b).map { ($0 &- $1) & m }
+  }
+}

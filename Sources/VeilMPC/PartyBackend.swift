@@ -1,0 +1,343 @@
+// Party b's back end (DESIGN §4, engine 4): it walks the same graph as the dealer; its values
+// are the public masked wires x̂ = x + r. Every gate reads its key record (checked for op,
+// kind, width and size), computes this party's share of the masked output and opens it with
+// the peer in one full-duplex exchange per round. Linear layers use the once-masked weights of
+// DESIGN §3: z_b = x̂·W_b − [r_x]_b·Ŵ + c_b, where [r_x]_b·Ŵ does not depend on the input and
+// is counted as offline work. The client's masked one-hot rows come in over the client channel,
+// and the output goes back to it still masked.
+import Foundation
+import VeilFSS
+import VeilModels
+import VeilNet
+import VeilRing
+
+public actor PartyBackend: MaskedWireBackend {
+  public nonisolated let inputFormat: WireFormat
+  nonisolated let holdsMaskedValues = true
+  public nonisolated let party: Int
+  private let masked: RunWeights
+  private let share: RunWeights
+  private let prg: TreePRG
+  private let peer: any Channel
+  private let client: any Channel
+  private let keys: KeySource
+  private let tally: CostTally
+  private var op = 0
+  private var offlineSeconds = 0.0
+  private var recordBytes = 0
+  private let clock = ContinuousClock()
+
+  init(
+    weights: PartyWeights, format: WireFormat, prg: TreePRG, peer: any Channel, client: any Channel, keys: KeySource,
+    tally: CostTally
+  ) {
+    inputFormat = format
+    party = weights.party
+    masked = RunWeights(weights.masked, bits: format.bits)
+    share = RunWeights(weights.share, bits: format.bits)
+    self.prg = prg
+    self.peer = peer
+    self.client = client
+    self.keys = keys
+    self.tally = tally
+  }
+
+  // MARK: Keys, openings, accounting
+
+  /// Runs one gate, charging its time (less waits for the dealer and offline work), bytes and
+  /// rounds to `kind` under the site's op kind.
+  private func gate<Output>(_ kind: GateKind, _ site: GateSite, elements: Int, _ body: () async throws -> Output)
+    async throws -> Output
+  {
+    let before = peer.counters
+    let waitedBefore = await keys.waitSeconds
+    let (offlineBefore, keyBytesBefore) = (offlineSeconds, recordBytes)
+    let start = clock.now
+    let output = try await body()
+    let elapsed = (clock.now - start).seconds
+    let waited = await keys.waitSeconds - waitedBefore
+    let after = peer.counters
+    var cost = GateCost()
+    cost.calls = 1
+    cost.elements = elements
+    cost.offlineSeconds = offlineSeconds - offlineBefore
+    cost.seconds = elapsed - waited - cost.offlineSeconds
+    cost.bytesSent = after.bytesSent - before.bytesSent
+    cost.bytesReceived = after.bytesReceived - before.bytesReceived
+    cost.rounds = after.rounds - before.rounds
+    cost.keyBytes = recordBytes - keyBytesBefore
+    tally.add(kind, site, cost)
+    return output
+  }
+
+  /// The next key record, which must be this gate's.
+  private func record() async throws -> [UInt8] {
+    defer { op += 1 }
+    let bytes = try await keys.next(opIndex: op)
+    recordBytes += bytes.count
+    return bytes
+  }
+
+  /// Decodes a key record, naming the gate when it does not fit.
+  private func key<K>(_ site: GateSite, _ decode: ([UInt8]) throws(FSSError) -> K) async throws -> K {
+    let bytes = try await record()
+    do { return try decode(bytes) } catch { throw MPCError.keyMismatch(site, error.description) }
+  }
+
+  /// The parts of a share bundle, which must have the given lengths.
+  private func shares(_ site: GateSite, bits: Int, lengths: [Int]) async throws -> [[UInt64]] {
+    let party = party
+    let bundle = try await key(site) { (bytes) throws(FSSError) in
+      try ShareBundle(record: bytes, party: party, inputBits: bits)
+    }
+    let parts: [[UInt64]]
+    do { parts = try bundle.parts() } catch { throw MPCError.keyMismatch(site, error.description) }
+    guard parts.map(\.count) == lengths else {
+      throw MPCError.keyMismatch(site, "share parts of \(parts.map(\.count)) elements, the gate needs \(lengths)")
+    }
+    return parts
+  }
+
+  /// Input-independent work, timed apart from the online phase.
+  private func offline<R>(_ body: () throws -> R) rethrows -> R {
+    let start = clock.now
+    defer { offlineSeconds += (clock.now - start).seconds }
+    return try body()
+  }
+
+  /// Opens additive shares of Z_2^bits with the peer (one round).
+  private func open(_ mine: [UInt64], bits: Int, _ site: GateSite) async throws -> [UInt64] {
+    let theirs = try await exchange(BitPacking.pack(mine, bits: bits), count: mine.count, bits: bits, site)
+    return RingMath.add(mine, theirs, bits: bits)
+  }
+
+  /// Opens XOR shares of bits with the peer (one round).
+  private func openBits(_ mine: [UInt8], _ site: GateSite) async throws -> [UInt8] {
+    let theirs = try await exchange(
+      BitPacking.pack(mine.map { UInt64($0) }, bits: 1), count: mine.count, bits: 1, site)
+    return zip(mine, theirs).map { $0 ^ UInt8($1) }
+  }
+
+  private func exchange(_ message: [UInt8], count: Int, bits: Int, _ site: GateSite) async throws -> [UInt64] {
+    let received = try await peer.exchange(message)
+    guard received.count == message.count else {
+      throw MPCError.protocolViolation(
+        "\(peer.peerDescription) sent \(received.count) bytes at \(site), expected \(message.count)")
+    }
+    return BitPacking.unpack(received, bits: bits, count: count)
+  }
+
+  /// Seconds of input-independent products so far.
+  var offlineTotal: Double { offlineSeconds }
+
+  /// Checks that the stream has nothing left for this run (call after the graph).
+  func finish() async throws { try await keys.finish(afterOp: op) }
+
+  // MARK: Inputs
+
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> WireTensor {
+    let shape = try masked.shape(table)
+    guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
+    let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
+    return try await gate(.embedding, site, elements: t * d) {
+      let parts = try await shares(site, bits: n, lengths: [t * v, t * d])
+      let hat = try masked.plain(table)
+      let fixed = offline { RingMath.matmul(parts[0], hat, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n) }
+      let message = try await client.receive()
+      guard message.count == BitPacking.packedByteCount(count: t * v, bits: n) else {
+        throw MPCError.protocolViolation("the client sent \(message.count) bytes for \(t) masked one-hot rows")
+      }
+      let oneHot = BitPacking.unpack(message, bits: n, count: t * v)
+      let product = RingMath.matmul(
+        oneHot, try share.plain(table), batch: 1, m: t, k: v, n: d, transposeB: false, bits: n)
+      let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
+      return WireTensor(inputFormat, [t, d], try await open(mine, bits: n, site))
+    }
+  }
+
+  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
+    let (values, d) = try masked.rows(table, rows, site)
+    return WireTensor(inputFormat, [rows.count, d], values)
+  }
+
+  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
+    let b = try masked.plain(bias)
+    guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
+      throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
+    }
+    let m = x.mask
+    return WireTensor(x.format, x.shape, x.values.enumerated().map { ($1 &+ b[$0 % d]) & m })
+  }
+
+  // MARK: Products
+
+  public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let (rows, inner, outputs) = try linearShape(x, weight: try masked.shape(weight), site)
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
+    return try await gate(.linear, site, elements: rows * outputs) {
+      let parts = try await shares(site, bits: n, lengths: [rows * inner, rows * outputs])
+      let hatT = try masked.transposed(weight)
+      let fixed = offline {
+        RingMath.matmul(parts[0], hatT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+      }
+      let product = RingMath.matmul(
+        x.values, try share.transposed(weight), batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+      let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
+      return WireTensor(format, Array(x.shape.dropLast()) + [outputs], try await open(mine, bits: n, site))
+    }
+  }
+
+  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let hat = try masked.plain(weight)
+    guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == hat.count else {
+      throw MPCError.badShape(site, x.shape, "weight '\(weight)' of \(hat.count)")
+    }
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
+    return try await gate(.multiplyWeight, site, elements: x.count) {
+      let parts = try await shares(site, bits: n, lengths: [x.count, x.count])
+      let fixed = offline { RingMath.hadamard(parts[0], hat, bits: n) }
+      let product = RingMath.hadamard(x.values, try share.plain(weight), bits: n)
+      let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
+      return WireTensor(format, x.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  /// This party's share of a·b + r_z for masked a, b: â·b̂ (party 0 only) − â·[r_b] − [r_a]·b̂ + c.
+  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+    guard a.format.bits == b.format.bits, a.shape == b.shape else {
+      throw MPCError.badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
+    }
+    let n = a.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
+    return try await gate(.multiply, site, elements: a.count) {
+      let parts = try await shares(site, bits: n, lengths: [a.count, a.count, a.count])
+      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.subtract([UInt64](repeating: 0, count: a.count), parts[1], bits: n)
+      let mine = RingMath.add(
+        RingMath.subtract(RingMath.hadamard(a.values, right, bits: n), RingMath.hadamard(parts[0], b.values, bits: n), bits: n),
+        parts[2], bits: n)
+      return WireTensor(format, a.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  /// x̂² (party 0 only) − 2·x̂·[r] + c.
+  public func square(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    let n = x.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, x.format.scale, site))
+    return try await gate(.multiply, site, elements: x.count) {
+      let parts = try await shares(site, bits: n, lengths: [x.count, x.count])
+      let m = ringMask(n)
+      let isFirst = party == 0
+      let mine = (0..<x.count).map { i -> UInt64 in
+        let v = x.values[i]
+        var z = parts[1][i] &- 2 &* v &* parts[0][i]
+        if isFirst { z = z &+ v &* v }
+        return z & m
+      }
+      return WireTensor(format, x.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
+    let s = try matmulShape(a, b, transposeB: transposeB, site)
+    let n = a.format.bits
+    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
+    return try await gate(.matmul, site, elements: s.batch * s.m * s.n) {
+      let parts = try await shares(site, bits: n, lengths: [a.count, b.count, s.batch * s.m * s.n])
+      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.subtract([UInt64](repeating: 0, count: b.count), parts[1], bits: n)
+      func product(_ x: [UInt64], _ y: [UInt64]) -> [UInt64] {
+        RingMath.matmul(x, y, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
+      }
+      let mine = RingMath.add(
+        RingMath.subtract(product(a.values, right), product(parts[0], b.values), bits: n), parts[2], bits: n)
+      return WireTensor(format, s.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  // MARK: FSS gates
+
+  public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
+    async throws -> WireTensor
+  {
+    guard x.format.scale >= s else {
+      throw MPCError.formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)")
+    }
+    let n = x.format.bits
+    return try await gate(.truncate, site, elements: x.count) {
+      let party = party
+      let k = try await key(site) { (bytes) throws(FSSError) in
+        try TruncationKey(record: bytes, party: party, inputBits: n)
+      }
+      guard k.kind == kind, k.shift == s, k.outputBits == m, k.count == x.count else {
+        throw MPCError.keyMismatch(site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits for \(k.count) elements")
+      }
+      let bits = try await openBits(
+        try TruncationGate.evalBits(party: party, key: k, maskedInputs: x.values, prg: prg), site)
+      let mine = try TruncationGate.evalOutput(party: party, key: k, maskedInputs: x.values, openedBits: bits)
+      return WireTensor(WireFormat(bits: m, scale: x.format.scale - s), x.shape, try await open(mine, bits: m, site))
+    }
+  }
+
+  public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
+    let n = x.format.bits
+    return try await gate(.compare, site, elements: x.count * offsets.count) {
+      let party = party
+      let k = try await key(site) { (bytes) throws(FSSError) in try DReLUKey(record: bytes, party: party, inputBits: n) }
+      guard k.offsets == offsets.map({ element($0, bits: n) }), k.count == x.count else {
+        throw MPCError.keyMismatch(site, "a DReLU key for \(k.count) elements at other offsets")
+      }
+      let mine = try DReLUGate.eval(party: party, key: k, maskedInputs: x.values, prg: prg)
+      return WireBits(shape: x.shape + [offsets.count], bits: try await openBits(mine, site))
+    }
+  }
+
+  public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    guard bits.shape == x.shape else { throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)") }
+    let n = x.format.bits
+    return try await gate(.select, site, elements: x.count) {
+      let party = party
+      let k = try await key(site) { (bytes) throws(FSSError) in try SelectKey(record: bytes, party: party, inputBits: n) }
+      let mine = try SelectGate.eval(party: party, key: k, maskedBits: bits.bits, maskedValues: x.values)
+      return WireTensor(x.format, x.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
+    guard x.format.bits == table.inputBits else {
+      throw MPCError.formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
+    }
+    let n = table.output.bits
+    return try await gate(.lookup, site, elements: x.count) {
+      let party = party
+      let k = try await key(site) { (bytes) throws(FSSError) in
+        try LUTKey(record: bytes, party: party, inputBits: table.inputBits)
+      }
+      guard k.outputRing.bits == n else { throw MPCError.keyMismatch(site, "a lookup key into \(k.outputRing.bits) bits") }
+      let entries = table.entries.map { element($0, bits: n) }
+      let first = try LUTGate.evalRound1(party: party, key: k, maskedInputs: x.values, table: entries, prg: prg)
+      // Round 1 opens the sign bits and the signed values in one exchange.
+      let message = BitPacking.pack(first.signBits.map { UInt64($0) }, bits: 1) + BitPacking.pack(first.values, bits: n)
+      let received = try await peer.exchange(message)
+      guard received.count == message.count else {
+        throw MPCError.protocolViolation("\(peer.peerDescription) sent \(received.count) bytes at \(site)")
+      }
+      let split = BitPacking.packedByteCount(count: x.count, bits: 1)
+      let theirBits = BitPacking.unpack(Array(received[..<split]), bits: 1, count: x.count)
+      let theirValues = BitPacking.unpack(Array(received[split...]), bits: n, count: x.count)
+      let opened = LUTRound1(
+        signBits: zip(first.signBits, theirBits).map { $0 ^ UInt8($1) },
+        values: RingMath.add(first.values, theirValues, bits: n))
+      let mine = try LUTGate.evalRound2(party: party, key: k, opened: opened)
+      return WireTensor(table.output, x.shape, try await open(mine, bits: n, site))
+    }
+  }
+
+  /// Sends the masked output to the client, who holds its mask.
+  public func reveal(_ x: WireTensor, site: GateSite) async throws -> [Int64] {
+    try await gate(.reveal, site, elements: x.count) {
+      try await client.send(BitPacking.pack(x.values, bits: x.format.bits))
+      return []
+    }
+  }
+}

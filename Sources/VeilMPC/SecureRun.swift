@@ -1,0 +1,284 @@
+// One secure inference with every role in one process (the embedded default of DESIGN §1):
+// the dealer, P0, P1 and the client run as concurrent tasks, talk over in-memory channels
+// (which count the bytes and rounds TCP would carry) and pass keys through bounded key-stream
+// pipes. `SecureModel` is a model after the one-time weight setup (DESIGN §3); each `embed`
+// is a fresh run with fresh masks and keys, refused by the parties' run ledgers if replayed.
+import Crypto
+import Foundation
+import VeilFSS
+import VeilModels
+import VeilNet
+import VeilRing
+
+/// How a run streams its keys.
+public struct KeyStreamOptions: Sendable {
+  /// The dealer waits once a pipe holds this many bytes, until its reader has drained it.
+  public var pipeCapacity = 256 << 20
+  /// Records are sealed into MAC'd segments of about this size.
+  public var segmentBytes = 4 << 20
+
+  public init() {}
+}
+
+/// What one secure run cost.
+public struct RunCosts: Sendable {
+  /// Online seconds: the slower party's time less its waits for keys and its offline products.
+  public var onlineSeconds = 0.0
+  /// Dealer key generation plus the slower party's input-independent products.
+  public var offlineSeconds = 0.0
+  /// Bytes between P0 and P1 in both directions (framing included), and rounds.
+  public var onlineBytes = 0
+  public var rounds = 0
+  /// The client's upload and download.
+  public var clientBytes = 0
+  /// Key-stream bytes shipped to P0, P1 and the client.
+  public var keyBytes: [Int] = []
+  /// The most key bytes a pipe held at once.
+  public var peakPipeBytes = 0
+  /// Per layer type and gate kind: the dealer's, and P0's and P1's.
+  public var dealer: [OpKind: [GateKind: GateCost]] = [:]
+  public var parties: [[OpKind: [GateKind: GateCost]]] = []
+}
+
+/// What one secure run produced and cost.
+public struct SecureRunReport: Sendable {
+  /// The output the client unmasked (signed integers at `format`).
+  public let output: [Int64]
+  public let format: WireFormat
+  public let costs: RunCosts
+
+  /// The output as real numbers.
+  public var decoded: [Double] {
+    let scale = Double(sign: .plus, exponent: format.scale, significand: 1)
+    return output.map { Double($0) / scale }
+  }
+}
+
+/// A model whose weights went through the one-time masking setup.
+public final class SecureModel: Sendable {
+  public let bert: BertModel
+  public let parameters: SigmaParameters
+  let dealerWeights: DealerWeights
+  let partyWeights: [PartyWeights]
+  /// Each party's durable record of consumed run ids (in memory here: one process).
+  let ledgers: [RunLedger]
+  let modelDigest: [UInt8]
+  /// Bytes P0 and P1 exchanged to open Ŵ (both directions), and the setup's seconds.
+  public let setupBytes: Int
+  public let setupSeconds: Double
+
+  /// Encodes the weights at (n, f), shares them as the owner, masks them as the dealer and
+  /// opens Ŵ between the parties.
+  public init(bert: BertModel, weights: Float64Weights, parameters: SigmaParameters) async throws {
+    try parameters.validate()
+    let clock = ContinuousClock()
+    let start = clock.now
+    let format = try FixedPointFormat(bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
+    let clear = try ClearWeights(weights, format: format)
+    var random = try SecureRandom()
+    let (share0, share1) = WeightSetup.ownerShares(clear, random: &random)
+    let (dealer, seeds) = try WeightSetup.dealMasks(shapes: share0.shapes, random: &random)
+    let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
+    async let opened0 = WeightSetup.open(
+      party: 0, setupID: dealer.setupID, ownerShare: share0, maskSeeds: seeds[0], peer: c0)
+    async let opened1 = WeightSetup.open(
+      party: 1, setupID: dealer.setupID, ownerShare: share1, maskSeeds: seeds[1], peer: c1)
+    partyWeights = try await [opened0, opened1]
+    setupBytes = c0.counters.bytesSent + c0.counters.bytesReceived
+    await c0.close()
+    await c1.close()
+    self.bert = bert
+    self.parameters = parameters
+    dealerWeights = dealer
+    ledgers = [RunLedger(), RunLedger()]
+    // Model digest = H(setup id ‖ config ‖ shapes ‖ n ‖ f ‖ recipe) (DESIGN §7): public facts only.
+    var hasher = SHA256()
+    hasher.update(data: dealer.setupID)
+    hasher.update(data: Data("\(bert.config)|\(parameters)|sigma".utf8))
+    for id in share0.orderedIDs { hasher.update(data: Data("\(id.name)\(share0.shapes[id] ?? [])".utf8)) }
+    modelDigest = Array(hasher.finalize())
+    setupSeconds = (clock.now - start).seconds
+  }
+
+  var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
+
+  /// The sentence embedding of `ids` (the first `validTokens` real, the rest padding) on secret
+  /// shares; only the client task sees the ids and the result.
+  public func sentenceEmbedding(ids: [Int], validTokens: Int? = nil, options: KeyStreamOptions = KeyStreamOptions())
+    async throws -> SecureRunReport
+  {
+    let bert = bert
+    let parameters = parameters
+    let t = ids.count
+    let valid = validTokens ?? t
+    guard t > 0, valid > 0 else { throw InferenceError.emptyInput }
+    guard t <= bert.config.maxPositions else {
+      throw InferenceError.tooManyTokens(count: t, limit: bert.config.maxPositions)
+    }
+    if let bad = ids.first(where: { $0 < 0 || $0 >= bert.config.vocabularySize }) {
+      throw InferenceError.tokenOutOfRange(id: bad, vocabularySize: bert.config.vocabularySize)
+    }
+    let hidden = TokenInput(hiddenCount: t)
+    let vocabulary = bert.config.vocabularySize
+    let bits = parameters.ringBits
+    let revealSite = GateSite(op: OpSite(layer: bert.config.layers, kind: .normalize, index: 1), gate: "reveal")
+    let (output, report) = try await run(
+      sequenceLength: t, graph: "\(t)|\(valid)", options: options,
+      dealer: { dealer in
+        let engine = try SigmaEngine(backend: dealer, parameters: parameters)
+        _ = try await dealer.reveal(
+          try await bert.sentenceEmbedding(hidden, validTokens: valid, engine: engine), site: revealSite)
+      },
+      party: { party in
+        let engine = try SigmaEngine(backend: party, parameters: parameters)
+        _ = try await party.reveal(
+          try await bert.sentenceEmbedding(hidden, validTokens: valid, engine: engine), site: revealSite)
+      },
+      client: { keys, parties in
+        try await SecureClient.run(ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
+      })
+    return SecureRunReport(output: output, format: format, costs: report)
+  }
+
+  /// Runs the dealer, both parties and the client of one fresh run as concurrent tasks: each
+  /// back end walks its body (the same gates in the same order), then the streams are closed
+  /// and checked to the end. `graph` names the public graph for the streams' graph digest.
+  func run(
+    sequenceLength t: Int, graph: String, options: KeyStreamOptions,
+    dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
+    party partyBody: @escaping @Sendable (PartyBackend) async throws -> Void,
+    client clientBody: @escaping @Sendable (KeySource, [any Channel]) async throws -> [Int64]
+  ) async throws -> ([Int64], RunCosts) {
+    var random = try SecureRandom()
+    let runID = random.bytes(16)
+    let prg = try TreePRG(runKey: random.bytes(16))
+    let macKeys = (0..<3).map { _ in SymmetricKey(data: random.bytes(32)) }
+    let graphDigest = Array(SHA256.hash(data: Data(modelDigest + Array(graph.utf8))))
+    let parameters = parameters
+    func header(_ kind: KeyStreamKind, _ party: Int) -> KeyStreamHeader {
+      KeyStreamHeader(
+        kind: kind, party: party, runID: runID, modelSetupID: dealerWeights.setupID, modelDigest: modelDigest,
+        graphDigest: graphDigest, recipe: "sigma", recipeVersion: 1, ringBits: parameters.ringBits,
+        fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0, prgKeyID: prg.keyID)
+    }
+    let headers = [header(.inference, 0), header(.inference, 1), header(.client, 2)]
+    let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
+    let streams = DealerKeyStreams(
+      headers: headers, macKeys: macKeys, pipes: pipes, segmentBytes: options.segmentBytes)
+    let sources = (0..<3).map { i in
+      KeySource(pipe: pipes[i], expected: headers[i], macKey: macKeys[i], ledger: i < 2 ? ledgers[i] : RunLedger())
+    }
+    let (p0, p1) = InMemoryChannel.makePair(.p0, .p1)
+    let (client0, party0Client) = InMemoryChannel.makePair(.client, .p0)
+    let (client1, party1Client) = InMemoryChannel.makePair(.client, .p1)
+    let channels: [InMemoryChannel] = [p0, p1, client0, party0Client, client1, party1Client]
+    let tallies = (0..<3).map { _ in CostTally() }
+    let dealer = try DealerBackend(
+      weights: dealerWeights, format: format, prg: prg, streams: streams, tally: tallies[2])
+    let parties = [
+      PartyBackend(
+        weights: partyWeights[0], format: format, prg: prg, peer: p0, client: party0Client, keys: sources[0],
+        tally: tallies[0]),
+      PartyBackend(
+        weights: partyWeights[1], format: format, prg: prg, peer: p1, client: party1Client, keys: sources[1],
+        tally: tallies[1]),
+    ]
+
+    enum RoleResult: Sendable {
+      case dealer(seconds: Double)
+      case party(seconds: Double, offline: Double)
+      case client([Int64])
+    }
+    let clock = ContinuousClock()
+    var results: [RoleResult] = []
+    do {
+      results = try await withThrowingTaskGroup(of: RoleResult.self) { group in
+        group.addTask {
+          let start = clock.now
+          try await dealerBody(dealer)
+          try await dealer.finish()
+          return .dealer(seconds: (clock.now - start).seconds - (await streams.waitSeconds))
+        }
+        for (b, party) in parties.enumerated() {
+          group.addTask {
+            let start = clock.now
+            try await partyBody(party)
+            try await party.finish()
+            let wall = (clock.now - start).seconds
+            let offline = await party.offlineTotal
+            return .party(seconds: wall - (await sources[b].waitSeconds) - offline, offline: offline)
+          }
+        }
+        group.addTask { .client(try await clientBody(sources[2], [client0, client1])) }
+        var collected: [RoleResult] = []
+        for try await result in group { collected.append(result) }
+        return collected
+      }
+    } catch {
+      for pipe in pipes { await pipe.cancel() }
+      for channel in channels { await channel.close() }
+      throw error
+    }
+    var output: [Int64] = []
+    var costs = RunCosts()
+    var partyOffline = 0.0
+    for result in results {
+      switch result {
+      case .dealer(let seconds): costs.offlineSeconds += seconds
+      case .party(let seconds, let offline):
+        costs.onlineSeconds = max(costs.onlineSeconds, seconds)
+        partyOffline = max(partyOffline, offline)
+      case .client(let values): output = values
+      }
+    }
+    costs.offlineSeconds += partyOffline
+    costs.onlineBytes = p0.counters.bytesSent + p0.counters.bytesReceived
+    costs.rounds = p0.counters.rounds
+    costs.clientBytes = [client0, client1].reduce(0) { $0 + $1.counters.bytesSent + $1.counters.bytesReceived }
+    costs.keyBytes = await streams.streamBytes
+    for pipe in pipes { costs.peakPipeBytes = max(costs.peakPipeBytes, await pipe.peakBytes) }
+    costs.dealer = tallies[2].snapshot
+    costs.parties = [tallies[0].snapshot, tallies[1].snapshot]
+    for channel in channels { await channel.close() }
+    return (output, costs)
+  }
+}
+
+/// The client's part of a run: it masks its one-hot rows with the dealer's seeds, sends them to
+/// both parties, and unmasks the output they send back.
+enum SecureClient {
+  static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel]) async throws
+    -> [Int64]
+  {
+    let seeds: [[UInt64]]
+    do { seeds = try ShareBundle(record: try await keys.next(opIndex: 0), party: 2, inputBits: 64).parts() } catch {
+      throw MPCError.protocolViolation("client key record: \(error)")
+    }
+    guard seeds.count == 2, seeds.allSatisfy({ $0.count == 2 }) else {
+      throw MPCError.protocolViolation("the client's key record holds no embedding seeds")
+    }
+    let t = ids.count
+    let a0 = try ShareBundle.expand(seed: seedBytes(seeds[0]), lengths: [t * vocabulary], bits: bits)[0]
+    let a1 = try ShareBundle.expand(seed: seedBytes(seeds[1]), lengths: [t * vocabulary], bits: bits)[0]
+    var masked = RingMath.add(a0, a1, bits: bits)
+    let m = ringMask(bits)
+    for (i, id) in ids.enumerated() { masked[i * vocabulary + id] = (masked[i * vocabulary + id] &+ 1) & m }
+    let message = BitPacking.pack(masked, bits: bits)
+    for party in parties { try await party.send(message) }
+    let mask: [UInt64]
+    do { mask = try ShareBundle(record: try await keys.next(opIndex: 1), party: 2, inputBits: bits).parts().first ?? [] }
+    catch { throw MPCError.protocolViolation("client key record: \(error)") }
+    var opened: [[UInt64]] = []
+    for party in parties {
+      let bytes = try await party.receive()
+      guard bytes.count == BitPacking.packedByteCount(count: mask.count, bits: bits) else {
+        throw MPCError.protocolViolation("\(party.peerDescription) sent \(bytes.count) bytes as the output")
+      }
+      opened.append(BitPacking.unpack(bytes, bits: bits, count: mask.count))
+    }
+    guard opened[0] == opened[1] else { throw MPCError.protocolViolation("the parties sent different outputs") }
+    try await keys.finish(afterOp: 2)
+    return zip(opened[0], mask).map { signedValue(($0 &- $1) & m, bits: bits) }
+  }
+}
+
