@@ -31,7 +31,8 @@ let package = Package(
     .target(
       name: "VeilMPC",
       dependencies: [
-        "VeilRing", "VeilFSS", "VeilModels", "VeilNet", .product(name: "Crypto", package: "swift-crypto"),
+        "CVeilKernels", "VeilRing", "VeilFSS", "VeilModels", "VeilNet",
+        .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .target(
       name: "VeilNet",
@@ -47,7 +48,7 @@ let package = Package(
     .executableTarget(
       name: "veil",
       dependencies: [
-        "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC",
+        "CVeilKernels", "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

@@ -1,5 +1,9 @@
-// Run-time CPU feature detection, so one binary picks the widest kernel the machine has.
+// Run-time CPU feature detection, so one binary picks the widest kernel the machine has, and
+// the one process-wide allocator setting the secure engines rely on.
 #include "CVeilKernels.h"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 uint32_t veil_cpu_features(void) {
   uint32_t f = 0;
@@ -14,4 +18,17 @@ uint32_t veil_cpu_features(void) {
   if (__builtin_cpu_supports("pclmul")) f |= VEIL_CPU_PCLMUL;
 #endif
   return f;
+}
+
+int veil_keep_freed_memory(void) {
+#if defined(__GLIBC__)
+  // Blocks up to 512 MiB come from the heap and freed memory stays there (up to 1 GiB) instead
+  // of being unmapped and faulted back in as fresh zeroed pages on the next allocation. One
+  // arena: a thread's own arena lives in 64 MiB mmapped heaps, too small for these blocks, so
+  // they would be mmapped anyway; with two cores the shared arena's lock costs little.
+  return mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1 &&
+         mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+  return 0;
+#endif
 }

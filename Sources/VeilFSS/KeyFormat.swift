@@ -62,11 +62,32 @@ struct ByteWriter {
   mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
   mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
 
-  /// Ring elements in ⌈bits/8⌉ bytes each.
+  /// Ring elements in ⌈bits/8⌉ bytes each (little-endian, the low bytes of each element).
   mutating func elements(_ values: [UInt64], bits: Int) {
     let width = (bits + 7) / 8
-    bytes.reserveCapacity(bytes.count + width * values.count)
-    for v in values { for j in 0..<width { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * j))) } }
+    let start = bytes.count
+    bytes.append(contentsOf: repeatElement(0, count: width * values.count))
+    bytes.withUnsafeMutableBytes { out in
+      values.withUnsafeBufferPointer { v in
+        var p = start
+        if width == 8 {
+          for x in v { out.storeBytes(of: x.littleEndian, toByteOffset: p, as: UInt64.self); p += 8 }
+          return
+        }
+        // Whole 8-byte stores while they fit (the next element overwrites the spill), then bytes.
+        var i = 0
+        while i < v.count && p + 8 <= out.count {
+          out.storeBytes(of: v[i].littleEndian, toByteOffset: p, as: UInt64.self)
+          p += width
+          i += 1
+        }
+        while i < v.count {
+          for j in 0..<width { out[p + j] = UInt8(truncatingIfNeeded: v[i] >> UInt64(8 * j)) }
+          p += width
+          i += 1
+        }
+      }
+    }
   }
 
   /// 0/1 values, eight to a byte.
@@ -75,14 +96,15 @@ struct ByteWriter {
   /// Small values of `bitsPerValue` bits (1, 2, 4), packed little-endian within bytes.
   mutating func packed(_ values: [UInt8], bitsPerValue: Int) {
     let perByte = 8 / bitsPerValue
-    var i = 0
-    while i < values.count {
-      var byte: UInt8 = 0
-      for j in 0..<perByte where i + j < values.count {
-        byte |= (values[i + j] & UInt8((1 << bitsPerValue) - 1)) << UInt8(j * bitsPerValue)
+    let valueMask = UInt8((1 << bitsPerValue) - 1)
+    let start = bytes.count
+    bytes.append(contentsOf: repeatElement(0, count: (values.count + perByte - 1) / perByte))
+    bytes.withUnsafeMutableBufferPointer { out in
+      values.withUnsafeBufferPointer { v in
+        for i in 0..<v.count {
+          out[start + i / perByte] |= (v[i] & valueMask) << UInt8((i % perByte) * bitsPerValue)
+        }
       }
-      bytes.append(byte)
-      i += perByte
     }
   }
 }
@@ -123,14 +145,31 @@ struct ByteReader {
     let slice = try take(width * count)
     let mask = ringMask(bits)
     var out = [UInt64](repeating: 0, count: count)
-    var p = slice.startIndex
-    for i in 0..<count {
-      var v: UInt64 = 0
-      for j in 0..<width { v |= UInt64(slice[p + j]) << UInt64(8 * j) }
-      guard v & ~mask == 0 else { throw .corruptKey("ring element wider than \(bits) bits") }
-      out[i] = v
-      p += width
+    var wide: UInt64 = 0
+    slice.withUnsafeBytes { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        var p = 0
+        var i = 0
+        // Whole 8-byte loads while they fit, masked to the element's width, then bytes.
+        while i < count && p + 8 <= src.count {
+          let raw = UInt64(littleEndian: src.loadUnaligned(fromByteOffset: p, as: UInt64.self))
+          let v = width == 8 ? raw : raw & ((1 << UInt64(8 * width)) - 1)
+          wide |= v & ~mask
+          dst[i] = v
+          p += width
+          i += 1
+        }
+        while i < count {
+          var v: UInt64 = 0
+          for j in 0..<width { v |= UInt64(src[p + j]) << UInt64(8 * j) }
+          wide |= v & ~mask
+          dst[i] = v
+          p += width
+          i += 1
+        }
+      }
     }
+    guard wide == 0 else { throw .corruptKey("ring element wider than \(bits) bits") }
     return out
   }
 
@@ -139,10 +178,12 @@ struct ByteReader {
   mutating func packed(_ count: Int, bitsPerValue: Int) throws(FSSError) -> [UInt8] {
     let perByte = 8 / bitsPerValue
     let slice = try take((count + perByte - 1) / perByte)
+    let valueMask = UInt8((1 << bitsPerValue) - 1)
     var out = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-      let byte = slice[slice.startIndex + i / perByte]
-      out[i] = (byte >> UInt8((i % perByte) * bitsPerValue)) & UInt8((1 << bitsPerValue) - 1)
+    slice.withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        for i in 0..<count { dst[i] = (src[i / perByte] >> UInt8((i % perByte) * bitsPerValue)) & valueMask }
+      }
     }
     return out
   }
@@ -152,6 +193,7 @@ struct ByteReader {
 public enum KeyRecord {
   static func encode(_ header: KeyRecordHeader, payload: [UInt8]) -> [UInt8] {
     var w = ByteWriter()
+    w.bytes.reserveCapacity(KeyRecordHeader.size + payload.count + 4)
     w.raw(KeyRecordHeader.magic)
     w.u16(KeyRecordHeader.version)
     w.u8(header.kind.rawValue)
@@ -214,6 +256,7 @@ public enum KeyRecord {
 
 extension DPFKeys {
   func write(to w: inout ByteWriter) {
+    w.bytes.reserveCapacity(w.bytes.count + roots.count + cwSeeds.count + cwBits.count / 4 + 1 + leafCW.count)
     w.raw(roots)
     w.raw(cwSeeds)
     w.packed(cwBits, bitsPerValue: 2)

@@ -15,8 +15,15 @@
 //   9       8     payload length L
 //   17      L     payload: records, each a u32 op index then a key record (KeyFormat.swift)
 //                 whose length follows from its header (28 + payload length at offset 20 + 4)
-//   17 + L  32    HMAC-SHA256 with the dealer's key over
-//                 SHA-256(encoded stream header) ‖ bytes 0..<17 ‖ payload
+//   17 + L  16    the dealer's MAC: the AES-256-GCM tag, under the stream's key with the
+//                 segment index as nonce, of additional data = payload and plaintext =
+//                 SHA-256(encoded stream header) ‖ bytes 0..<17 (the ciphertext is dropped;
+//                 the reader recomputes the tag and compares in constant time)
+//
+// Why GMAC and not HMAC-SHA256: every key byte passes through the MAC twice (dealer and party),
+// and a MiniLM run streams GBs of keys; SHA-256 cost as much as all the gates together, while
+// GHASH (carry-less multiplication) is several times faster. Each stream has its own random key
+// and each segment a distinct index, so nonces never repeat under a key.
 //
 // Why segments: a single MAC over the whole stream makes the reader hold everything before it
 // may trust anything. Each segment here is verified on its own, so a party buffers at most one
@@ -155,7 +162,7 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
 /// The fixed header of a segment and its MAC input.
 enum KeyStreamSegment {
   static let headerSize = 17
-  static let macSize = 32
+  static let macSize = 16
 
   /// The segment header followed by the payload and its MAC, as the dealer seals it.
   static func seal(
@@ -166,21 +173,31 @@ enum KeyStreamSegment {
     w.u8(final ? 1 : 0)
     w.u32(UInt32(recordCount))
     w.u64(UInt64(payload.count))
-    let mac = self.mac(headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: payload[...], macKey: macKey)
+    let tag = mac(index: index, headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: payload[...], macKey: macKey)
     w.bytes.reserveCapacity(headerSize + payload.count + macSize)
     w.raw(payload)
-    w.raw(Array(mac))
+    w.raw(tag)
     return w.bytes
   }
 
+  /// The segment's 16-byte tag (see the file header).
   static func mac(
-    headerDigest: [UInt8], segmentHeader: ArraySlice<UInt8>, payload: ArraySlice<UInt8>, macKey: SymmetricKey
-  ) -> HMAC<SHA256>.MAC {
-    var hmac = HMAC<SHA256>(key: macKey)
-    hmac.update(data: headerDigest)
-    hmac.update(data: segmentHeader)
-    hmac.update(data: payload)
-    return hmac.finalize()
+    index: Int, headerDigest: [UInt8], segmentHeader: ArraySlice<UInt8>, payload: ArraySlice<UInt8>,
+    macKey: SymmetricKey
+  ) -> [UInt8] {
+    var nonce = [UInt8](repeating: 0, count: 12)
+    for j in 0..<8 { nonce[j] = UInt8(truncatingIfNeeded: UInt64(index) >> UInt64(8 * j)) }
+    // A 12-byte nonce and a 16- or 32-byte key cannot be refused; an empty tag fails every check.
+    guard let gcmNonce = try? AES.GCM.Nonce(data: nonce),
+      let box = try? AES.GCM.seal(headerDigest + segmentHeader, using: macKey, nonce: gcmNonce, authenticating: payload)
+    else { return [] }
+    return Array(box.tag)
+  }
+
+  /// Compares tags without an early exit.
+  static func equalTags<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
+    guard a.count == b.count, !a.isEmpty else { return false }
+    return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
   }
 }
 
@@ -202,7 +219,7 @@ public struct KeyStreamWriter {
   }
 
   /// Payload bytes appended since the last seal (what the next segment will carry, less its
-  /// 17-byte header and 32-byte MAC).
+  /// 17-byte header and 16-byte MAC).
   public var pendingBytes: Int { payload.count }
 
   /// Appends the key record of op `opIndex` (records must come in op order, from 0).
@@ -376,8 +393,8 @@ public struct KeyStreamReader {
       guard let body = unit(payloadLength + KeyStreamSegment.macSize, from: &input) else { return false }
       let payload = body.prefix(payloadLength)
       let mac = KeyStreamSegment.mac(
-        headerDigest: headerDigest, segmentHeader: segmentHeader[...], payload: payload, macKey: macKey)
-      guard mac == body.suffix(KeyStreamSegment.macSize) else { throw .badMAC }
+        index: index, headerDigest: headerDigest, segmentHeader: segmentHeader[...], payload: payload, macKey: macKey)
+      guard KeyStreamSegment.equalTags(mac, body.suffix(KeyStreamSegment.macSize)) else { throw .badMAC }
       let found = try Self.records(in: payload, segment: index)
       guard found.count == recordCount else {
         throw .record(.corruptKey("segment \(index) declares \(recordCount) records but holds \(found.count)"))

@@ -120,13 +120,26 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
 
   /// `count` uniformly random bytes.
   public mutating func bytes(_ count: Int) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: count)
-    var i = 0
-    while i < count {
-      let word = next()
-      for j in 0..<min(8, count - i) { out[i + j] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(j))) }
-      i += 8
+    guard count >= 256 else {
+      var out = [UInt8](repeating: 0, count: count)
+      var i = 0
+      while i < count {
+        let word = next()
+        for j in 0..<min(8, count - i) { out[i + j] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(j))) }
+        i += 8
+      }
+      return out
     }
+    // Large requests: AES-CTR straight into the output, on fresh counter values.
+    let blocks = (count + 15) / 16
+    var out = [UInt8](repeating: 0, count: blocks * 16)
+    let k = kernel.cValue
+    let start = counter
+    withUnsafePointer(to: &key) { keyPointer in
+      out.withUnsafeMutableBufferPointer { veil_aes128_ctr(k, keyPointer, start, 0, $0.baseAddress!, blocks) }
+    }
+    counter &+= UInt64(blocks)
+    out.removeLast(blocks * 16 - count)
     return out
   }
 

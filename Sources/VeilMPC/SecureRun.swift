@@ -3,6 +3,7 @@
 // (which count the bytes and rounds TCP would carry) and pass keys through bounded key-stream
 // pipes. `SecureModel` is a model after the one-time weight setup (DESIGN §3); each `embed`
 // is a fresh run with fresh masks and keys, refused by the parties' run ledgers if replayed.
+import CVeilKernels
 import Crypto
 import Foundation
 import VeilFSS
@@ -71,6 +72,7 @@ public final class SecureModel: Sendable {
   /// opens Ŵ between the parties.
   public init(bert: BertModel, weights: Float64Weights, parameters: SigmaParameters) async throws {
     try parameters.validate()
+    _ = Self.mallocTuned
     let clock = ContinuousClock()
     let start = clock.now
     let format = try FixedPointFormat(bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
@@ -101,6 +103,12 @@ public final class SecureModel: Sendable {
   }
 
   var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
+
+  /// A secure run allocates and frees key records, shares and products of many megabytes per
+  /// gate. glibc returns every block above its mmap threshold to the kernel at once, so each
+  /// new one comes back as fresh zeroed pages: page faults and page clearing took a third of a
+  /// MiniLM run. Keeping freed blocks in the heap (once per process) removes that.
+  private static let mallocTuned = veil_keep_freed_memory() == 1
 
   /// The sentence embedding of `ids` (the first `validTokens` real, the rest padding) on secret
   /// shares; only the client task sees the ids and the result.

@@ -5,7 +5,7 @@ import VeilRing
 
 struct Bench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure Veil's building blocks.", subcommands: [GEMMBench.self, FSSBench.self, NetBench.self])
+    abstract: "Measure Veil's building blocks.", subcommands: [GEMMBench.self, FSSBench.self, NetBench.self, ModelBench.self])
 }
 
 /// Seconds of the fastest of several timed runs of `body`, running at least `minimumSeconds`.

@@ -1,6 +1,7 @@
 // The `veil` command line: embed, bench. Each subcommand prints one clear line and exits
 // non-zero on bad input; `--json` output is for machines, progress goes to stderr.
 import ArgumentParser
+import CVeilKernels
 import Foundation
 
 @main
@@ -9,6 +10,22 @@ struct Veil: AsyncParsableCommand {
     commandName: "veil",
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
     subcommands: [Embed.self, Bench.self, Certs.self])
+
+  /// Sets the allocator up before any thread exists (see `veil_keep_freed_memory`), then parses
+  /// and runs the command as ArgumentParser's own `main` does.
+  static func main() async {
+    _ = veil_keep_freed_memory()
+    do {
+      var command = try parseAsRoot()
+      if var asynchronous = command as? AsyncParsableCommand {
+        try await asynchronous.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      exit(withError: error)
+    }
+  }
 }
 
 /// Writes a line to standard error (progress, warnings, errors).

@@ -80,27 +80,11 @@ public enum TinyBert {
 
   /// Every weight of `config` as (name, shape, values).
   public static func weightTensors(_ config: ModelConfig, seed: UInt64 = 1) -> [(String, [Int], [Double])] {
-    var rng = SplitMix64(seed: seed)
-    return BertModel(config: config).expectedWeights.map { id, shape in
-      let count = shape.reduce(1, *)
-      let values: [Double]
-      if id.name.hasSuffix("LayerNorm.weight") {
-        values = (0..<count).map { _ in Double.random(in: 0.8...1.2, using: &rng) }
-      } else {
-        let scale = shape.count == 2 ? 1 / Double(shape[1]).squareRoot() : 0.1
-        values = (0..<count).map { _ in Double.random(in: -scale...scale, using: &rng) * 1.7 }
-      }
-      return (id.name, shape, values)
-    }
+    BertModel(config: config).randomWeightTensors(seed: seed)
   }
 
   /// The same weights for the Float64 engine.
   public static func weights(_ config: ModelConfig, seed: UInt64 = 1) -> Float64Weights {
-    var tensors: [WeightID: Tensor<Double>] = [:]
-    for (name, shape, values) in weightTensors(config, seed: seed) {
-      // Shapes come from expectedWeights and the counts from the shapes: cannot mismatch.
-      tensors[WeightID(name)] = try? Tensor(shape: shape, scalars: values)
-    }
-    return Float64Weights(tensors: tensors)
+    BertModel(config: config).randomWeights(seed: seed)
   }
 }

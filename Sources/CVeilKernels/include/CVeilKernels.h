@@ -23,6 +23,10 @@ enum {
 /// Features of the running CPU (and OS support for their register state).
 uint32_t veil_cpu_features(void);
 
+/// Keeps freed large blocks in the allocator's heap (glibc mallopt); 1 on success. Secure runs
+/// free and allocate megabytes per gate; without this each block returns as fresh zeroed pages.
+int veil_keep_freed_memory(void);
+
 /// Ring GEMM kernel variants. Each is built with __attribute__((target)), so one binary carries all.
 typedef enum {
   VEIL_GEMM_PORTABLE = 0,  ///< scalar C, any x86-64 / arm64

@@ -1,0 +1,162 @@
+// `veil bench model`: one secure inference of a whole model at a real shape, all roles in one
+// process, with the figures the papers' tables use — offline and online seconds, bytes between
+// P0 and P1, rounds, key bytes per party, peak memory — in total and per layer type.
+import ArgumentParser
+import Foundation
+import VeilMPC
+import VeilModels
+
+struct ModelBench: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "model",
+    abstract: "A secure inference of a whole model: time, bytes, rounds, keys, memory, per layer type.",
+    discussion: """
+      --model names a public shape (random weights, no download); --model-dir runs a real \
+      model folder instead. The costs of FSS gates do not depend on the values, so random \
+      weights measure the same work. --layers K runs only the first K blocks and prints the \
+      whole-model figures extrapolated from them, labelled as such.
+      """)
+
+  @Option(help: "Model shape: \(BertPreset.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "minilm"
+  @Option(help: "A model folder to run instead of a named shape.") var modelDir: String?
+  @Option(help: "Sequence length in tokens.") var seq = 128
+  @Option(help: "Run only the first K blocks (default: all).") var layers: Int?
+  @Option(help: "Ring width n.") var ringBits = 50
+  @Option(help: "Fractional bits f.") var fractionalBits = 12
+  @Option(help: "Key-stream buffer per party in MiB.") var keyBufferMib = 256
+  @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
+
+  func run() async throws {
+    var config: ModelConfig
+    let weights: Float64Weights
+    var name = model
+    if let modelDir {
+      let embedder = try SentenceEmbedder(modelDirectory: modelDir)
+      config = embedder.config
+      weights = try embedder.float64Weights()
+      name = (modelDir as NSString).lastPathComponent
+    } else {
+      guard let preset = BertPreset(rawValue: model) else {
+        throw ValidationError("unknown model '\(model)': use one of \(BertPreset.allCases.map(\.rawValue))")
+      }
+      config = preset.config
+      weights = BertModel(config: config).randomWeights(seed: 1)
+    }
+    let fullLayers = config.layers
+    if let layers {
+      guard (1...fullLayers).contains(layers) else { throw ValidationError("--layers must be 1…\(fullLayers)") }
+      config.layers = layers
+    }
+    guard (1...config.maxPositions).contains(seq) else { throw ValidationError("--seq must be 1…\(config.maxPositions)") }
+    let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
+    printError("\(name): masking the weights once…")
+    let secure = try await SecureModel(bert: BertModel(config: config), weights: weights, parameters: parameters)
+    var options = KeyStreamOptions()
+    options.pipeCapacity = keyBufferMib << 20
+    // Token ids: [CLS] … [SEP] with ordinary word pieces between (the costs do not depend on them).
+    let ids = (0..<seq).map { i in i == 0 ? 101 : i == seq - 1 ? 102 : 1000 + (i * 7919) % 20000 }
+    printError("\(name): secure run, \(seq) tokens, \(config.layers) of \(fullLayers) blocks…")
+    let report = try await secure.sentenceEmbedding(ids: ids, options: options)
+    let costs = report.costs
+    let peak = RunInfo.peakRSSBytes
+    let perKind = Self.perOpKind(costs)
+    printTable(name: name, costs: costs, perKind: perKind, peak: peak, setup: secure)
+
+    var result: [String: Any] = [
+      "model": name, "seq": seq, "layers": config.layers, "model_layers": fullLayers,
+      "online_seconds": costs.onlineSeconds, "offline_seconds": costs.offlineSeconds,
+      "online_bytes": costs.onlineBytes, "rounds": costs.rounds, "key_bytes_per_party": costs.keyBytes.prefix(2).max() ?? 0,
+      "key_bytes": costs.keyBytes, "client_bytes": costs.clientBytes, "peak_rss_bytes": peak,
+      "peak_key_buffer_bytes": costs.peakPipeBytes, "setup_seconds": secure.setupSeconds,
+      "setup_bytes": secure.setupBytes,
+      "per_layer_type": perKind.mapValues { $0.json },
+    ]
+    if config.layers < fullLayers {
+      let factor = Double(fullLayers) / Double(config.layers)
+      result["extrapolated_full_model"] = [
+        "note": "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding and pooling counted once",
+        "online_seconds": extrapolate(perKind, factor) { $0.seconds },
+        "online_bytes": extrapolate(perKind, factor) { Double($0.bytes) },
+        "rounds": extrapolate(perKind, factor) { Double($0.rounds) },
+        "key_bytes_per_party": extrapolate(perKind, factor) { Double($0.keyBytes) },
+      ]
+    }
+    if let json {
+      var out = RunInfo.envelope(
+        schema: "veil.bench.model/1",
+        params: ["recipe": "sigma", "ring_bits": ringBits, "fractional_bits": fractionalBits, "transport": "in-memory"],
+        kernels: [:])
+      out.merge(result) { $1 }
+      try writeJSON(out, to: json)
+    }
+  }
+
+  /// Costs per layer type as the issue counts them: the slower party's online figures, the
+  /// dealer's key generation, and P0's key bytes.
+  struct KindCost {
+    var seconds = 0.0
+    var offlineSeconds = 0.0
+    var bytes = 0
+    var rounds = 0
+    var keyBytes = 0
+    var inBlocks = true
+
+    var json: [String: Any] {
+      ["online_seconds": seconds, "offline_seconds": offlineSeconds, "online_bytes": bytes, "rounds": rounds,
+       "key_bytes_per_party": keyBytes]
+    }
+  }
+
+  /// Truncations after products form their own category (DESIGN §9 "Counting").
+  static func category(_ op: OpKind, _ gate: GateKind) -> String {
+    switch op {
+    case .linear, .attentionScores, .attentionContext:
+      return gate == .truncate ? "truncation" : op == .linear ? "linear" : "attention products"
+    case .embedding: return "embedding"
+    case .gelu: return "gelu"
+    case .softmax: return "softmax"
+    case .layerNorm: return "layer norm"
+    case .pool, .normalize: return "pooling + L2 norm"
+    default: return op.rawValue
+    }
+  }
+
+  static func perOpKind(_ costs: RunCosts) -> [String: KindCost] {
+    var out: [String: KindCost] = [:]
+    for (op, gates) in costs.parties[0] {
+      for (gate, cost) in gates {
+        let other = costs.parties[1][op]?[gate] ?? GateCost()
+        let key = category(op, gate)
+        var c = out[key] ?? KindCost()
+        c.seconds += max(cost.seconds, other.seconds)
+        c.bytes += cost.bytesSent + cost.bytesReceived
+        c.rounds += cost.rounds
+        c.keyBytes += cost.keyBytes
+        c.offlineSeconds += (costs.dealer[op]?[gate]?.seconds ?? 0) + max(cost.offlineSeconds, other.offlineSeconds)
+        c.inBlocks = !(op == .embedding || op == .pool || op == .normalize)
+        out[key] = c
+      }
+    }
+    return out
+  }
+
+  func extrapolate(_ perKind: [String: KindCost], _ factor: Double, _ value: (KindCost) -> Double) -> Double {
+    perKind.values.reduce(0) { $0 + value($1) * ($1.inBlocks ? factor : 1) }
+  }
+
+  func printTable(name: String, costs: RunCosts, perKind: [String: KindCost], peak: Int, setup: SecureModel) {
+    print(
+      String(
+        format: "%@, %d tokens: online %.2f s, offline %.2f s, %.1f MB in %d rounds, keys %.1f MB per party, peak RSS %.2f GB",
+        name, seq, costs.onlineSeconds, costs.offlineSeconds, Double(costs.onlineBytes) / 1e6, costs.rounds,
+        Double(costs.keyBytes.prefix(2).max() ?? 0) / 1e6, Double(peak) / 1e9))
+    print("layer type           online s  offline s   online MB  rounds     keys MB")
+    for (kind, c) in perKind.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+      print(
+        String(
+          format: "%-19@ %9.3f %10.3f %11.1f %7d %11.1f", kind.padding(toLength: 19, withPad: " ", startingAt: 0),
+          c.seconds, c.offlineSeconds, Double(c.bytes) / 1e6, c.rounds, Double(c.keyBytes) / 1e6))
+    }
+    print(String(format: "setup (once): %.2f s, %.1f MB opened between P0 and P1", setup.setupSeconds, Double(setup.setupBytes) / 1e6))
+  }
+}
