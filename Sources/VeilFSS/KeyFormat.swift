@@ -191,30 +191,43 @@ struct ByteReader {
 
 /// Encodes and decodes key records.
 public enum KeyRecord {
-  static func encode(_ header: KeyRecordHeader, payload: [UInt8]) -> [UInt8] {
+  /// A writer for a record's payload: room for the 28-byte header is kept in front, so the
+  /// record is built in one buffer (keys run to gigabytes; every copy shows).
+  static func payloadWriter(capacity: Int) -> ByteWriter {
     var w = ByteWriter()
-    w.bytes.reserveCapacity(KeyRecordHeader.size + payload.count + 4)
-    w.raw(KeyRecordHeader.magic)
-    w.u16(KeyRecordHeader.version)
-    w.u8(header.kind.rawValue)
-    w.u8(UInt8(header.party))
-    w.u8(UInt8(header.inputBits))
-    w.u8(UInt8(header.outputBits))
-    w.u8(UInt8(header.shift))
-    w.u8(header.variant)
-    w.u32(UInt32(header.count))
-    w.u32(UInt32(header.extra))
-    w.u64(UInt64(payload.count))
-    w.raw(payload)
-    let crc = w.bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, $0.count) }
-    w.u32(crc)
-    return w.bytes
+    w.bytes.reserveCapacity(KeyRecordHeader.size + capacity + 4)
+    w.bytes.append(contentsOf: repeatElement(0, count: KeyRecordHeader.size))
+    return w
+  }
+
+  /// Fills in the header in front of the payload written to `w` and appends the CRC.
+  static func seal(_ header: KeyRecordHeader, _ w: ByteWriter) -> [UInt8] {
+    var h = ByteWriter()
+    h.raw(KeyRecordHeader.magic)
+    h.u16(KeyRecordHeader.version)
+    h.u8(header.kind.rawValue)
+    h.u8(UInt8(header.party))
+    h.u8(UInt8(header.inputBits))
+    h.u8(UInt8(header.outputBits))
+    h.u8(UInt8(header.shift))
+    h.u8(header.variant)
+    h.u32(UInt32(header.count))
+    h.u32(UInt32(header.extra))
+    h.u64(UInt64(w.bytes.count - KeyRecordHeader.size))
+    var out = w
+    out.bytes.replaceSubrange(0..<KeyRecordHeader.size, with: h.bytes)
+    let crc = out.bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, $0.count) }
+    out.u32(crc)
+    return out.bytes
   }
 
   /// Reads the record starting at `start`: checks magic, version, CRC, kind and party, and
   /// returns the header, a reader over the payload, and where the next record starts.
+  /// `authenticated`: the record came out of a MAC-verified key-stream segment, which already
+  /// rules out corruption, so the CRC is not recomputed.
   static func decode(
-    _ bytes: [UInt8], at start: Int = 0, kind expected: KeyKind, party: Int, inputBits: Int? = nil
+    _ bytes: [UInt8], at start: Int = 0, kind expected: KeyKind, party: Int, inputBits: Int? = nil,
+    authenticated: Bool = false
   ) throws(FSSError) -> (KeyRecordHeader, ByteReader, next: Int) {
     var r = ByteReader(bytes, from: start)
     guard try r.raw(4) == KeyRecordHeader.magic else { throw .corruptKey("bad magic (not a Veil key record)") }
@@ -233,8 +246,10 @@ public enum KeyRecord {
     _ = try r.take(header.payloadLength)
     let crcAt = r.position
     let stored = try r.u32()
-    let computed = bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress! + start, crcAt - start) }
-    guard stored == computed else { throw .corruptKey("checksum mismatch") }
+    if !authenticated {
+      let computed = bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress! + start, crcAt - start) }
+      guard stored == computed else { throw .corruptKey("checksum mismatch") }
+    }
     guard kind == expected else { throw .wrongKeyKind(expected: expected.description, found: kind.description) }
     guard recordParty == party else { throw .wrongParty(expected: party, found: recordParty) }
     for width in [header.inputBits, header.outputBits] where width > 64 {
@@ -255,8 +270,10 @@ public enum KeyRecord {
 // MARK: - Per-key encodings
 
 extension DPFKeys {
+  /// Bytes of `write(to:)`.
+  var byteCount: Int { roots.count + cwSeeds.count + (cwBits.count + 3) / 4 + leafCW.count }
+
   func write(to w: inout ByteWriter) {
-    w.bytes.reserveCapacity(w.bytes.count + roots.count + cwSeeds.count + cwBits.count / 4 + 1 + leafCW.count)
     w.raw(roots)
     w.raw(cwSeeds)
     w.packed(cwBits, bitsPerValue: 2)
@@ -275,17 +292,17 @@ extension DPFKeys {
 
   /// One party's record of these keys.
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: byteCount)
     write(to: &w)
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .dpf, party: party, inputBits: bits, outputBits: 1, shift: 0, variant: 0, count: count, extra: 0,
-        payloadLength: 0), payload: w.bytes)
+        payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .dpf, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .dpf, party: party, inputBits: inputBits, authenticated: authenticated)
     self = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
     try KeyRecord.finish(r)
   }
@@ -293,19 +310,19 @@ extension DPFKeys {
 
 extension DReLUKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: compare.byteCount + offsets.count * 8 + count * offsets.count / 8 + 1)
     w.elements(offsets, bits: ring.bits)
     compare.write(to: &w)
     w.bits(maskShares)
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .drelu, party: party, inputBits: ring.bits, outputBits: 1, shift: 0, variant: 0, count: count,
-        extra: offsets.count, payloadLength: 0), payload: w.bytes)
+        extra: offsets.count, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .drelu, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .drelu, party: party, inputBits: inputBits, authenticated: authenticated)
     guard let ring = try? Ring(bits: h.inputBits), ring.bits >= 2 else { throw .corruptKey("DReLU ring width \(h.inputBits)") }
     self.ring = ring
     offsets = try r.elements(h.extra, bits: ring.bits)
@@ -317,17 +334,17 @@ extension DReLUKey {
 
 extension SelectKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: 4 * count * 8)
     for part in [valueMask, bitMask, product, outputMask] { w.elements(part, bits: ring.bits) }
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0, variant: 0, count: count,
-        extra: 0, payloadLength: 0), payload: w.bytes)
+        extra: 0, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .select, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .select, party: party, inputBits: inputBits, authenticated: authenticated)
     guard let ring = try? Ring(bits: h.inputBits) else { throw .corruptKey("select ring width \(h.inputBits)") }
     self.ring = ring
     valueMask = try r.elements(h.count, bits: ring.bits)
@@ -340,20 +357,20 @@ extension SelectKey {
 
 extension TruncationKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: compare.byteCount + count / 8 + 1 + 3 * count * 8)
     compare.write(to: &w)
     w.bits(bitMaskShares)
     w.elements(corrections, bits: outputBits)
     w.elements(wrapShares, bits: outputBits)
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .truncation, party: party, inputBits: inputBits, outputBits: outputBits, shift: shift,
-        variant: kind.rawValue, count: count, extra: 0, payloadLength: 0), payload: w.bytes)
+        variant: kind.rawValue, count: count, extra: 0, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .truncation, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .truncation, party: party, inputBits: inputBits, authenticated: authenticated)
     guard let kind = TruncationKind(rawValue: h.variant) else { throw .corruptKey("truncation variant \(h.variant)") }
     guard (1...64).contains(h.inputBits), (1...64).contains(h.outputBits), h.shift < h.inputBits else {
       throw .corruptKey("truncation widths \(h.inputBits)/\(h.shift)/\(h.outputBits)")
@@ -373,19 +390,19 @@ extension TruncationKey {
 
 extension LUTKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: point.byteCount + count / 8 + 1 + 4 * count * 8)
     point.write(to: &w)
     w.bits(signMaskShares)
     for part in [valueMask, signFactor, signedValueMask, outputMask] { w.elements(part, bits: outputRing.bits) }
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .lut, party: party, inputBits: inputBits, outputBits: outputRing.bits, shift: 0, variant: 0,
-        count: count, extra: 0, payloadLength: 0), payload: w.bytes)
+        count: count, extra: 0, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .lut, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .lut, party: party, inputBits: inputBits, authenticated: authenticated)
     guard let ring = try? Ring(bits: h.outputBits), (1...24).contains(h.inputBits) else {
       throw .corruptKey("lookup widths \(h.inputBits)/\(h.outputBits)")
     }

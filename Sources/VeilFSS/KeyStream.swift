@@ -207,7 +207,7 @@ public struct KeyStreamWriter {
   private let encodedHeader: [UInt8]
   private let headerDigest: [UInt8]
   private let macKey: SymmetricKey
-  private var payload: [UInt8] = []
+  private var payload = emptyPayload()
   private var records = 0
   private var segment = 0
   private var finished = false
@@ -220,7 +220,7 @@ public struct KeyStreamWriter {
 
   /// Payload bytes appended since the last seal (what the next segment will carry, less its
   /// 17-byte header and 16-byte MAC).
-  public var pendingBytes: Int { payload.count }
+  public var pendingBytes: Int { payload.count - KeyStreamSegment.headerSize }
 
   /// Appends the key record of op `opIndex` (records must come in op order, from 0).
   public mutating func append(opIndex: Int, record: [UInt8]) {
@@ -238,15 +238,32 @@ public struct KeyStreamWriter {
   public mutating func seal(final: Bool) -> [UInt8] {
     precondition(!finished, "KeyStreamWriter: seal after the final segment")
     precondition(final || records > 0, "KeyStreamWriter: only the final segment may be empty")
-    var out = segment == 0 ? encodedHeader : []
-    out += KeyStreamSegment.seal(
-      index: segment, final: final, recordCount: records, payload: payload, headerDigest: headerDigest,
-      macKey: macKey)
-    payload.removeAll(keepingCapacity: true)
+    // The payload buffer keeps room for the segment header in front, so sealing patches it in
+    // and appends the tag instead of copying the payload (keys run to gigabytes).
+    var segmentHeader = ByteWriter()
+    segmentHeader.u32(UInt32(segment))
+    segmentHeader.u8(final ? 1 : 0)
+    segmentHeader.u32(UInt32(records))
+    segmentHeader.u64(UInt64(pendingBytes))
+    var out = payload
+    payload = Self.emptyPayload(capacity: out.capacity)
+    out.replaceSubrange(0..<KeyStreamSegment.headerSize, with: segmentHeader.bytes)
+    out += KeyStreamSegment.mac(
+      index: segment, headerDigest: headerDigest, segmentHeader: segmentHeader.bytes[...],
+      payload: out[KeyStreamSegment.headerSize...], macKey: macKey)
+    if segment == 0 { out = encodedHeader + out }
     records = 0
     segment += 1
     finished = final
     return out
+  }
+
+  /// A payload buffer holding only the room for a segment header.
+  private static func emptyPayload(capacity: Int = 0) -> [UInt8] {
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(capacity)
+    bytes.append(contentsOf: repeatElement(0, count: KeyStreamSegment.headerSize))
+    return bytes
   }
 
   /// Seals everything appended since the last seal as the final segment; for a stream made in

@@ -88,7 +88,7 @@ public actor PartyBackend: MaskedWireBackend {
   private func shares(_ site: GateSite, bits: Int, lengths: [Int]) async throws -> [[UInt64]] {
     let party = party
     let bundle = try await key(site) { (bytes) throws(FSSError) in
-      try ShareBundle(record: bytes, party: party, inputBits: bits)
+      try ShareBundle(record: bytes, party: party, inputBits: bits, authenticated: true)
     }
     let parts: [[UInt64]]
     do { parts = try bundle.parts() } catch { throw MPCError.keyMismatch(site, error.description) }
@@ -267,7 +267,7 @@ public actor PartyBackend: MaskedWireBackend {
     return try await gate(.truncate, site, elements: x.count) {
       let party = party
       let k = try await key(site) { (bytes) throws(FSSError) in
-        try TruncationKey(record: bytes, party: party, inputBits: n)
+        try TruncationKey(record: bytes, party: party, inputBits: n, authenticated: true)
       }
       guard k.kind == kind, k.shift == s, k.outputBits == m, k.count == x.count else {
         throw MPCError.keyMismatch(site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits for \(k.count) elements")
@@ -283,7 +283,7 @@ public actor PartyBackend: MaskedWireBackend {
     let n = x.format.bits
     return try await gate(.compare, site, elements: x.count * offsets.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in try DReLUKey(record: bytes, party: party, inputBits: n) }
+      let k = try await key(site) { (bytes) throws(FSSError) in try DReLUKey(record: bytes, party: party, inputBits: n, authenticated: true) }
       guard k.offsets == offsets.map({ element($0, bits: n) }), k.count == x.count else {
         throw MPCError.keyMismatch(site, "a DReLU key for \(k.count) elements at other offsets")
       }
@@ -297,7 +297,7 @@ public actor PartyBackend: MaskedWireBackend {
     let n = x.format.bits
     return try await gate(.select, site, elements: x.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in try SelectKey(record: bytes, party: party, inputBits: n) }
+      let k = try await key(site) { (bytes) throws(FSSError) in try SelectKey(record: bytes, party: party, inputBits: n, authenticated: true) }
       let mine = try SelectGate.eval(party: party, key: k, maskedBits: bits.bits, maskedValues: x.values)
       return WireTensor(x.format, x.shape, try await open(mine, bits: n, site))
     }
@@ -311,7 +311,7 @@ public actor PartyBackend: MaskedWireBackend {
     return try await gate(.lookup, site, elements: x.count) {
       let party = party
       let k = try await key(site) { (bytes) throws(FSSError) in
-        try LUTKey(record: bytes, party: party, inputBits: table.inputBits)
+        try LUTKey(record: bytes, party: party, inputBits: table.inputBits, authenticated: true)
       }
       guard k.outputRing.bits == n else { throw MPCError.keyMismatch(site, "a lookup key into \(k.outputRing.bits) bits") }
       let entries = table.entries.map { element($0, bits: n) }

@@ -50,7 +50,7 @@ public struct ShareBundle: Sendable, Equatable {
   }
 
   public func serialized(party: Int) -> [UInt8] {
-    var w = ByteWriter()
+    var w = KeyRecord.payloadWriter(capacity: 32 + 8 * (seededLengths.count + explicit.count) + explicit.reduce(0) { $0 + $1.count * 8 })
     w.u8(UInt8(seed.count))
     w.raw(seed)
     w.u32(UInt32(seededLengths.count))
@@ -58,16 +58,16 @@ public struct ShareBundle: Sendable, Equatable {
     w.u32(UInt32(explicit.count))
     for part in explicit { w.u64(UInt64(part.count)) }
     for part in explicit { w.elements(part, bits: bits) }
-    return KeyRecord.encode(
+    return KeyRecord.seal(
       KeyRecordHeader(
         kind: .shares, party: party, inputBits: bits, outputBits: bits, shift: 0, variant: seed.isEmpty ? 0 : 1,
         count: (seededLengths + explicit.map(\.count)).reduce(0, +), extra: seededLengths.count + explicit.count,
-        payloadLength: 0), payload: w.bytes)
+        payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another kind, party or ring width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .shares, party: party, inputBits: inputBits)
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r, _) = try KeyRecord.decode(record, kind: .shares, party: party, inputBits: inputBits, authenticated: authenticated)
     guard (1...64).contains(h.inputBits) else { throw .corruptKey("share ring width \(h.inputBits)") }
     func lengths(_ r: inout ByteReader) throws(FSSError) -> [Int] {
       let count = Int(try r.u32())
