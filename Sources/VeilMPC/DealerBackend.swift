@@ -23,11 +23,10 @@ public actor DealerBackend: MaskedWireBackend {
   /// Stream indices in `DealerKeyStreams`.
   static let clientStream = 2
 
-  init(
-    weights: DealerWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally
-  ) throws {
+  /// `masks` are the weight masks r_W reduced to the run's ring (kept across runs).
+  init(masks: RunWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally) throws {
     inputFormat = format
-    self.weights = RunWeights(weights.masks, bits: format.bits)
+    self.weights = masks
     self.prg = prg
     random = try SecureRandom()
     self.streams = streams

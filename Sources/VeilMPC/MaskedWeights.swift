@@ -48,33 +48,33 @@ public struct PartyWeights: Sendable {
   public let share: RingWeights
 }
 
-/// Per-run views of weights: reduced mod 2^n, matrices transposed for `x·Wᵀ`, made on first use.
+/// Weights at one ring: reduced mod 2^n once (the Z_2^64 originals are not kept), matrices
+/// also transposed for `x·Wᵀ` on first use and cached, for every run of a model.
 final class RunWeights: @unchecked Sendable {
-  // @unchecked: the cache is guarded by `lock`.
-  private let source: RingWeights
-  private let bits: Int
+  // @unchecked: the cache is guarded by `lock`; `reduced` is never mutated.
+  private let reduced: RingWeights
   private let lock = NSLock()
   private var cache: [String: [UInt64]] = [:]
 
   init(_ source: RingWeights, bits: Int) {
-    self.source = source
-    self.bits = bits
+    let m = ringMask(bits)
+    reduced = RingWeights(shapes: source.shapes, values: source.values.mapValues { $0.map { $0 & m } })
   }
 
-  func shape(_ id: WeightID) throws(MPCError) -> [Int] { try source.shape(id) }
+  func shape(_ id: WeightID) throws(MPCError) -> [Int] { try reduced.shape(id) }
+
+  /// Transposes now, as part of the setup, every matrix `isLinear` names.
+  func transposeMatrices(where isLinear: (WeightID) -> Bool) throws(MPCError) {
+    for (id, shape) in reduced.shapes where shape.count == 2 && isLinear(id) { _ = try transposed(id) }
+  }
 
   /// The weight mod 2^n, row-major as stored.
-  func plain(_ id: WeightID) throws(MPCError) -> [UInt64] {
-    try cached("p:" + id.name) { () throws(MPCError) in
-      let m = ringMask(bits)
-      return try source.tensor(id).map { $0 & m }
-    }
-  }
+  func plain(_ id: WeightID) throws(MPCError) -> [UInt64] { try reduced.tensor(id) }
 
   /// A [out, in] matrix mod 2^n, transposed to [in, out].
   func transposed(_ id: WeightID) throws(MPCError) -> [UInt64] {
-    try cached("t:" + id.name) { () throws(MPCError) in
-      let shape = try source.shape(id)
+    try cached(id.name) { () throws(MPCError) in
+      let shape = try reduced.shape(id)
       guard shape.count == 2 else { throw .badShape(GateSite(op: OpSite(layer: 0, kind: .linear, index: 0), gate: id.name), shape, "not a matrix") }
       return RingMath.transposeBatch(try plain(id), batch: 1, rows: shape[0], columns: shape[1])
     }
@@ -82,7 +82,7 @@ final class RunWeights: @unchecked Sendable {
 
   /// Rows of a [rows, d] table mod 2^n.
   func rows(_ id: WeightID, _ indices: [Int], _ site: GateSite) throws(MPCError) -> (values: [UInt64], d: Int) {
-    let shape = try source.shape(id)
+    let shape = try reduced.shape(id)
     guard shape.count == 2, indices.allSatisfy({ $0 >= 0 && $0 < shape[0] }) else {
       throw .badShape(site, shape, "cannot take rows \(indices.prefix(4))…")
     }

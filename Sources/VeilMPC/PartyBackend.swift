@@ -27,14 +27,15 @@ public actor PartyBackend: MaskedWireBackend {
   private var recordBytes = 0
   private let clock = ContinuousClock()
 
+  /// `masked` and `share` are Ŵ and W_b reduced to the run's ring (kept across runs).
   init(
-    weights: PartyWeights, format: WireFormat, prg: TreePRG, peer: any Channel, client: any Channel, keys: KeySource,
-    tally: CostTally
+    party: Int, masked: RunWeights, share: RunWeights, format: WireFormat, prg: TreePRG, peer: any Channel,
+    client: any Channel, keys: KeySource, tally: CostTally
   ) {
     inputFormat = format
-    party = weights.party
-    masked = RunWeights(weights.masked, bits: format.bits)
-    share = RunWeights(weights.share, bits: format.bits)
+    self.party = party
+    self.masked = masked
+    self.share = share
     self.prg = prg
     self.peer = peer
     self.client = client

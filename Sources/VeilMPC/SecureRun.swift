@@ -59,8 +59,11 @@ public struct SecureRunReport: Sendable {
 public final class SecureModel: Sendable {
   public let bert: BertModel
   public let parameters: SigmaParameters
-  let dealerWeights: DealerWeights
-  let partyWeights: [PartyWeights]
+  let setupID: [UInt8]
+  /// The dealer's r_W and each party's Ŵ and W_b at the run's ring, transposed on first use.
+  let dealerMasks: RunWeights
+  let partyMasked: [RunWeights]
+  let partyShares: [RunWeights]
   /// Each party's durable record of consumed run ids (in memory here: one process).
   let ledgers: [RunLedger]
   let modelDigest: [UInt8]
@@ -85,13 +88,21 @@ public final class SecureModel: Sendable {
       party: 0, setupID: dealer.setupID, ownerShare: share0, maskSeeds: seeds[0], peer: c0)
     async let opened1 = WeightSetup.open(
       party: 1, setupID: dealer.setupID, ownerShare: share1, maskSeeds: seeds[1], peer: c1)
-    partyWeights = try await [opened0, opened1]
+    let partyWeights = try await [opened0, opened1]
+    let bits = parameters.ringBits
+    partyMasked = partyWeights.map { RunWeights($0.masked, bits: bits) }
+    partyShares = partyWeights.map { RunWeights($0.share, bits: bits) }
+    dealerMasks = RunWeights(dealer.masks, bits: bits)
+    // The encoder's matrices feed `linear` (x·Wᵀ); the embedding tables are read by rows.
+    for weights in partyMasked + partyShares + [dealerMasks] {
+      try weights.transposeMatrices { !$0.name.contains("embeddings.") }
+    }
+    setupID = dealer.setupID
     setupBytes = c0.counters.bytesSent + c0.counters.bytesReceived
     await c0.close()
     await c1.close()
     self.bert = bert
     self.parameters = parameters
-    dealerWeights = dealer
     ledgers = [RunLedger(), RunLedger()]
     // Model digest = H(setup id ‖ config ‖ shapes ‖ n ‖ f ‖ recipe) (DESIGN §7): public facts only.
     var hasher = SHA256()
@@ -165,7 +176,7 @@ public final class SecureModel: Sendable {
     let parameters = parameters
     func header(_ kind: KeyStreamKind, _ party: Int) -> KeyStreamHeader {
       KeyStreamHeader(
-        kind: kind, party: party, runID: runID, modelSetupID: dealerWeights.setupID, modelDigest: modelDigest,
+        kind: kind, party: party, runID: runID, modelSetupID: setupID, modelDigest: modelDigest,
         graphDigest: graphDigest, recipe: "sigma", recipeVersion: 1, ringBits: parameters.ringBits,
         fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0, prgKeyID: prg.keyID)
     }
@@ -181,16 +192,14 @@ public final class SecureModel: Sendable {
     let (client1, party1Client) = InMemoryChannel.makePair(.client, .p1)
     let channels: [InMemoryChannel] = [p0, p1, client0, party0Client, client1, party1Client]
     let tallies = (0..<3).map { _ in CostTally() }
-    let dealer = try DealerBackend(
-      weights: dealerWeights, format: format, prg: prg, streams: streams, tally: tallies[2])
-    let parties = [
+    let dealer = try DealerBackend(masks: dealerMasks, format: format, prg: prg, streams: streams, tally: tallies[2])
+    let peers = [p0, p1]
+    let clients = [party0Client, party1Client]
+    let parties = (0..<2).map { b in
       PartyBackend(
-        weights: partyWeights[0], format: format, prg: prg, peer: p0, client: party0Client, keys: sources[0],
-        tally: tallies[0]),
-      PartyBackend(
-        weights: partyWeights[1], format: format, prg: prg, peer: p1, client: party1Client, keys: sources[1],
-        tally: tallies[1]),
-    ]
+        party: b, masked: partyMasked[b], share: partyShares[b], format: format, prg: prg, peer: peers[b],
+        client: clients[b], keys: sources[b], tally: tallies[b])
+    }
 
     enum RoleResult: Sendable {
       case dealer(seconds: Double)

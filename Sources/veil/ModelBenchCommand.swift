@@ -28,7 +28,7 @@ struct ModelBench: AsyncParsableCommand {
 
   func run() async throws {
     var config: ModelConfig
-    let weights: Float64Weights
+    var weights: Float64Weights?
     var name = model
     if let modelDir {
       let embedder = try SentenceEmbedder(modelDirectory: modelDir)
@@ -40,17 +40,18 @@ struct ModelBench: AsyncParsableCommand {
         throw ValidationError("unknown model '\(model)': use one of \(BertPreset.allCases.map(\.rawValue))")
       }
       config = preset.config
-      weights = BertModel(config: config).randomWeights(seed: 1)
     }
     let fullLayers = config.layers
     if let layers {
       guard (1...fullLayers).contains(layers) else { throw ValidationError("--layers must be 1…\(fullLayers)") }
       config.layers = layers
     }
+    // Random weights only for the blocks that run.
+    let modelWeights = weights ?? BertModel(config: config).randomWeights(seed: 1)
     guard (1...config.maxPositions).contains(seq) else { throw ValidationError("--seq must be 1…\(config.maxPositions)") }
     let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
     printError("\(name): masking the weights once…")
-    let secure = try await SecureModel(bert: BertModel(config: config), weights: weights, parameters: parameters)
+    let secure = try await SecureModel(bert: BertModel(config: config), weights: modelWeights, parameters: parameters)
     var options = KeyStreamOptions()
     options.pipeCapacity = keyBufferMib << 20
     // Token ids: [CLS] … [SEP] with ordinary word pieces between (the costs do not depend on them).
