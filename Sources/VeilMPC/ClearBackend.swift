@@ -104,21 +104,22 @@ public struct ClearWeights: Sendable {
   }
 }
 
-/// Transposed weight matrices, made once per weight on first use.
-final class TransposeCache: @unchecked Sendable {
+/// Values made once per key on first use (transposed weights), shared across tasks.
+final class OnceCache<Key: Hashable, Value>: @unchecked Sendable {
+  // @unchecked: every access goes through `lock`.
   private let lock = NSLock()
-  private var cache: [WeightID: [Int64]] = [:]
+  private var cache: [Key: Value] = [:]
 
-  func transposed(_ id: WeightID, _ make: () throws -> [Int64]) rethrows -> [Int64] {
+  func value<E: Error>(_ key: Key, _ make: () throws(E) -> Value) throws(E) -> Value {
     lock.lock()
-    if let hit = cache[id] {
+    if let hit = cache[key] {
       lock.unlock()
       return hit
     }
     lock.unlock()
     let made = try make()
     lock.lock()
-    cache[id] = made
+    cache[key] = made
     lock.unlock()
     return made
   }
@@ -132,7 +133,7 @@ public struct ClearBackend: GateBackend {
   public let weights: ClearWeights
   /// Value ranges and violations of every gate run so far.
   public let recorder: RangeRecorder
-  private let transposes = TransposeCache()
+  private let transposes = OnceCache<WeightID, [Int64]>()
 
   /// Rings this narrow are index rings: the clear back end does not count their wraps.
   public static let indexRingBits = 24
@@ -367,7 +368,7 @@ public struct ClearBackend: GateBackend {
       throw MPCError.badShape(site, x.shape, "weight '\(weight)' has shape \(w.shape)")
     }
     let (outputs, rows) = (w.shape[0], x.count / max(inner, 1))
-    let transposed = try transposes.transposed(weight) { try w.transposed().scalars }
+    let transposed = try transposes.value(weight) { () throws(RingError) in try w.transposed().scalars }
     let product = gemm(x.values, transposed, batch: 1, m: rows, k: inner, n: outputs)
     let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
     return emit(product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs], site)

@@ -11,7 +11,9 @@ import VeilRing
 public actor DealerBackend: MaskedWireBackend {
   public nonisolated let inputFormat: WireFormat
   nonisolated let holdsMaskedValues = false
-  private let weights: RunWeights
+  /// The weight masks r_W: what the dealer's wires carry where a weight enters.
+  nonisolated let wireWeights: RunWeights
+  private var weights: RunWeights { wireWeights }
   private let prg: TreePRG
   private var random: SecureRandom
   private let streams: DealerKeyStreams
@@ -26,7 +28,7 @@ public actor DealerBackend: MaskedWireBackend {
   /// `masks` are the weight masks r_W reduced to the run's ring (kept across runs).
   init(masks: RunWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally) throws {
     inputFormat = format
-    self.weights = masks
+    wireWeights = masks
     self.prg = prg
     random = try SecureRandom()
     self.streams = streams
@@ -85,20 +87,6 @@ public actor DealerBackend: MaskedWireBackend {
       let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)]).serialized(party: 2)
       return (serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
     }
-  }
-
-  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
-    let (values, d) = try weights.rows(table, rows, site)
-    return WireTensor(inputFormat, [rows.count, d], values)
-  }
-
-  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
-    let b = try weights.plain(bias)
-    guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
-      throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
-    }
-    let m = x.mask
-    return WireTensor(x.format, x.shape, x.values.enumerated().map { ($1 &+ b[$0 % d]) & m })
   }
 
   // MARK: Products

@@ -50,11 +50,9 @@ public struct PartyWeights: Sendable {
 
 /// Weights at one ring: reduced mod 2^n once (the Z_2^64 originals are not kept), matrices
 /// also transposed for `x·Wᵀ` on first use and cached, for every run of a model.
-final class RunWeights: @unchecked Sendable {
-  // @unchecked: the cache is guarded by `lock`; `reduced` is never mutated.
+final class RunWeights: Sendable {
   private let reduced: RingWeights
-  private let lock = NSLock()
-  private var cache: [String: [UInt64]] = [:]
+  private let transposes = OnceCache<WeightID, [UInt64]>()
 
   init(_ source: RingWeights, bits: Int) {
     let m = ringMask(bits)
@@ -73,9 +71,11 @@ final class RunWeights: @unchecked Sendable {
 
   /// A [out, in] matrix mod 2^n, transposed to [in, out].
   func transposed(_ id: WeightID) throws(MPCError) -> [UInt64] {
-    try cached(id.name) { () throws(MPCError) in
+    try transposes.value(id) { () throws(MPCError) in
       let shape = try reduced.shape(id)
-      guard shape.count == 2 else { throw .badShape(GateSite(op: OpSite(layer: 0, kind: .linear, index: 0), gate: id.name), shape, "not a matrix") }
+      guard shape.count == 2 else {
+        throw .badShape(GateSite(op: OpSite(layer: 0, kind: .linear, index: 0), gate: id.name), shape, "not a matrix")
+      }
       return RingMath.transposeBatch(try plain(id), batch: 1, rows: shape[0], columns: shape[1])
     }
   }
@@ -91,20 +91,6 @@ final class RunWeights: @unchecked Sendable {
     var out = [UInt64](repeating: 0, count: indices.count * d)
     for (i, r) in indices.enumerated() { for j in 0..<d { out[i * d + j] = table[r * d + j] } }
     return (out, d)
-  }
-
-  private func cached(_ key: String, _ make: () throws(MPCError) -> [UInt64]) throws(MPCError) -> [UInt64] {
-    lock.lock()
-    if let hit = cache[key] {
-      lock.unlock()
-      return hit
-    }
-    lock.unlock()
-    let made = try make()
-    lock.lock()
-    cache[key] = made
-    lock.unlock()
-    return made
   }
 }
 

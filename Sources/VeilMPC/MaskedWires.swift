@@ -45,6 +45,9 @@ public struct WireBits: Sendable, Equatable {
 /// true at the parties (public constants are added in), false at the dealer (masks only).
 protocol MaskedWireBackend: GateBackend where Value == WireTensor, Bits == WireBits {
   var holdsMaskedValues: Bool { get }
+  /// Weights as wires carry them: Ŵ = W + r_W at a party, r_W at the dealer, so that adding a
+  /// bias or reading embedding rows is local on both sides.
+  var wireWeights: RunWeights { get }
 }
 
 extension MaskedWireBackend {
@@ -168,6 +171,20 @@ extension MaskedWireBackend {
   }
 
   public func assertRange(_ x: WireTensor, _ range: ClosedRange<Int64>, site: GateSite) async throws {}
+
+  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
+    let (values, d) = try wireWeights.rows(table, rows, site)
+    return WireTensor(inputFormat, [rows.count, d], values)
+  }
+
+  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
+    let b = try wireWeights.plain(bias)
+    guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
+      throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
+    }
+    let m = x.mask
+    return WireTensor(x.format, x.shape, x.values.enumerated().map { ($1 &+ b[$0 % d]) & m })
+  }
 
   // MARK: Shape checks shared by the dealer and the parties (the clear back end's rules)
 

@@ -15,7 +15,9 @@ public actor PartyBackend: MaskedWireBackend {
   public nonisolated let inputFormat: WireFormat
   nonisolated let holdsMaskedValues = true
   public nonisolated let party: Int
-  private let masked: RunWeights
+  /// Ŵ = W + r_W, public to both parties: what masked wires carry where a weight enters.
+  nonisolated let wireWeights: RunWeights
+  private var masked: RunWeights { wireWeights }
   private let share: RunWeights
   private let prg: TreePRG
   private let peer: any Channel
@@ -34,7 +36,7 @@ public actor PartyBackend: MaskedWireBackend {
   ) {
     inputFormat = format
     self.party = party
-    self.masked = masked
+    wireWeights = masked
     self.share = share
     self.prg = prg
     self.peer = peer
@@ -154,20 +156,6 @@ public actor PartyBackend: MaskedWireBackend {
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
       return WireTensor(inputFormat, [t, d], try await open(mine, bits: n, site))
     }
-  }
-
-  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
-    let (values, d) = try masked.rows(table, rows, site)
-    return WireTensor(inputFormat, [rows.count, d], values)
-  }
-
-  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
-    let b = try masked.plain(bias)
-    guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
-      throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
-    }
-    let m = x.mask
-    return WireTensor(x.format, x.shape, x.values.enumerated().map { ($1 &+ b[$0 % d]) & m })
   }
 
   // MARK: Products
