@@ -56,7 +56,9 @@ let package = Package(
     .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels", "VeilTestSupport"]),
     .testTarget(
       name: "VeilFSSTests",
-      dependencies: ["VeilFSS", "VeilRing", "CVeilKernels", .product(name: "Crypto", package: "swift-crypto")]),
+      dependencies: [
+        "VeilFSS", "VeilRing", "CVeilKernels", "VeilTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     .testTarget(name: "VeilNetTests", dependencies: ["VeilNet", "VeilRing", "VeilTestSupport"]),
     .testTarget(
       name: "VeilMPCTests",

@@ -168,16 +168,28 @@ enum KeyStreamSegment {
   static func seal(
     index: Int, final: Bool, recordCount: Int, payload: [UInt8], headerDigest: [UInt8], macKey: SymmetricKey
   ) -> [UInt8] {
+    var segment = [UInt8](repeating: 0, count: headerSize)
+    segment.reserveCapacity(headerSize + payload.count + macSize)
+    segment += payload
+    sealInPlace(
+      &segment, index: index, final: final, recordCount: recordCount, headerDigest: headerDigest, macKey: macKey)
+    return segment
+  }
+
+  /// Seals a buffer holding `headerSize` bytes of room followed by the payload: fills in the
+  /// segment header and appends the tag, without copying the payload.
+  static func sealInPlace(
+    _ segment: inout [UInt8], index: Int, final: Bool, recordCount: Int, headerDigest: [UInt8], macKey: SymmetricKey
+  ) {
     var w = ByteWriter()
     w.u32(UInt32(index))
     w.u8(final ? 1 : 0)
     w.u32(UInt32(recordCount))
-    w.u64(UInt64(payload.count))
-    let tag = mac(index: index, headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: payload[...], macKey: macKey)
-    w.bytes.reserveCapacity(headerSize + payload.count + macSize)
-    w.raw(payload)
-    w.raw(tag)
-    return w.bytes
+    w.u64(UInt64(segment.count - headerSize))
+    segment.replaceSubrange(0..<headerSize, with: w.bytes)
+    segment += mac(
+      index: index, headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: segment[headerSize...],
+      macKey: macKey)
   }
 
   /// The segment's 16-byte tag (see the file header).
@@ -240,17 +252,10 @@ public struct KeyStreamWriter {
     precondition(final || records > 0, "KeyStreamWriter: only the final segment may be empty")
     // The payload buffer keeps room for the segment header in front, so sealing patches it in
     // and appends the tag instead of copying the payload (keys run to gigabytes).
-    var segmentHeader = ByteWriter()
-    segmentHeader.u32(UInt32(segment))
-    segmentHeader.u8(final ? 1 : 0)
-    segmentHeader.u32(UInt32(records))
-    segmentHeader.u64(UInt64(pendingBytes))
     var out = payload
     payload = Self.emptyPayload(capacity: out.capacity)
-    out.replaceSubrange(0..<KeyStreamSegment.headerSize, with: segmentHeader.bytes)
-    out += KeyStreamSegment.mac(
-      index: segment, headerDigest: headerDigest, segmentHeader: segmentHeader.bytes[...],
-      payload: out[KeyStreamSegment.headerSize...], macKey: macKey)
+    KeyStreamSegment.sealInPlace(
+      &out, index: segment, final: final, recordCount: records, headerDigest: headerDigest, macKey: macKey)
     if segment == 0 { out = encodedHeader + out }
     records = 0
     segment += 1

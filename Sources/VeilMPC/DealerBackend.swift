@@ -92,9 +92,8 @@ public actor DealerBackend: MaskedWireBackend {
   // MARK: Products
 
   public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
-    let (rows, inner, outputs) = try linearShape(x, weight: try weights.shape(weight), site)
+    let (rows, inner, outputs, format) = try linearShape(x, weight: weight, site)
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
     let maskT = try weights.transposed(weight)
     let shape = Array(x.shape.dropLast()) + [outputs]
     return try await gate(.linear, site, elements: rows * outputs) { random in
@@ -106,12 +105,9 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let format = try weightProductFormat(x, weight: weight, site)
     let w = try weights.plain(weight)
-    guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == w.count else {
-      throw MPCError.badShape(site, x.shape, "weight '\(weight)' of \(w.count)")
-    }
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
     return try await gate(.multiplyWeight, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, w, bits: n), r, bits: n)
@@ -122,11 +118,8 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
-    guard a.format.bits == b.format.bits, a.shape == b.shape else {
-      throw MPCError.badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
-    }
+    let format = try productFormat(a, b, site)
     let n = a.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
     return try await gate(.multiply, site, elements: a.count) { random in
       let r = random.elements(a.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(a.values, b.values, bits: n), r, bits: n)
@@ -138,8 +131,8 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   public func square(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    let format = try productFormat(x, x, site)
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, x.format.scale, site))
     return try await gate(.multiply, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, x.values, bits: n), r, bits: n)
@@ -152,7 +145,6 @@ public actor DealerBackend: MaskedWireBackend {
   public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
     let s = try matmulShape(a, b, transposeB: transposeB, site)
     let n = a.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
     return try await gate(.matmul, site, elements: s.batch * s.m * s.n) { random in
       let r = random.elements(s.batch * s.m * s.n, bits: n)
       let product = RingMath.matmul(
@@ -160,7 +152,7 @@ public actor DealerBackend: MaskedWireBackend {
       let c = RingMath.add(product, r, bits: n)
       return (
         serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)), nil,
-        WireTensor(format, s.shape, r)
+        WireTensor(s.format, s.shape, r)
       )
     }
   }
@@ -170,10 +162,7 @@ public actor DealerBackend: MaskedWireBackend {
   public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
     async throws -> WireTensor
   {
-    guard x.format.scale >= s else {
-      throw MPCError.formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)")
-    }
-    let format = WireFormat(bits: m, scale: x.format.scale - s)
+    let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     return try await gate(.truncate, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: m)
       let keys = try TruncationGate.gen(
@@ -211,9 +200,7 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
-    guard x.format.bits == table.inputBits else {
-      throw MPCError.formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
-    }
+    try checkIndex(x, table, site)
     let ring = try Ring(bits: table.output.bits)
     return try await gate(.lookup, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: ring.bits)

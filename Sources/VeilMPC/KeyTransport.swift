@@ -83,10 +83,8 @@ actor KeyPipe {
 /// The dealer's side of all streams of one run: P0's, P1's and the client's.
 actor DealerKeyStreams {
   private var writers: [KeyStreamWriter]
-  let pipes: [KeyPipe]
+  private let pipes: [KeyPipe]
   private let segmentBytes: Int
-  /// Record bytes written per stream.
-  private(set) var recordBytes: [Int]
   /// Bytes shipped per stream (headers, segment framing and MACs included).
   private(set) var streamBytes: [Int]
   /// Time spent waiting for a recipient to drain its pipe (not key generation).
@@ -97,7 +95,6 @@ actor DealerKeyStreams {
     writers = zip(headers, macKeys).map { KeyStreamWriter(header: $0, macKey: $1) }
     self.pipes = pipes
     self.segmentBytes = segmentBytes
-    recordBytes = Array(repeating: 0, count: headers.count)
     streamBytes = Array(repeating: 0, count: headers.count)
   }
 
@@ -105,10 +102,7 @@ actor DealerKeyStreams {
   /// records, every stream is sealed and shipped together: a recipient never waits for a record
   /// that sits unsealed at the dealer while the dealer waits for some pipe to drain.
   func append(_ records: [(stream: Int, op: Int, record: [UInt8])]) async throws {
-    for r in records {
-      writers[r.stream].append(opIndex: r.op, record: r.record)
-      recordBytes[r.stream] += r.record.count
-    }
+    for r in records { writers[r.stream].append(opIndex: r.op, record: r.record) }
     if writers.contains(where: { $0.pendingBytes >= segmentBytes }) { try await ship(final: false) }
   }
 
@@ -132,8 +126,6 @@ actor KeySource {
   private let clock = ContinuousClock()
   /// Time spent waiting for the dealer (not online time).
   private(set) var waitSeconds: Double = 0
-  /// Record bytes handed out.
-  private(set) var recordBytes = 0
 
   init(pipe: KeyPipe, expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger) {
     self.pipe = pipe
@@ -143,10 +135,7 @@ actor KeySource {
   /// The record of op `opIndex`, waiting for the dealer while it has not arrived.
   func next(opIndex: Int) async throws -> [UInt8] {
     while true {
-      if let record = try reader.next(opIndex: opIndex) {
-        recordBytes += record.count
-        return record
-      }
+      if let record = try reader.next(opIndex: opIndex) { return record }
       let start = clock.now
       let chunk = await pipe.pop()
       waitSeconds += (clock.now - start).seconds

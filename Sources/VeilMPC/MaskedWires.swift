@@ -60,9 +60,10 @@ extension MaskedWireBackend {
     guard a.shape == b.shape else { throw .badShape(site, b.shape, "expected \(a.shape)") }
   }
 
-  func scaled(_ a: Int, _ b: Int, _ site: GateSite) throws(MPCError) -> Int {
-    guard a + b < 63 else { throw .formatMismatch(site, "scale \(a) + \(b) is too large") }
-    return a + b
+  /// `format` with its scale grown by `extra` (the format of a product).
+  func grown(_ format: WireFormat, by extra: Int, _ site: GateSite) throws(MPCError) -> WireFormat {
+    guard format.scale + extra < 63 else { throw .formatMismatch(site, "scale \(format.scale) + \(extra) is too large") }
+    return WireFormat(bits: format.bits, scale: format.scale + extra)
   }
 
   public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws -> WireTensor {
@@ -94,7 +95,7 @@ extension MaskedWireBackend {
   public func multiplyConstant(_ x: WireTensor, _ constant: Int64, fractionalBits: Int, site: GateSite) async throws
     -> WireTensor
   {
-    let format = WireFormat(bits: x.format.bits, scale: try scaled(x.format.scale, fractionalBits, site))
+    let format = try grown(x.format, by: fractionalBits, site)
     let (m, c) = (x.mask, UInt64(bitPattern: constant))
     return WireTensor(format, x.shape, x.values.map { ($0 &* c) & m })
   }
@@ -103,7 +104,7 @@ extension MaskedWireBackend {
     async throws -> WireTensor
   {
     guard constants.count == x.count else { throw MPCError.badShape(site, x.shape, "\(constants.count) constants") }
-    let format = WireFormat(bits: x.format.bits, scale: try scaled(x.format.scale, fractionalBits, site))
+    let format = try grown(x.format, by: fractionalBits, site)
     let m = x.mask
     return WireTensor(format, x.shape, zip(x.values, constants).map { ($0 &* UInt64(bitPattern: $1)) & m })
   }
@@ -188,20 +189,53 @@ extension MaskedWireBackend {
 
   // MARK: Shape checks shared by the dealer and the parties (the clear back end's rules)
 
-  /// (rows, inner, outputs) of x·Wᵀ for x [..., inner] and W [outputs, inner].
-  func linearShape(_ x: WireTensor, weight: [Int], _ site: GateSite) throws(MPCError) -> (Int, Int, Int) {
+  /// (rows, inner, outputs, output format) of x·Wᵀ for x [..., inner] and W [outputs, inner].
+  func linearShape(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> (
+    rows: Int, inner: Int, outputs: Int, format: WireFormat
+  ) {
+    let shape = try wireWeights.shape(weight)
     guard x.format.bits == inputFormat.bits else {
       throw .formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
     }
-    guard weight.count == 2, let inner = x.shape.last, inner == weight[1] else {
-      throw .badShape(site, x.shape, "weight has shape \(weight)")
+    guard shape.count == 2, let inner = x.shape.last, inner == shape[1] else {
+      throw .badShape(site, x.shape, "weight has shape \(shape)")
     }
-    return (x.count / max(inner, 1), inner, weight[0])
+    return (x.count / max(inner, 1), inner, shape[0], try grown(x.format, by: inputFormat.scale, site))
   }
 
-  /// (batch, m, k, n, output shape) of a batched a·b or a·bᵀ.
+  /// The format of x ⊙ w for a weight vector w over x's last axis.
+  func weightProductFormat(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> WireFormat {
+    let count = try wireWeights.shape(weight).reduce(1, *)
+    guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == count else {
+      throw .badShape(site, x.shape, "weight '\(weight)' of \(count)")
+    }
+    return try grown(x.format, by: inputFormat.scale, site)
+  }
+
+  /// The format of a ⊙ b: one ring and shape, scales add.
+  func productFormat(_ a: WireTensor, _ b: WireTensor, _ site: GateSite) throws(MPCError) -> WireFormat {
+    guard a.format.bits == b.format.bits, a.shape == b.shape else {
+      throw .badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
+    }
+    return try grown(a.format, by: b.format.scale, site)
+  }
+
+  /// The format of a truncation by s into `outputBits`.
+  func truncatedFormat(_ x: WireTensor, shift s: Int, outputBits: Int, _ site: GateSite) throws(MPCError) -> WireFormat {
+    guard x.format.scale >= s else { throw .formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)") }
+    return WireFormat(bits: outputBits, scale: x.format.scale - s)
+  }
+
+  /// Refuses an index of another width than the table's.
+  func checkIndex(_ x: WireTensor, _ table: LookupTable, _ site: GateSite) throws(MPCError) {
+    guard x.format.bits == table.inputBits else {
+      throw .formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
+    }
+  }
+
+  /// (batch, m, k, n, output shape and format) of a batched a·b or a·bᵀ.
   func matmulShape(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, _ site: GateSite) throws(MPCError) -> (
-    batch: Int, m: Int, k: Int, n: Int, shape: [Int]
+    batch: Int, m: Int, k: Int, n: Int, shape: [Int], format: WireFormat
   ) {
     guard a.format.bits == b.format.bits else {
       throw .formatMismatch(site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
@@ -213,7 +247,10 @@ extension MaskedWireBackend {
     let (m, k) = (a.shape[ra - 2], a.shape[ra - 1])
     let (bk, n) = transposeB ? (b.shape[rb - 1], b.shape[rb - 2]) : (b.shape[rb - 2], b.shape[rb - 1])
     guard k == bk else { throw .badShape(site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")") }
-    return (a.shape.dropLast(2).reduce(1, *), m, k, n, Array(a.shape.dropLast(2)) + [m, n])
+    return (
+      a.shape.dropLast(2).reduce(1, *), m, k, n, Array(a.shape.dropLast(2)) + [m, n],
+      try grown(a.format, by: b.format.scale, site)
+    )
   }
 }
 
@@ -265,6 +302,11 @@ enum RingMath {
   static func add(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
     let m = ringMask(bits)
     return zip(a, b).map { ($0 &+ $1) & m }
+  }
+
+  static func negate(_ a: [UInt64], bits: Int) -> [UInt64] {
+    let m = ringMask(bits)
+    return a.map { (0 &- $0) & m }
   }
 
   static func subtract(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {

@@ -161,9 +161,8 @@ public actor PartyBackend: MaskedWireBackend {
   // MARK: Products
 
   public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
-    let (rows, inner, outputs) = try linearShape(x, weight: try masked.shape(weight), site)
+    let (rows, inner, outputs, format) = try linearShape(x, weight: weight, site)
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
     return try await gate(.linear, site, elements: rows * outputs) {
       let parts = try await shares(site, bits: n, lengths: [rows * inner, rows * outputs])
       let hatT = try masked.transposed(weight)
@@ -178,12 +177,9 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+    let format = try weightProductFormat(x, weight: weight, site)
     let hat = try masked.plain(weight)
-    guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == hat.count else {
-      throw MPCError.badShape(site, x.shape, "weight '\(weight)' of \(hat.count)")
-    }
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, inputFormat.scale, site))
     return try await gate(.multiplyWeight, site, elements: x.count) {
       let parts = try await shares(site, bits: n, lengths: [x.count, x.count])
       let fixed = offline { RingMath.hadamard(parts[0], hat, bits: n) }
@@ -195,14 +191,11 @@ public actor PartyBackend: MaskedWireBackend {
 
   /// This party's share of a·b + r_z for masked a, b: â·b̂ (party 0 only) − â·[r_b] − [r_a]·b̂ + c.
   public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
-    guard a.format.bits == b.format.bits, a.shape == b.shape else {
-      throw MPCError.badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
-    }
+    let format = try productFormat(a, b, site)
     let n = a.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
     return try await gate(.multiply, site, elements: a.count) {
       let parts = try await shares(site, bits: n, lengths: [a.count, a.count, a.count])
-      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.subtract([UInt64](repeating: 0, count: a.count), parts[1], bits: n)
+      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
       let mine = RingMath.add(
         RingMath.subtract(RingMath.hadamard(a.values, right, bits: n), RingMath.hadamard(parts[0], b.values, bits: n), bits: n),
         parts[2], bits: n)
@@ -212,8 +205,8 @@ public actor PartyBackend: MaskedWireBackend {
 
   /// x̂² (party 0 only) − 2·x̂·[r] + c.
   public func square(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    let format = try productFormat(x, x, site)
     let n = x.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(x.format.scale, x.format.scale, site))
     return try await gate(.multiply, site, elements: x.count) {
       let parts = try await shares(site, bits: n, lengths: [x.count, x.count])
       let m = ringMask(n)
@@ -231,16 +224,15 @@ public actor PartyBackend: MaskedWireBackend {
   public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
     let s = try matmulShape(a, b, transposeB: transposeB, site)
     let n = a.format.bits
-    let format = WireFormat(bits: n, scale: try scaled(a.format.scale, b.format.scale, site))
     return try await gate(.matmul, site, elements: s.batch * s.m * s.n) {
       let parts = try await shares(site, bits: n, lengths: [a.count, b.count, s.batch * s.m * s.n])
-      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.subtract([UInt64](repeating: 0, count: b.count), parts[1], bits: n)
+      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
       func product(_ x: [UInt64], _ y: [UInt64]) -> [UInt64] {
         RingMath.matmul(x, y, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
       }
       let mine = RingMath.add(
         RingMath.subtract(product(a.values, right), product(parts[0], b.values), bits: n), parts[2], bits: n)
-      return WireTensor(format, s.shape, try await open(mine, bits: n, site))
+      return WireTensor(s.format, s.shape, try await open(mine, bits: n, site))
     }
   }
 
@@ -249,9 +241,7 @@ public actor PartyBackend: MaskedWireBackend {
   public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
     async throws -> WireTensor
   {
-    guard x.format.scale >= s else {
-      throw MPCError.formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)")
-    }
+    let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     let n = x.format.bits
     return try await gate(.truncate, site, elements: x.count) {
       let party = party
@@ -264,7 +254,7 @@ public actor PartyBackend: MaskedWireBackend {
       let bits = try await openBits(
         try TruncationGate.evalBits(party: party, key: k, maskedInputs: x.values, prg: prg), site)
       let mine = try TruncationGate.evalOutput(party: party, key: k, maskedInputs: x.values, openedBits: bits)
-      return WireTensor(WireFormat(bits: m, scale: x.format.scale - s), x.shape, try await open(mine, bits: m, site))
+      return WireTensor(format, x.shape, try await open(mine, bits: m, site))
     }
   }
 
@@ -293,9 +283,7 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
-    guard x.format.bits == table.inputBits else {
-      throw MPCError.formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
-    }
+    try checkIndex(x, table, site)
     let n = table.output.bits
     return try await gate(.lookup, site, elements: x.count) {
       let party = party

@@ -1,8 +1,8 @@
 // One secure inference with every role in one process (the embedded default of DESIGN §1):
 // the dealer, P0, P1 and the client run as concurrent tasks, talk over in-memory channels
 // (which count the bytes and rounds TCP would carry) and pass keys through bounded key-stream
-// pipes. `SecureModel` is a model after the one-time weight setup (DESIGN §3); each `embed`
-// is a fresh run with fresh masks and keys, refused by the parties' run ledgers if replayed.
+// pipes. `SecureModel` is a model after the one-time weight setup (DESIGN §3); each
+// `sentenceEmbedding` is a fresh run with fresh masks and keys, refused by the parties' run ledgers if replayed.
 import CVeilKernels
 import Crypto
 import Foundation
@@ -60,7 +60,7 @@ public final class SecureModel: Sendable {
   public let bert: BertModel
   public let parameters: SigmaParameters
   let setupID: [UInt8]
-  /// The dealer's r_W and each party's Ŵ and W_b at the run's ring, transposed on first use.
+  /// The dealer's r_W and each party's Ŵ and W_b at the run's ring, matrices transposed.
   let dealerMasks: RunWeights
   let partyMasked: [RunWeights]
   let partyShares: [RunWeights]

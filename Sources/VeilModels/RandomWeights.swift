@@ -2,6 +2,7 @@
 // for tiny test models: LayerNorm γ in [0.8, 1.2], matrices U(±1.7/√fan_in), other vectors
 // U(±0.17), so activations stay in a trained model's range. Deterministic per seed (SplitMix64);
 // never a source of anything secret.
+import Foundation
 import VeilRing
 
 /// Public BERT shapes of the benchmark tables (Hugging Face configs).
@@ -25,7 +26,7 @@ public enum BertPreset: String, Sendable, CaseIterable {
 extension BertModel {
   /// Every weight as (name, shape, values).
   public func randomWeightTensors(seed: UInt64) -> [(String, [Int], [Double])] {
-    var rng = WeightGenerator(state: seed)
+    var rng = SplitMix64(seed: seed)
     return expectedWeights.map { id, shape in
       let count = shape.reduce(1, *)
       let values: [Double]
@@ -50,15 +51,24 @@ extension BertModel {
   }
 }
 
-/// SplitMix64.
-private struct WeightGenerator: RandomNumberGenerator {
-  var state: UInt64
+/// SplitMix64: deterministic, fast data for benchmarks and tests — never for anything a party
+/// must not predict (that is `SecureRandom`'s job).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+  public var state: UInt64
+  public init(seed: UInt64) { state = seed }
 
-  mutating func next() -> UInt64 {
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
     return z ^ (z >> 31)
+  }
+
+  /// A standard normal draw (Box–Muller).
+  public mutating func normal() -> Double {
+    let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
+    let v = Double.random(in: 0..<1, using: &self)
+    return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
   }
 }

@@ -2,21 +2,9 @@ import Crypto
 import Foundation
 import Testing
 import VeilRing
+import VeilTestSupport
 
 @testable import VeilFSS
-
-/// Seeded chunk sizes (SplitMix64), so that a failing chunking can be replayed.
-private struct ChunkRandom: RandomNumberGenerator {
-  var state: UInt64
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
 @Suite struct KeyStreamTests {
   let prg = try! TreePRG(runKey: Array("key stream tests".utf8))
@@ -118,7 +106,7 @@ private struct ChunkRandom: RandomNumberGenerator {
       let (parts, records) = try segmented([2, 1, 3], emptyFinal: emptyFinal)
       let bytes = Array(parts.joined())
       var sizes = [1, 2, 7, 17, 49, 113, 1000, bytes.count]
-      var random = ChunkRandom(state: 42)
+      var random = SplitMix64(seed: 42)
       for _ in 0..<8 { sizes.append(Int.random(in: 1...bytes.count, using: &random)) }
       for size in sizes {
         let (taken, error) = feedInChunks(bytes, chunk: size)
@@ -127,7 +115,7 @@ private struct ChunkRandom: RandomNumberGenerator {
       }
       // Chunks of varying size, split anywhere (inside headers and MACs too).
       for seed in UInt64(1)...12 {
-        var random = ChunkRandom(state: seed)
+        var random = SplitMix64(seed: seed)
         var reader = KeyStreamReader(expected: header(), macKey: macKey, ledger: RunLedger())
         var taken: [[UInt8]] = []
         var start = 0

@@ -1,30 +1,12 @@
-// VeilTestSupport owns what several test targets share: a deterministic generator for test
-// data, the rules for finding the reference model, the float64 reference cases, and a tiny
-// random-weight BERT. Test-only: nothing in Sources depends on it.
+// VeilTestSupport owns what several test targets share: the deterministic generator for test
+// data (from VeilModels), the rules for finding the reference model, the float64 reference
+// cases, and a tiny random-weight BERT. Test-only: nothing in Sources depends on it.
 import Foundation
 import VeilModels
 import VeilRing
 
-/// SplitMix64: deterministic, fast test data (never for anything a party must not predict).
-public struct SplitMix64: RandomNumberGenerator {
-  public var state: UInt64
-  public init(seed: UInt64) { state = seed }
-
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  /// A standard normal draw (Box–Muller).
-  public mutating func normal() -> Double {
-    let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
-    let v = Double.random(in: 0..<1, using: &self)
-    return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-  }
-}
+/// The deterministic test-data generator lives beside the random benchmark weights.
+public typealias SplitMix64 = VeilModels.SplitMix64
 
 /// Where the tests find all-MiniLM-L6-v2: `VEIL_MODEL_DIR`, else the cache that
 /// `scripts/fetch-model.sh` fills. With `VEIL_REQUIRE_MODEL=1` (CI) a missing model fails the
