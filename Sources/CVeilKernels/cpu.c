@@ -22,12 +22,16 @@ uint32_t veil_cpu_features(void) {
 
 int veil_keep_freed_memory(void) {
 #if defined(__GLIBC__)
-  // Blocks up to 512 MiB come from the heap and freed memory stays there (up to 1 GiB) instead
-  // of being unmapped and faulted back in as fresh zeroed pages on the next allocation. One
-  // arena: a thread's own arena lives in 64 MiB mmapped heaps, too small for these blocks, so
-  // they would be mmapped anyway; with two cores the shared arena's lock costs little.
-  return mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1 &&
-         mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  // Every block comes from the one heap (no mmap: glibc caps M_MMAP_THRESHOLD at 32 MiB, and a
+  // key record of hundreds of MiB would be mapped and unmapped per gate) and freed memory stays
+  // there (no trimming) instead of going back to the kernel and faulting in again as fresh
+  // zeroed pages on the next allocation. One arena: a thread's own arena lives in 64 MiB
+  // mmapped heaps, too small for these blocks; with two cores the shared lock costs little.
+  // The resident set therefore stays at its high-water mark, which is what peak RSS reports.
+  int arena = mallopt(M_ARENA_MAX, 1);
+  int mmap = mallopt(M_MMAP_MAX, 0);
+  int trim = mallopt(M_TRIM_THRESHOLD, -1);
+  return arena == 1 && mmap == 1 && trim == 1;
 #else
   return 0;
 #endif

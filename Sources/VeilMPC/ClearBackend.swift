@@ -16,7 +16,9 @@ public struct FixedTensor: Sendable, Equatable {
 
   /// Creates a tensor; values are reduced into the ring (wrapped to the signed range).
   public init(format: WireFormat, shape: [Int], values: [Int64]) throws(MPCError) {
-    guard (1...64).contains(format.bits) else { throw .invalidParameters("ring width \(format.bits)") }
+    guard (1...64).contains(format.bits) else {
+      throw .invalidParameters("ring width \(format.bits)")
+    }
     guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
       throw .invalidParameters("shape \(shape) does not hold \(values.count) values")
     }
@@ -35,7 +37,8 @@ public struct FixedTensor: Sendable, Equatable {
   public func decoded() -> Tensor<Double> {
     let scale = Double(sign: .plus, exponent: format.scale, significand: 1)
     // A FixedTensor's shape and value count were checked when it was made.
-    return (try? Tensor(shape: shape, scalars: values.map { Double($0) / scale })) ?? Tensor(repeating: 0, shape: [0])
+    return (try? Tensor(shape: shape, scalars: values.map { Double($0) / scale }))
+      ?? Tensor(repeating: 0, shape: [0])
   }
 
   /// The same values as ring elements.
@@ -51,7 +54,8 @@ public struct BitTensor: Sendable, Equatable {
   public let bits: [UInt8]
 
   public init(shape: [Int], bits: [UInt8]) {
-    precondition(shape.reduce(1, *) == bits.count, "shape \(shape) does not hold \(bits.count) bits")
+    precondition(
+      shape.reduce(1, *) == bits.count, "shape \(shape) does not hold \(bits.count) bits")
     self.shape = shape
     self.bits = bits
   }
@@ -80,23 +84,33 @@ public struct ClearWeights: Sendable {
   /// Encodes every weight with `format`; a weight that does not fit is an error.
   public init(_ weights: Float64Weights, format: FixedPointFormat) throws(MPCError) {
     var tensors: [WeightID: Tensor<Int64>] = [:]
-    let ring = format.ring
     for (id, tensor) in weights.tensors {
-      do {
-        let encoded = try format.encode(tensor)
-        tensors[id] = try Tensor(shape: tensor.shape, scalars: encoded.scalars.map { ring.signed($0) })
-      } catch let error {
-        if case .outOfRange(let value, let description) = error {
-          throw .weightOutOfRange(weight: id.name, value: value, format: description)
-        }
-        throw .weightOutOfRange(weight: id.name, value: .nan, format: "\(format): \(error)")
-      }
+      tensors[id] = try Self.encode(id, tensor, format: format)
     }
     self.format = format
     self.tensors = tensors
   }
 
-  public var wireFormat: WireFormat { WireFormat(bits: format.ring.bits, scale: format.fractionalBits) }
+  /// One weight as signed integers at `format`, or a `weightOutOfRange` error naming it.
+  static func encode(_ id: WeightID, _ tensor: Tensor<Double>, format: FixedPointFormat)
+    throws(MPCError)
+    -> Tensor<Int64>
+  {
+    do {
+      let encoded = try format.encode(tensor)
+      return try Tensor(
+        shape: tensor.shape, scalars: encoded.scalars.map { format.ring.signed($0) })
+    } catch let error {
+      if case .outOfRange(let value, let description) = error {
+        throw .weightOutOfRange(weight: id.name, value: value, format: description)
+      }
+      throw .weightOutOfRange(weight: id.name, value: .nan, format: "\(format): \(error)")
+    }
+  }
+
+  public var wireFormat: WireFormat {
+    WireFormat(bits: format.ring.bits, scale: format.fractionalBits)
+  }
 
   func tensor(_ id: WeightID) throws(MPCError) -> Tensor<Int64> {
     guard let t = tensors[id] else { throw .unknownWeight(id.name) }
@@ -154,7 +168,8 @@ public struct ClearBackend: GateBackend {
   /// Wraps exact results into the ring, counting those that did not fit, and records the range.
   /// `overflowed` counts results already known to have left Int64 (a wrap the ring repeats).
   private func emit(
-    _ exact: [Int64], _ format: WireFormat, _ shape: [Int], _ site: GateSite, checkRing: Bool = true,
+    _ exact: [Int64], _ format: WireFormat, _ shape: [Int], _ site: GateSite,
+    checkRing: Bool = true,
     overflowed: Int = 0
   ) -> FixedTensor {
     let bits = format.bits
@@ -187,7 +202,8 @@ public struct ClearBackend: GateBackend {
 
   private func sameRing(_ a: FixedTensor, _ b: FixedTensor, _ site: GateSite) throws(MPCError) {
     guard a.format.bits == b.format.bits else {
-      throw .formatMismatch(site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
+      throw .formatMismatch(
+        site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
     }
   }
 
@@ -220,7 +236,8 @@ public struct ClearBackend: GateBackend {
               pc.withMemoryRebound(to: UInt64.self) { uc in
                 for s in 0..<batch {
                   RingGEMM.multiply(
-                    kernel: kernel, m: m, n: n, k: k, a: ua, aOffset: s * m * k, b: ub, bOffset: s * k * n,
+                    kernel: kernel, m: m, n: n, k: k, a: ua, aOffset: s * m * k, b: ub,
+                    bOffset: s * k * n,
                     c: uc, cOffset: s * m * n, mask: .max)
                 }
               }
@@ -234,20 +251,26 @@ public struct ClearBackend: GateBackend {
 
   // MARK: Inputs
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> FixedTensor {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
+    -> FixedTensor
+  {
     guard let ids = tokens.ids else { throw MPCError.missingTokenIds(site) }
     return try await weightRows(table, rows: ids, site: site)
   }
 
-  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> FixedTensor {
+  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> FixedTensor
+  {
     let t = try weights.tensor(table).rows(rows)
     return emit(t.scalars, inputFormat, t.shape, site)
   }
 
-  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws
+  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite)
+    async throws
     -> FixedTensor
   {
-    guard shape.reduce(1, *) == values.count else { throw MPCError.badShape(site, shape, "\(values.count) values") }
+    guard shape.reduce(1, *) == values.count else {
+      throw MPCError.badShape(site, shape, "\(values.count) values")
+    }
     return emit(values, format, shape, site)
   }
 
@@ -258,38 +281,55 @@ public struct ClearBackend: GateBackend {
     return emit(zip(a.values, b.values).map { $0 &+ $1 }, a.format, a.shape, site)
   }
 
-  public func subtract(_ a: FixedTensor, _ b: FixedTensor, site: GateSite) async throws -> FixedTensor {
+  public func subtract(_ a: FixedTensor, _ b: FixedTensor, site: GateSite) async throws
+    -> FixedTensor
+  {
     try sameFormat(a, b, site)
     return emit(zip(a.values, b.values).map { $0 &- $1 }, a.format, a.shape, site)
   }
 
-  public func addConstant(_ x: FixedTensor, _ constant: Int64, site: GateSite) async throws -> FixedTensor {
+  public func addConstant(_ x: FixedTensor, _ constant: Int64, site: GateSite) async throws
+    -> FixedTensor
+  {
     emit(x.values.map { $0 &+ constant }, x.format, x.shape, site)
   }
 
-  public func multiplyConstant(_ x: FixedTensor, _ constant: Int64, fractionalBits: Int, site: GateSite)
+  public func multiplyConstant(
+    _ x: FixedTensor, _ constant: Int64, fractionalBits: Int, site: GateSite
+  )
     async throws -> FixedTensor
   {
     let scale = try checkedScale(x.format.scale, fractionalBits, site)
     let (p, overflow) = products(x.values) { _ in constant }
-    return emit(p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
+    return emit(
+      p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
   }
 
-  public func multiplyConstants(_ x: FixedTensor, _ constants: [Int64], fractionalBits: Int, site: GateSite)
+  public func multiplyConstants(
+    _ x: FixedTensor, _ constants: [Int64], fractionalBits: Int, site: GateSite
+  )
     async throws -> FixedTensor
   {
-    guard constants.count == x.count else { throw MPCError.badShape(site, x.shape, "\(constants.count) constants") }
+    guard constants.count == x.count else {
+      throw MPCError.badShape(site, x.shape, "\(constants.count) constants")
+    }
     let scale = try checkedScale(x.format.scale, fractionalBits, site)
     let (p, overflow) = products(x.values) { constants[$0] }
-    return emit(p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
+    return emit(
+      p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
   }
 
-  public func withScale(_ x: FixedTensor, _ scale: Int, site: GateSite) async throws -> FixedTensor {
+  public func withScale(_ x: FixedTensor, _ scale: Int, site: GateSite) async throws -> FixedTensor
+  {
     FixedTensor(unchecked: WireFormat(bits: x.format.bits, scale: scale), x.shape, x.values)
   }
 
-  public func gather(_ x: FixedTensor, indices: [Int], shape: [Int], site: GateSite) async throws -> FixedTensor {
-    guard shape.reduce(1, *) == indices.count else { throw MPCError.badShape(site, shape, "\(indices.count) indices") }
+  public func gather(_ x: FixedTensor, indices: [Int], shape: [Int], site: GateSite) async throws
+    -> FixedTensor
+  {
+    guard shape.reduce(1, *) == indices.count else {
+      throw MPCError.badShape(site, shape, "\(indices.count) indices")
+    }
     let count = x.count
     guard indices.allSatisfy({ $0 >= 0 && $0 < count }) else {
       throw MPCError.badShape(site, x.shape, "gather index out of range")
@@ -297,8 +337,12 @@ public struct ClearBackend: GateBackend {
     return FixedTensor(unchecked: x.format, shape, indices.map { x.values[$0] })
   }
 
-  public func concatenate(_ parts: [FixedTensor], axis: Int, site: GateSite) async throws -> FixedTensor {
-    guard let first = parts.first else { throw MPCError.badShape(site, [], "nothing to concatenate") }
+  public func concatenate(_ parts: [FixedTensor], axis: Int, site: GateSite) async throws
+    -> FixedTensor
+  {
+    guard let first = parts.first else {
+      throw MPCError.badShape(site, [], "nothing to concatenate")
+    }
     guard parts.allSatisfy({ $0.format == first.format }) else {
       throw MPCError.formatMismatch(site, "concatenated parts differ in format")
     }
@@ -308,7 +352,9 @@ public struct ClearBackend: GateBackend {
   }
 
   public func sumLastAxis(_ x: FixedTensor, site: GateSite) async throws -> FixedTensor {
-    guard let width = x.shape.last, width > 0 else { throw MPCError.badShape(site, x.shape, "nothing to sum") }
+    guard let width = x.shape.last, width > 0 else {
+      throw MPCError.badShape(site, x.shape, "nothing to sum")
+    }
     let rows = x.count / width
     var out = [Int64](repeating: 0, count: rows)
     x.values.withUnsafeBufferPointer { v in
@@ -329,10 +375,13 @@ public struct ClearBackend: GateBackend {
     return emit(x.values.map { wrap($0, bits: bits) }, format, x.shape, site)
   }
 
-  public func addWeight(_ x: FixedTensor, bias: WeightID, site: GateSite) async throws -> FixedTensor {
+  public func addWeight(_ x: FixedTensor, bias: WeightID, site: GateSite) async throws
+    -> FixedTensor
+  {
     let b = try weights.tensor(bias)
     guard x.format == inputFormat else {
-      throw MPCError.formatMismatch(site, "a bias of format \(inputFormat) cannot be added to \(x.format)")
+      throw MPCError.formatMismatch(
+        site, "a bias of format \(inputFormat) cannot be added to \(x.format)")
     }
     guard b.rank == 1, let d = x.shape.last, d == b.count else {
       throw MPCError.badShape(site, x.shape, "bias '\(bias)' has shape \(b.shape)")
@@ -350,8 +399,12 @@ public struct ClearBackend: GateBackend {
     BitTensor(shape: a.shape, bits: a.bits.map { $0 ^ 1 })
   }
 
-  public func gather(bits: BitTensor, indices: [Int], shape: [Int], site: GateSite) async throws -> BitTensor {
-    guard shape.reduce(1, *) == indices.count, indices.allSatisfy({ $0 >= 0 && $0 < bits.bits.count }) else {
+  public func gather(bits: BitTensor, indices: [Int], shape: [Int], site: GateSite) async throws
+    -> BitTensor
+  {
+    guard shape.reduce(1, *) == indices.count,
+      indices.allSatisfy({ $0 >= 0 && $0 < bits.bits.count })
+    else {
       throw MPCError.badShape(site, shape, "bad bit gather")
     }
     return BitTensor(shape: shape, bits: indices.map { bits.bits[$0] })
@@ -359,25 +412,34 @@ public struct ClearBackend: GateBackend {
 
   // MARK: Gates
 
-  public func linear(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws -> FixedTensor {
+  public func linear(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws -> FixedTensor
+  {
     let w = try weights.tensor(weight)
     guard x.format.bits == inputFormat.bits else {
-      throw MPCError.formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
+      throw MPCError.formatMismatch(
+        site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
     }
     guard w.rank == 2, x.shape.count >= 1, let inner = x.shape.last, inner == w.shape[1] else {
       throw MPCError.badShape(site, x.shape, "weight '\(weight)' has shape \(w.shape)")
     }
     let (outputs, rows) = (w.shape[0], x.count / max(inner, 1))
-    let transposed = try transposes.value(weight) { () throws(RingError) in try w.transposed().scalars }
+    let transposed = try transposes.value(weight) { () throws(RingError) in
+      try w.transposed().scalars
+    }
     let product = gemm(x.values, transposed, batch: 1, m: rows, k: inner, n: outputs)
     let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
-    return emit(product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs], site)
+    return emit(
+      product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs],
+      site)
   }
 
-  public func multiplyWeight(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws -> FixedTensor {
+  public func multiplyWeight(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws
+    -> FixedTensor
+  {
     let w = try weights.tensor(weight)
     guard x.format.bits == inputFormat.bits else {
-      throw MPCError.formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
+      throw MPCError.formatMismatch(
+        site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
     }
     guard w.rank == 1, let d = x.shape.last, d == w.count else {
       throw MPCError.badShape(site, x.shape, "weight '\(weight)' has shape \(w.shape)")
@@ -385,23 +447,28 @@ public struct ClearBackend: GateBackend {
     let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
     let wv = w.scalars
     let (p, overflow) = products(x.values) { wv[$0 % d] }
-    return emit(p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
+    return emit(
+      p, WireFormat(bits: x.format.bits, scale: scale), x.shape, site, overflowed: overflow)
   }
 
-  public func multiply(_ a: FixedTensor, _ b: FixedTensor, site: GateSite) async throws -> FixedTensor {
+  public func multiply(_ a: FixedTensor, _ b: FixedTensor, site: GateSite) async throws
+    -> FixedTensor
+  {
     try sameRing(a, b, site)
     guard a.shape == b.shape else { throw MPCError.badShape(site, b.shape, "expected \(a.shape)") }
     let scale = try checkedScale(a.format.scale, b.format.scale, site)
     let bv = b.values
     let (p, overflow) = products(a.values) { bv[$0] }
-    return emit(p, WireFormat(bits: a.format.bits, scale: scale), a.shape, site, overflowed: overflow)
+    return emit(
+      p, WireFormat(bits: a.format.bits, scale: scale), a.shape, site, overflowed: overflow)
   }
 
   public func square(_ x: FixedTensor, site: GateSite) async throws -> FixedTensor {
     try await multiply(x, x, site: site)
   }
 
-  public func matmul(_ a: FixedTensor, _ b: FixedTensor, transposeB: Bool, site: GateSite) async throws
+  public func matmul(_ a: FixedTensor, _ b: FixedTensor, transposeB: Bool, site: GateSite)
+    async throws
     -> FixedTensor
   {
     try sameRing(a, b, site)
@@ -410,15 +477,22 @@ public struct ClearBackend: GateBackend {
     if transposeB { tb = try tb.transposed() }
     guard ta.rank >= 2, ta.rank == tb.rank, ta.shape.dropLast(2) == tb.shape.dropLast(2),
       ta.shape[ta.rank - 1] == tb.shape[tb.rank - 2]
-    else { throw MPCError.badShape(site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")") }
+    else {
+      throw MPCError.badShape(
+        site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")")
+    }
     let (m, k, n) = (ta.shape[ta.rank - 2], ta.shape[ta.rank - 1], tb.shape[tb.rank - 1])
     let batch = ta.shape.dropLast(2).reduce(1, *)
     let product = gemm(ta.scalars, tb.scalars, batch: batch, m: m, k: k, n: n)
     let scale = try checkedScale(a.format.scale, b.format.scale, site)
-    return emit(product, WireFormat(bits: a.format.bits, scale: scale), Array(ta.shape.dropLast(2)) + [m, n], site)
+    return emit(
+      product, WireFormat(bits: a.format.bits, scale: scale), Array(ta.shape.dropLast(2)) + [m, n],
+      site)
   }
 
-  public func truncate(_ x: FixedTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
+  public func truncate(
+    _ x: FixedTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite
+  )
     async throws -> FixedTensor
   {
     let n = x.format.bits
@@ -426,17 +500,20 @@ public struct ClearBackend: GateBackend {
     switch kind {
     case .reduce:
       guard n >= 2, s >= 1, s < n, m == n - s else {
-        throw MPCError.formatMismatch(site, "truncate-reduce needs 1 ≤ s < n, m = n − s (n \(n), s \(s), m \(m))")
+        throw MPCError.formatMismatch(
+          site, "truncate-reduce needs 1 ≤ s < n, m = n − s (n \(n), s \(s), m \(m))")
       }
     case .slack:
       guard n >= 3, s >= 1, s <= n - 2, m >= 1, m <= n else {
-        throw MPCError.formatMismatch(site, "TrWithSlack needs 1 ≤ s ≤ n − 2, m ≤ n (n \(n), s \(s), m \(m))")
+        throw MPCError.formatMismatch(
+          site, "TrWithSlack needs 1 ≤ s ≤ n − 2, m ≤ n (n \(n), s \(s), m \(m))")
       }
       let limit = Int64(1) << Int64(n - 2)
       var outside = 0
       for v in x.values where v >= limit || v < -limit { outside += 1 }
       recorder.violation(
-        .slackHeadroom, at: site, format: x.format, count: outside, detail: "|x| ≥ 2^\(n - 2) before TrWithSlack")
+        .slackHeadroom, at: site, format: x.format, count: outside,
+        detail: "|x| ≥ 2^\(n - 2) before TrWithSlack")
     case .signExtend:
       guard s == 0, m > n, m <= 64 else {
         throw MPCError.formatMismatch(site, "sign extension needs s = 0 and \(n) < m ≤ 64 (m \(m))")
@@ -451,9 +528,12 @@ public struct ClearBackend: GateBackend {
     return emit(floors, format, x.shape, site, checkRing: false)
   }
 
-  public func compare(_ x: FixedTensor, offsets: [Int64], site: GateSite) async throws -> BitTensor {
+  public func compare(_ x: FixedTensor, offsets: [Int64], site: GateSite) async throws -> BitTensor
+  {
     let n = x.format.bits
-    guard n >= 2, !offsets.isEmpty else { throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets") }
+    guard n >= 2, !offsets.isEmpty else {
+      throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets")
+    }
     let k = offsets.count
     var bits = [UInt8](repeating: 0, count: x.count * k)
     for (e, v) in x.values.enumerated() {
@@ -462,23 +542,56 @@ public struct ClearBackend: GateBackend {
     return BitTensor(shape: x.shape + [k], bits: bits)
   }
 
-  public func select(_ bits: BitTensor, _ x: FixedTensor, site: GateSite) async throws -> FixedTensor {
-    guard bits.shape == x.shape else { throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)") }
+  public func select(_ bits: BitTensor, _ x: FixedTensor, site: GateSite) async throws
+    -> FixedTensor
+  {
+    guard bits.shape == x.shape else {
+      throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)")
+    }
     return emit(zip(bits.bits, x.values).map { $0 == 0 ? 0 : $1 }, x.format, x.shape, site)
   }
 
-  public func lookup(_ x: FixedTensor, table: LookupTable, site: GateSite) async throws -> FixedTensor {
+  public func lookup(_ x: FixedTensor, table: LookupTable, site: GateSite) async throws
+    -> FixedTensor
+  {
     guard x.format.bits == table.inputBits else {
-      throw MPCError.formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
+      throw MPCError.formatMismatch(
+        site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
     }
     let mask = UInt64(table.entries.count - 1)
     let entries = table.entries
-    return emit(x.values.map { entries[Int(UInt64(bitPattern: $0) & mask)] }, table.output, x.shape, site)
+    return emit(
+      x.values.map { entries[Int(UInt64(bitPattern: $0) & mask)] }, table.output, x.shape, site)
   }
+
+  // Batching and deferred openings change the protocol, not the integers.
+  public func selectUnopened(_ bits: BitTensor, _ x: FixedTensor, site: GateSite) async throws
+    -> FixedTensor
+  {
+    try await select(bits, x, site: site)
+  }
+
+  public func lookups(_ inputs: [FixedTensor], tables: [LookupTable], open: Bool, site: GateSite)
+    async throws
+    -> [FixedTensor]
+  {
+    guard inputs.count == tables.count else {
+      throw MPCError.badShape(site, [inputs.count], "\(tables.count) tables")
+    }
+    var out: [FixedTensor] = []
+    for (x, table) in zip(inputs, tables) {
+      out.append(try await lookup(x, table: table, site: site))
+    }
+    return out
+  }
+
+  public func open(_ x: FixedTensor, site: GateSite) async throws -> FixedTensor { x }
 
   public func reveal(_ x: FixedTensor, site: GateSite) async throws -> [Int64] { x.values }
 
-  public func assertRange(_ x: FixedTensor, _ range: ClosedRange<Int64>, site: GateSite) async throws {
+  public func assertRange(_ x: FixedTensor, _ range: ClosedRange<Int64>, site: GateSite)
+    async throws
+  {
     var outside = 0
     var peak: Int64 = 0
     for v in x.values {
@@ -486,6 +599,7 @@ public struct ClearBackend: GateBackend {
       if !range.contains(v) { outside += 1 }
     }
     recorder.record(site, format: x.format, maxMagnitude: peak, elements: x.count)
-    recorder.violation(.recipeBound, at: site, format: x.format, count: outside, detail: "outside \(range)")
+    recorder.violation(
+      .recipeBound, at: site, format: x.format, count: outside, detail: "outside \(range)")
   }
 }

@@ -26,7 +26,9 @@ public actor DealerBackend: MaskedWireBackend {
   static let clientStream = 2
 
   /// `masks` are the weight masks r_W reduced to the run's ring (kept across runs).
-  init(masks: RunWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally) throws {
+  init(
+    masks: RunWeights, format: WireFormat, prg: TreePRG, streams: DealerKeyStreams, tally: CostTally
+  ) throws {
     inputFormat = format
     wireWeights = masks
     self.prg = prg
@@ -40,7 +42,9 @@ public actor DealerBackend: MaskedWireBackend {
   /// Times `make`, appends the parties' records (and the client's, if any) under the next op.
   private func gate<Output>(
     _ kind: GateKind, _ site: GateSite, elements: Int,
-    _ make: (inout SecureRandom) throws -> (records: ([UInt8], [UInt8]), client: [UInt8]?, output: Output)
+    _ make: (inout SecureRandom) throws -> (
+      records: ([UInt8], [UInt8]), client: [UInt8]?, output: Output
+    )
   ) async throws -> Output {
     let start = clock.now
     let made = try make(&random)
@@ -50,7 +54,9 @@ public actor DealerBackend: MaskedWireBackend {
     cost.seconds = (clock.now - start).seconds
     cost.keyBytes = made.records.0.count + made.records.1.count
     tally.add(kind, site, cost)
-    var records = [(stream: 0, op: op, record: made.records.0), (stream: 1, op: op, record: made.records.1)]
+    var records = [
+      (stream: 0, op: op, record: made.records.0), (stream: 1, op: op, record: made.records.1),
+    ]
     if let client = made.client {
       records.append((Self.clientStream, clientOp, client))
       clientOp += 1
@@ -69,7 +75,9 @@ public actor DealerBackend: MaskedWireBackend {
 
   // MARK: Inputs
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> WireTensor {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
     let shape = try weights.shape(table)
     guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
     let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
@@ -78,11 +86,14 @@ public actor DealerBackend: MaskedWireBackend {
       // a = G(s0) + G(s1): the client gets both seeds, P_b only s_b.
       let (s0, s1) = (random.bytes(16), random.bytes(16))
       let expanded1 = try ShareBundle.expand(seed: s1, lengths: [t * v, t * d], bits: n)
-      let a = RingMath.add(try ShareBundle.expand(seed: s0, lengths: [t * v], bits: n)[0], expanded1[0], bits: n)
+      let a = RingMath.add(
+        try ShareBundle.expand(seed: s0, lengths: [t * v], bits: n)[0], expanded1[0], bits: n)
       let r = random.elements(t * d, bits: n)
-      let c = RingMath.add(RingMath.matmul(a, e, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n), r, bits: n)
+      let c = RingMath.add(
+        RingMath.matmul(a, e, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n), r, bits: n)
       let k0 = ShareBundle(
-        bits: n, seed: s0, seededLengths: [t * v], explicit: [RingMath.subtract(c, expanded1[1], bits: n)])
+        bits: n, seed: s0, seededLengths: [t * v],
+        explicit: [RingMath.subtract(c, expanded1[1], bits: n)])
       let k1 = ShareBundle(bits: n, seed: s1, seededLengths: [t * v, t * d], explicit: [])
       let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)]).serialized(party: 2)
       return (serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
@@ -98,13 +109,19 @@ public actor DealerBackend: MaskedWireBackend {
     let shape = Array(x.shape.dropLast()) + [outputs]
     return try await gate(.linear, site, elements: rows * outputs) { random in
       let r = random.elements(rows * outputs, bits: n)
-      let product = RingMath.matmul(x.values, maskT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+      let product = RingMath.matmul(
+        x.values, maskT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
       let c = RingMath.add(product, r, bits: n)
-      return (serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, shape, r))
+      return (
+        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        WireTensor(format, shape, r)
+      )
     }
   }
 
-  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
     let format = try weightProductFormat(x, weight: weight, site)
     let w = try weights.plain(weight)
     let n = x.format.bits
@@ -112,12 +129,14 @@ public actor DealerBackend: MaskedWireBackend {
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, w, bits: n), r, bits: n)
       return (
-        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, x.shape, r)
+        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        WireTensor(format, x.shape, r)
       )
     }
   }
 
-  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor
+  {
     let format = try productFormat(a, b, site)
     let n = a.format.bits
     return try await gate(.multiply, site, elements: a.count) { random in
@@ -137,12 +156,15 @@ public actor DealerBackend: MaskedWireBackend {
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, x.values, bits: n), r, bits: n)
       return (
-        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil, WireTensor(format, x.shape, r)
+        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        WireTensor(format, x.shape, r)
       )
     }
   }
 
-  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
+  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite)
+    async throws -> WireTensor
+  {
     let s = try matmulShape(a, b, transposeB: transposeB, site)
     let n = a.format.bits
     return try await gate(.matmul, site, elements: s.batch * s.m * s.n) { random in
@@ -159,27 +181,37 @@ public actor DealerBackend: MaskedWireBackend {
 
   // MARK: FSS gates
 
-  public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
+  public func truncate(
+    _ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite
+  )
     async throws -> WireTensor
   {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     return try await gate(.truncate, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: m)
       let keys = try TruncationGate.gen(
-        kind: kind, inputBits: x.format.bits, shift: s, outputBits: m, inputMasks: x.values, outputMasks: r, prg: prg,
+        kind: kind, inputBits: x.format.bits, shift: s, outputBits: m, inputMasks: x.values,
+        outputMasks: r, prg: prg,
         random: &random)
-      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(format, x.shape, r))
+      return (
+        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
+        WireTensor(format, x.shape, r)
+      )
     }
   }
 
   public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
     let n = x.format.bits
-    guard n >= 2, !offsets.isEmpty else { throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets") }
+    try requireOpened(x, site: site)
+    guard n >= 2, !offsets.isEmpty else {
+      throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets")
+    }
     let ring = try Ring(bits: n)
     return try await gate(.compare, site, elements: x.count * offsets.count) { random in
       let r = random.bits(x.count * offsets.count)
       let keys = try DReLUGate.gen(
-        ring: ring, offsets: offsets.map { element($0, bits: n) }, inputMasks: x.values, outputMasks: r, prg: prg,
+        ring: ring, offsets: offsets.map { element($0, bits: n) }, inputMasks: x.values,
+        outputMasks: r, prg: prg,
         random: &random)
       return (
         (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
@@ -189,29 +221,70 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
-    guard bits.shape == x.shape else { throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)") }
+    try await select(bits, x, opened: true, site)
+  }
+
+  public func selectUnopened(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws
+    -> WireTensor
+  {
+    try await select(bits, x, opened: false, site)
+  }
+
+  /// The same select key either way: only whether the parties open the output differs.
+  private func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, _ site: GateSite)
+    async throws -> WireTensor
+  {
+    try checkSelect(bits, x, site)
     let ring = try Ring(bits: x.format.bits)
-    return try await gate(.select, site, elements: x.count) { random in
+    return try await gate(opened ? .select : .selectUnopened, site, elements: x.count) { random in
       let r = random.elements(x.count, bits: ring.bits)
       let keys = try SelectGate.gen(
         ring: ring, bitMasks: bits.bits, valueMasks: x.values, outputMasks: r, random: &random)
-      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(x.format, x.shape, r))
+      return (
+        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
+        WireTensor(x.format, x.shape, r, opened: opened)
+      )
     }
   }
 
-  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
-    try checkIndex(x, table, site)
-    let ring = try Ring(bits: table.output.bits)
-    return try await gate(.lookup, site, elements: x.count) { random in
-      let r = random.elements(x.count, bits: ring.bits)
-      let keys = try LUTGate.gen(
-        inputBits: table.inputBits, outputRing: ring, inputMasks: x.values, outputMasks: r, prg: prg, random: &random)
-      return ((keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil, WireTensor(table.output, x.shape, r))
+  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor
+  {
+    try await lookups([x], tables: [table], open: true, site: site)[0]
+  }
+
+  /// One key record per lookup, in order; the parties merge their openings.
+  public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)
+    async throws
+    -> [WireTensor]
+  {
+    try checkLookups(inputs, tables, site)
+    var outputs: [WireTensor] = []
+    for (x, table) in zip(inputs, tables) {
+      let ring = try Ring(bits: table.output.bits)
+      outputs.append(
+        try await gate(.lookup, site, elements: x.count) { random in
+          let r = random.elements(x.count, bits: ring.bits)
+          let keys = try LUTGate.gen(
+            inputBits: table.inputBits, outputRing: ring, inputMasks: x.values, outputMasks: r,
+            prg: prg,
+            random: &random)
+          return (
+            (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
+            WireTensor(table.output, x.shape, r, opened: open)
+          )
+        })
     }
+    return outputs
+  }
+
+  /// Opening changes nothing for the masks.
+  public func open(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    WireTensor(x.format, x.shape, x.values)
   }
 
   /// The output mask goes to the client, who alone can unmask the opened value.
   public func reveal(_ x: WireTensor, site: GateSite) async throws -> [Int64] {
+    try requireOpened(x, site: site)
     let start = clock.now
     let record = ShareBundle(bits: x.format.bits, explicit: [x.values]).serialized(party: 2)
     var cost = GateCost()

@@ -14,6 +14,7 @@
 // | compare                  | `DReLUGate` (one DPF key, several public offsets)           |
 // | select                   | `SelectGate`                                               |
 // | lookup                   | `LUTGate` (public table)                                   |
+// | selectUnopened, lookups, open | the same gates with openings deferred and merged      |
 // | reveal                   | open to the client only                                    |
 // | assertRange              | nothing (only the clear back end can see values)           |
 //
@@ -23,8 +24,8 @@
 // A recipe awaits its calls one after another in an order that depends only on public data
 // (shapes, parameters, the mask's valid length), so the dealer and both parties walk the same
 // sequence of gates; `GateSite.gate` labels group statistics and need not be unique (key
-// records add an ordinal). Independent gates are not batched yet: a secure back end reaching
-// SIGMA's round count needs a batching call (GeLU's three selects, the two exp tables).
+// records add an ordinal). Independent gates share rounds only through the batched calls
+// (`lookups`) and deferred openings (`selectUnopened` … `open`).
 import VeilFSS
 import VeilModels
 
@@ -69,10 +70,12 @@ public struct LookupTable: Sendable, Equatable, CustomStringConvertible {
 
   public init(name: String, inputBits: Int, output: WireFormat, entries: [Int64]) throws(MPCError) {
     guard (1...24).contains(inputBits) else {
-      throw .invalidParameters("table \(name): lookup tables take 1…24 input bits, not \(inputBits)")
+      throw .invalidParameters(
+        "table \(name): lookup tables take 1…24 input bits, not \(inputBits)")
     }
     guard entries.count == 1 << inputBits else {
-      throw .invalidParameters("table \(name): needs \(1 << inputBits) entries, has \(entries.count)")
+      throw .invalidParameters(
+        "table \(name): needs \(1 << inputBits) entries, has \(entries.count)")
     }
     let half = output.bits == 64 ? Int64.max : Int64(1) << Int64(output.bits - 1)
     if output.bits < 64, let bad = entries.first(where: { $0 >= half || $0 < -half }) {
@@ -118,7 +121,8 @@ public protocol GateBackend: Sendable {
   func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> Value
 
   /// A public constant tensor (mask 0). `values` are signed integers of `format`.
-  func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws -> Value
+  func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws
+    -> Value
 
   // MARK: Local operations
 
@@ -130,9 +134,11 @@ public protocol GateBackend: Sendable {
   func addConstant(_ x: Value, _ constant: Int64, site: GateSite) async throws -> Value
   /// x · c for a public integer c standing for c / 2^fractionalBits: the scale grows by
   /// `fractionalBits`.
-  func multiplyConstant(_ x: Value, _ constant: Int64, fractionalBits: Int, site: GateSite) async throws -> Value
+  func multiplyConstant(_ x: Value, _ constant: Int64, fractionalBits: Int, site: GateSite)
+    async throws -> Value
   /// x ⊙ c for public integers c (one per element of x), scale grows by `fractionalBits`.
-  func multiplyConstants(_ x: Value, _ constants: [Int64], fractionalBits: Int, site: GateSite) async throws
+  func multiplyConstants(_ x: Value, _ constants: [Int64], fractionalBits: Int, site: GateSite)
+    async throws
     -> Value
   /// The same integers read at another scale (no arithmetic).
   func withScale(_ x: Value, _ scale: Int, site: GateSite) async throws -> Value
@@ -172,7 +178,8 @@ public protocol GateBackend: Sendable {
   /// - `.slack`: ⌊x/2^s⌋ in Z_2^outputBits (outputBits ≤ n), exact when |x| < 2^(n−2);
   /// - `.signExtend` (s = 0): x read as signed n-bit, in the wider Z_2^outputBits.
   /// The scale drops by s.
-  func truncate(_ x: Value, kind: TruncationKind, shift: Int, outputBits: Int, site: GateSite) async throws
+  func truncate(_ x: Value, kind: TruncationKind, shift: Int, outputBits: Int, site: GateSite)
+    async throws
     -> Value
   /// DReLU against public offsets: bit [x − c_i ≥ 0] (signed in Z_2^n) for each offset c_i.
   /// The result has x's shape with one more axis of offsets.count (element-major, as
@@ -182,6 +189,19 @@ public protocol GateBackend: Sendable {
   func select(_ bits: Bits, _ x: Value, site: GateSite) async throws -> Value
   /// table[x mod 2^inputBits] for x in Z_2^table.inputBits; the format of the table output.
   func lookup(_ x: Value, table: LookupTable, site: GateSite) async throws -> Value
+
+  // MARK: Batched and unopened gates (fewer rounds, fewer bytes; same integers)
+
+  /// `select` whose output stays unopened at the parties (additive shares of the masked
+  /// value): no round and no bytes. An unopened value can only be added to or subtracted
+  /// from another unopened value, relabelled (`withScale`) or opened.
+  func selectUnopened(_ bits: Bits, _ x: Value, site: GateSite) async throws -> Value
+  /// Independent lookups, inputs[i] into tables[i], in the two rounds of one lookup; with
+  /// `open` false the outputs stay unopened (one round).
+  func lookups(_ inputs: [Value], tables: [LookupTable], open: Bool, site: GateSite) async throws
+    -> [Value]
+  /// Opens an unopened value (one round at the parties); an opened one is returned as it is.
+  func open(_ x: Value, site: GateSite) async throws -> Value
   /// Opens x to the client (the signed integers).
   func reveal(_ x: Value, site: GateSite) async throws -> [Int64]
 

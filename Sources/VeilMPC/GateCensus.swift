@@ -9,13 +9,18 @@ import VeilModels
 
 /// The gate kinds of the back-end protocol that cost communication (local ones are free).
 public enum GateKind: String, Sendable, Hashable, CaseIterable {
-  case embedding, linear, multiplyWeight, multiply, matmul, truncate, compare, select, lookup, reveal
+  case embedding, linear, multiplyWeight, multiply, matmul, truncate, compare, select, lookup,
+    reveal
+  /// A select whose output stays unopened, and the opening of an unopened value.
+  case selectUnopened, open
 
   /// Rounds of one call on masked wires: one opening, except the two-round truncations
-  /// (`TruncationGate`: bit, then output) and lookups (`LUTGate`: round 1, round 2).
+  /// (`TruncationGate`: bit, then output) and lookups (`LUTGate`: round 1, round 2), and the
+  /// unopened select (none). A batch of lookups counts as one call.
   public var rounds: Int {
     switch self {
     case .truncate, .lookup: return 2
+    case .selectUnopened: return 0
     default: return 1
     }
   }
@@ -38,11 +43,14 @@ public final class GateTally: @unchecked Sendable {
 
   public init() {}
 
-  func add(_ kind: GateKind, _ site: GateSite, elements: Int, bits: Int, evaluations: Int = 0) {
+  func add(
+    _ kind: GateKind, _ site: GateSite, elements: Int, bits: Int, evaluations: Int = 0,
+    calls: Int = 1
+  ) {
     lock.lock()
     defer { lock.unlock() }
     var count = counts[site.op.kind, default: [:]][kind] ?? GateCount()
-    count.calls += 1
+    count.calls += calls
     count.elements += elements
     count.elementsByBits[bits, default: 0] += elements
     count.evaluations += evaluations
@@ -58,7 +66,9 @@ public final class GateTally: @unchecked Sendable {
 
   /// Rounds if every gate call is its own round trip (no batching of independent gates).
   public var sequentialRounds: Int {
-    snapshot.values.reduce(0) { total, gates in total + gates.reduce(0) { $0 + $1.value.calls * $1.key.rounds } }
+    snapshot.values.reduce(0) { total, gates in
+      total + gates.reduce(0) { $0 + $1.value.calls * $1.key.rounds }
+    }
   }
 
   public func reset() {
@@ -72,11 +82,14 @@ public final class GateTally: @unchecked Sendable {
     var lines: [String] = []
     for (op, gates) in snapshot.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
       for (gate, count) in gates.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-        let widths = count.elementsByBits.sorted { $0.key < $1.key }.map { "\($0.value)@\($0.key)b" }
-          .joined(separator: " ")
+        let widths = count.elementsByBits.sorted { $0.key < $1.key }.map {
+          "\($0.value)@\($0.key)b"
+        }
+        .joined(separator: " ")
         let evaluations = gate == .compare ? " evaluations \(count.evaluations)" : ""
         lines.append(
-          "\(op.rawValue)/\(gate.rawValue): \(count.calls) calls, \(count.elements) elements [\(widths)]\(evaluations)")
+          "\(op.rawValue)/\(gate.rawValue): \(count.calls) calls, \(count.elements) elements [\(widths)]\(evaluations)"
+        )
       }
     }
     lines.append("sequential rounds: \(sequentialRounds)")
@@ -104,7 +117,9 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
   public func shape(of bits: Bits) -> [Int] { inner.shape(of: bits) }
   public var inputFormat: WireFormat { inner.inputFormat }
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> Value {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
+    -> Value
+  {
     let out = try await inner.tokenEmbedding(tokens, table: table, site: site)
     tally.add(.embedding, site, elements: count(out), bits: format(of: out).bits)
     return out
@@ -114,7 +129,9 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     try await inner.weightRows(table, rows: rows, site: site)
   }
 
-  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws -> Value {
+  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> Value
+  {
     try await inner.constant(values, shape: shape, format: format, site: site)
   }
 
@@ -130,13 +147,16 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     try await inner.addConstant(x, constant, site: site)
   }
 
-  public func multiplyConstant(_ x: Value, _ constant: Int64, fractionalBits: Int, site: GateSite) async throws
+  public func multiplyConstant(_ x: Value, _ constant: Int64, fractionalBits: Int, site: GateSite)
+    async throws
     -> Value
   {
     try await inner.multiplyConstant(x, constant, fractionalBits: fractionalBits, site: site)
   }
 
-  public func multiplyConstants(_ x: Value, _ constants: [Int64], fractionalBits: Int, site: GateSite) async throws
+  public func multiplyConstants(
+    _ x: Value, _ constants: [Int64], fractionalBits: Int, site: GateSite
+  ) async throws
     -> Value
   {
     try await inner.multiplyConstants(x, constants, fractionalBits: fractionalBits, site: site)
@@ -146,7 +166,8 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     try await inner.withScale(x, scale, site: site)
   }
 
-  public func gather(_ x: Value, indices: [Int], shape: [Int], site: GateSite) async throws -> Value {
+  public func gather(_ x: Value, indices: [Int], shape: [Int], site: GateSite) async throws -> Value
+  {
     try await inner.gather(x, indices: indices, shape: shape, site: site)
   }
 
@@ -174,7 +195,8 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     try await inner.not(a, site: site)
   }
 
-  public func gather(bits: Bits, indices: [Int], shape: [Int], site: GateSite) async throws -> Bits {
+  public func gather(bits: Bits, indices: [Int], shape: [Int], site: GateSite) async throws -> Bits
+  {
     try await inner.gather(bits: bits, indices: indices, shape: shape, site: site)
   }
 
@@ -202,23 +224,29 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     return out
   }
 
-  public func matmul(_ a: Value, _ b: Value, transposeB: Bool, site: GateSite) async throws -> Value {
+  public func matmul(_ a: Value, _ b: Value, transposeB: Bool, site: GateSite) async throws -> Value
+  {
     let out = try await inner.matmul(a, b, transposeB: transposeB, site: site)
     tally.add(.matmul, site, elements: count(out), bits: format(of: out).bits)
     return out
   }
 
-  public func truncate(_ x: Value, kind: TruncationKind, shift: Int, outputBits: Int, site: GateSite) async throws
+  public func truncate(
+    _ x: Value, kind: TruncationKind, shift: Int, outputBits: Int, site: GateSite
+  ) async throws
     -> Value
   {
-    let out = try await inner.truncate(x, kind: kind, shift: shift, outputBits: outputBits, site: site)
+    let out = try await inner.truncate(
+      x, kind: kind, shift: shift, outputBits: outputBits, site: site)
     tally.add(.truncate, site, elements: count(x), bits: format(of: x).bits)
     return out
   }
 
   public func compare(_ x: Value, offsets: [Int64], site: GateSite) async throws -> Bits {
     let out = try await inner.compare(x, offsets: offsets, site: site)
-    tally.add(.compare, site, elements: count(x), bits: format(of: x).bits, evaluations: count(x) * offsets.count)
+    tally.add(
+      .compare, site, elements: count(x), bits: format(of: x).bits,
+      evaluations: count(x) * offsets.count)
     return out
   }
 
@@ -231,6 +259,28 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
   public func lookup(_ x: Value, table: LookupTable, site: GateSite) async throws -> Value {
     let out = try await inner.lookup(x, table: table, site: site)
     tally.add(.lookup, site, elements: count(x), bits: table.inputBits)
+    return out
+  }
+
+  public func selectUnopened(_ bits: Bits, _ x: Value, site: GateSite) async throws -> Value {
+    let out = try await inner.selectUnopened(bits, x, site: site)
+    tally.add(.selectUnopened, site, elements: count(x), bits: format(of: x).bits)
+    return out
+  }
+
+  public func lookups(_ inputs: [Value], tables: [LookupTable], open: Bool, site: GateSite)
+    async throws -> [Value]
+  {
+    let out = try await inner.lookups(inputs, tables: tables, open: open, site: site)
+    for (i, (x, table)) in zip(inputs, tables).enumerated() {
+      tally.add(.lookup, site, elements: count(x), bits: table.inputBits, calls: i == 0 ? 1 : 0)
+    }
+    return out
+  }
+
+  public func open(_ x: Value, site: GateSite) async throws -> Value {
+    let out = try await inner.open(x, site: site)
+    tally.add(.open, site, elements: count(x), bits: format(of: x).bits)
     return out
   }
 

@@ -20,6 +20,7 @@ actor KeyPipe {
   private var cancelled = false
   private var producer: CheckedContinuation<Void, Never>?
   private var consumer: CheckedContinuation<Void, Never>?
+  private var idleWaiters: [CheckedContinuation<Void, Never>] = []
   /// The most bytes the pipe ever held.
   private(set) var peakBytes = 0
 
@@ -39,7 +40,10 @@ actor KeyPipe {
   func pop() async -> [UInt8]? {
     while head == chunks.count {
       if closed || cancelled { return nil }
-      await withCheckedContinuation { consumer = $0 }
+      await withCheckedContinuation {
+        consumer = $0
+        wakeIdleWaiters()
+      }
     }
     let chunk = chunks[head]
     chunks[head] = []
@@ -56,16 +60,30 @@ actor KeyPipe {
     return chunk
   }
 
+  /// Returns once the pipe is empty and its consumer waits for more (or the pipe ended).
+  func waitUntilConsumerIdle() async {
+    if (head == chunks.count && consumer != nil) || closed || cancelled { return }
+    await withCheckedContinuation { idleWaiters.append($0) }
+  }
+
+  private func wakeIdleWaiters() {
+    let waiting = idleWaiters
+    idleWaiters = []
+    for w in waiting { w.resume() }
+  }
+
   /// No more chunks will come.
   func close() {
     closed = true
     wakeConsumer()
+    wakeIdleWaiters()
   }
 
   /// Abandons the pipe (a run failed): the producer's waits end with an error, the consumer's with nil.
   func cancel() {
     cancelled = true
     wakeConsumer()
+    wakeIdleWaiters()
     if let waiting = producer {
       producer = nil
       waiting.resume()
@@ -85,16 +103,22 @@ actor DealerKeyStreams {
   private var writers: [KeyStreamWriter]
   private let pipes: [KeyPipe]
   private let segmentBytes: Int
+  /// Streams whose reader must be idle before the dealer goes on (see `KeyStreamOptions.alternate`).
+  private let alternating: [Int]
   /// Bytes shipped per stream (headers, segment framing and MACs included).
   private(set) var streamBytes: [Int]
   /// Time spent waiting for a recipient to drain its pipe (not key generation).
   private(set) var waitSeconds = 0.0
   private let clock = ContinuousClock()
 
-  init(headers: [KeyStreamHeader], macKeys: [SymmetricKey], pipes: [KeyPipe], segmentBytes: Int) {
+  init(
+    headers: [KeyStreamHeader], macKeys: [SymmetricKey], pipes: [KeyPipe], segmentBytes: Int,
+    alternating: [Int] = []
+  ) {
     writers = zip(headers, macKeys).map { KeyStreamWriter(header: $0, macKey: $1) }
     self.pipes = pipes
     self.segmentBytes = segmentBytes
+    self.alternating = alternating
     streamBytes = Array(repeating: 0, count: headers.count)
   }
 
@@ -116,6 +140,10 @@ actor DealerKeyStreams {
       waitSeconds += (clock.now - start).seconds
       if final { await pipes[i].close() }
     }
+    guard !final else { return }
+    let start = clock.now
+    for i in alternating { await pipes[i].waitUntilConsumerIdle() }
+    waitSeconds += (clock.now - start).seconds
   }
 }
 
@@ -152,7 +180,8 @@ actor KeySource {
     while !reader.isFinished, let chunk = await pipe.pop() { try reader.feed(chunk) }
     try reader.endOfInput()
     guard !reader.hasPendingRecords else {
-      throw MPCError.protocolViolation("the key stream holds records beyond the graph's \(afterOp) gates")
+      throw MPCError.protocolViolation(
+        "the key stream holds records beyond the graph's \(afterOp) gates")
     }
   }
 }

@@ -8,15 +8,23 @@ import VeilModels
 import VeilRing
 
 /// A tensor of ring elements in [0, 2^n): masked values at a party, masks at the dealer.
+///
+/// A gate may leave its output unopened (`opened == false`): each party then holds an additive
+/// share of the masked value instead of the value itself. Two unopened values can be added or
+/// subtracted (shares add) before one opening, which saves a round and the bytes of the second
+/// opening; every other operation requires an opened wire. The dealer tracks the same flag, so
+/// both sides refuse the same misuse.
 public struct WireTensor: Sendable, Equatable {
   public let format: WireFormat
   public let shape: [Int]
   public let values: [UInt64]
+  public let opened: Bool
 
-  init(_ format: WireFormat, _ shape: [Int], _ values: [UInt64]) {
+  init(_ format: WireFormat, _ shape: [Int], _ values: [UInt64], opened: Bool = true) {
     self.format = format
     self.shape = shape
     self.values = values
+    self.opened = opened
   }
 
   public var count: Int { values.count }
@@ -30,10 +38,14 @@ public struct WireBits: Sendable, Equatable {
 }
 
 /// 2^bits − 1.
-@inline(__always) func ringMask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
+@inline(__always) func ringMask(_ bits: Int) -> UInt64 {
+  bits >= 64 ? .max : (1 << UInt64(bits)) - 1
+}
 
 /// A public signed integer as an element of Z_2^bits.
-@inline(__always) func element(_ v: Int64, bits: Int) -> UInt64 { UInt64(bitPattern: v) & ringMask(bits) }
+@inline(__always) func element(_ v: Int64, bits: Int) -> UInt64 {
+  UInt64(bitPattern: v) & ringMask(bits)
+}
 
 /// The signed reading of an element of Z_2^bits.
 @inline(__always) func signedValue(_ v: UInt64, bits: Int) -> Int64 {
@@ -56,65 +68,104 @@ extension MaskedWireBackend {
   public func shape(of bits: WireBits) -> [Int] { bits.shape }
 
   private func checkSame(_ a: WireTensor, _ b: WireTensor, _ site: GateSite) throws(MPCError) {
-    guard a.format == b.format else { throw .formatMismatch(site, "operands have formats \(a.format) and \(b.format)") }
+    guard a.format == b.format else {
+      throw .formatMismatch(site, "operands have formats \(a.format) and \(b.format)")
+    }
     guard a.shape == b.shape else { throw .badShape(site, b.shape, "expected \(a.shape)") }
+    guard a.opened == b.opened else {
+      throw .formatMismatch(site, "an opened and an unopened operand")
+    }
+  }
+
+  /// Refuses an unopened value where an operation needs the masked wire itself.
+  func requireOpened(_ values: WireTensor..., site: GateSite) throws(MPCError) {
+    guard values.allSatisfy(\.opened) else {
+      throw .formatMismatch(site, "an unopened value needs `open` first")
+    }
   }
 
   /// `format` with its scale grown by `extra` (the format of a product).
   func grown(_ format: WireFormat, by extra: Int, _ site: GateSite) throws(MPCError) -> WireFormat {
-    guard format.scale + extra < 63 else { throw .formatMismatch(site, "scale \(format.scale) + \(extra) is too large") }
+    guard format.scale + extra < 63 else {
+      throw .formatMismatch(site, "scale \(format.scale) + \(extra) is too large")
+    }
     return WireFormat(bits: format.bits, scale: format.scale + extra)
   }
 
-  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite) async throws -> WireTensor {
-    guard shape.reduce(1, *) == values.count else { throw MPCError.badShape(site, shape, "\(values.count) values") }
+  public func constant(_ values: [Int64], shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> WireTensor
+  {
+    guard shape.reduce(1, *) == values.count else {
+      throw MPCError.badShape(site, shape, "\(values.count) values")
+    }
     let bits = format.bits
     return WireTensor(
       format, shape,
-      holdsMaskedValues ? values.map { element($0, bits: bits) } : [UInt64](repeating: 0, count: values.count))
+      holdsMaskedValues
+        ? values.map { element($0, bits: bits) } : [UInt64](repeating: 0, count: values.count))
   }
 
   public func add(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
     try checkSame(a, b, site)
     let m = a.mask
-    return WireTensor(a.format, a.shape, zip(a.values, b.values).map { ($0 &+ $1) & m })
+    return WireTensor(
+      a.format, a.shape, zip(a.values, b.values).map { ($0 &+ $1) & m }, opened: a.opened)
   }
 
-  public func subtract(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+  public func subtract(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor
+  {
     try checkSame(a, b, site)
     let m = a.mask
-    return WireTensor(a.format, a.shape, zip(a.values, b.values).map { ($0 &- $1) & m })
+    return WireTensor(
+      a.format, a.shape, zip(a.values, b.values).map { ($0 &- $1) & m }, opened: a.opened)
   }
 
-  public func addConstant(_ x: WireTensor, _ constant: Int64, site: GateSite) async throws -> WireTensor {
+  public func addConstant(_ x: WireTensor, _ constant: Int64, site: GateSite) async throws
+    -> WireTensor
+  {
+    try requireOpened(x, site: site)
     guard holdsMaskedValues else { return x }
     let (m, c) = (x.mask, UInt64(bitPattern: constant))
     return WireTensor(x.format, x.shape, x.values.map { ($0 &+ c) & m })
   }
 
-  public func multiplyConstant(_ x: WireTensor, _ constant: Int64, fractionalBits: Int, site: GateSite) async throws
+  public func multiplyConstant(
+    _ x: WireTensor, _ constant: Int64, fractionalBits: Int, site: GateSite
+  ) async throws
     -> WireTensor
   {
+    try requireOpened(x, site: site)
     let format = try grown(x.format, by: fractionalBits, site)
     let (m, c) = (x.mask, UInt64(bitPattern: constant))
     return WireTensor(format, x.shape, x.values.map { ($0 &* c) & m })
   }
 
-  public func multiplyConstants(_ x: WireTensor, _ constants: [Int64], fractionalBits: Int, site: GateSite)
+  public func multiplyConstants(
+    _ x: WireTensor, _ constants: [Int64], fractionalBits: Int, site: GateSite
+  )
     async throws -> WireTensor
   {
-    guard constants.count == x.count else { throw MPCError.badShape(site, x.shape, "\(constants.count) constants") }
+    try requireOpened(x, site: site)
+    guard constants.count == x.count else {
+      throw MPCError.badShape(site, x.shape, "\(constants.count) constants")
+    }
     let format = try grown(x.format, by: fractionalBits, site)
     let m = x.mask
-    return WireTensor(format, x.shape, zip(x.values, constants).map { ($0 &* UInt64(bitPattern: $1)) & m })
+    return WireTensor(
+      format, x.shape, zip(x.values, constants).map { ($0 &* UInt64(bitPattern: $1)) & m })
   }
 
   public func withScale(_ x: WireTensor, _ scale: Int, site: GateSite) async throws -> WireTensor {
-    WireTensor(WireFormat(bits: x.format.bits, scale: scale), x.shape, x.values)
+    WireTensor(WireFormat(bits: x.format.bits, scale: scale), x.shape, x.values, opened: x.opened)
   }
 
-  public func gather(_ x: WireTensor, indices: [Int], shape: [Int], site: GateSite) async throws -> WireTensor {
-    guard shape.reduce(1, *) == indices.count else { throw MPCError.badShape(site, shape, "\(indices.count) indices") }
+  public func gather(_ x: WireTensor, indices: [Int], shape: [Int], site: GateSite) async throws
+    -> WireTensor
+  {
+    try requireOpened(x, site: site)
+    guard shape.reduce(1, *) == indices.count else {
+      throw MPCError.badShape(site, shape, "\(indices.count) indices")
+    }
     let count = x.count
     guard indices.allSatisfy({ $0 >= 0 && $0 < count }) else {
       throw MPCError.badShape(site, x.shape, "gather index out of range")
@@ -123,17 +174,26 @@ extension MaskedWireBackend {
     return WireTensor(x.format, shape, indices.map { v[$0] })
   }
 
-  public func concatenate(_ parts: [WireTensor], axis: Int, site: GateSite) async throws -> WireTensor {
-    guard let first = parts.first else { throw MPCError.badShape(site, [], "nothing to concatenate") }
+  public func concatenate(_ parts: [WireTensor], axis: Int, site: GateSite) async throws
+    -> WireTensor
+  {
+    guard let first = parts.first else {
+      throw MPCError.badShape(site, [], "nothing to concatenate")
+    }
+    for part in parts { try requireOpened(part, site: site) }
     guard parts.allSatisfy({ $0.format == first.format }) else {
       throw MPCError.formatMismatch(site, "concatenated parts differ in format")
     }
-    let joined = try Tensor.concatenate(try parts.map { try Tensor(shape: $0.shape, scalars: $0.values) }, axis: axis)
+    let joined = try Tensor.concatenate(
+      try parts.map { try Tensor(shape: $0.shape, scalars: $0.values) }, axis: axis)
     return WireTensor(first.format, joined.shape, joined.scalars)
   }
 
   public func sumLastAxis(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
-    guard let width = x.shape.last, width > 0 else { throw MPCError.badShape(site, x.shape, "nothing to sum") }
+    try requireOpened(x, site: site)
+    guard let width = x.shape.last, width > 0 else {
+      throw MPCError.badShape(site, x.shape, "nothing to sum")
+    }
     let rows = x.count / width
     let m = x.mask
     var out = [UInt64](repeating: 0, count: rows)
@@ -148,11 +208,13 @@ extension MaskedWireBackend {
   }
 
   public func reduceRing(_ x: WireTensor, bits: Int, site: GateSite) async throws -> WireTensor {
+    try requireOpened(x, site: site)
     guard bits >= 1, bits <= x.format.bits else {
       throw MPCError.formatMismatch(site, "cannot reduce \(x.format.bits) bits to \(bits)")
     }
     let m = ringMask(bits)
-    return WireTensor(WireFormat(bits: bits, scale: x.format.scale), x.shape, x.values.map { $0 & m })
+    return WireTensor(
+      WireFormat(bits: bits, scale: x.format.scale), x.shape, x.values.map { $0 & m })
   }
 
   public func xor(_ a: WireBits, _ b: WireBits, site: GateSite) async throws -> WireBits {
@@ -164,21 +226,29 @@ extension MaskedWireBackend {
     holdsMaskedValues ? WireBits(shape: a.shape, bits: a.bits.map { $0 ^ 1 }) : a
   }
 
-  public func gather(bits: WireBits, indices: [Int], shape: [Int], site: GateSite) async throws -> WireBits {
-    guard shape.reduce(1, *) == indices.count, indices.allSatisfy({ $0 >= 0 && $0 < bits.bits.count }) else {
+  public func gather(bits: WireBits, indices: [Int], shape: [Int], site: GateSite) async throws
+    -> WireBits
+  {
+    guard shape.reduce(1, *) == indices.count,
+      indices.allSatisfy({ $0 >= 0 && $0 < bits.bits.count })
+    else {
       throw MPCError.badShape(site, shape, "bad bit gather")
     }
     return WireBits(shape: shape, bits: indices.map { bits.bits[$0] })
   }
 
-  public func assertRange(_ x: WireTensor, _ range: ClosedRange<Int64>, site: GateSite) async throws {}
+  public func assertRange(_ x: WireTensor, _ range: ClosedRange<Int64>, site: GateSite) async throws
+  {}
 
-  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor {
+  public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> WireTensor
+  {
     let (values, d) = try wireWeights.rows(table, rows, site)
     return WireTensor(inputFormat, [rows.count, d], values)
   }
 
-  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor {
+  public func addWeight(_ x: WireTensor, bias: WeightID, site: GateSite) async throws -> WireTensor
+  {
+    try requireOpened(x, site: site)
     let b = try wireWeights.plain(bias)
     guard x.format == inputFormat, let d = x.shape.last, d == b.count else {
       throw MPCError.badShape(site, x.shape, "bias '\(bias)' of \(b.count) at \(inputFormat)")
@@ -193,6 +263,7 @@ extension MaskedWireBackend {
   func linearShape(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> (
     rows: Int, inner: Int, outputs: Int, format: WireFormat
   ) {
+    try requireOpened(x, site: site)
     let shape = try wireWeights.shape(weight)
     guard x.format.bits == inputFormat.bits else {
       throw .formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
@@ -200,11 +271,16 @@ extension MaskedWireBackend {
     guard shape.count == 2, let inner = x.shape.last, inner == shape[1] else {
       throw .badShape(site, x.shape, "weight has shape \(shape)")
     }
-    return (x.count / max(inner, 1), inner, shape[0], try grown(x.format, by: inputFormat.scale, site))
+    return (
+      x.count / max(inner, 1), inner, shape[0], try grown(x.format, by: inputFormat.scale, site)
+    )
   }
 
   /// The format of x ⊙ w for a weight vector w over x's last axis.
-  func weightProductFormat(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> WireFormat {
+  func weightProductFormat(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError)
+    -> WireFormat
+  {
+    try requireOpened(x, site: site)
     let count = try wireWeights.shape(weight).reduce(1, *)
     guard x.format.bits == inputFormat.bits, let d = x.shape.last, d == count else {
       throw .badShape(site, x.shape, "weight '\(weight)' of \(count)")
@@ -213,7 +289,10 @@ extension MaskedWireBackend {
   }
 
   /// The format of a ⊙ b: one ring and shape, scales add.
-  func productFormat(_ a: WireTensor, _ b: WireTensor, _ site: GateSite) throws(MPCError) -> WireFormat {
+  func productFormat(_ a: WireTensor, _ b: WireTensor, _ site: GateSite) throws(MPCError)
+    -> WireFormat
+  {
+    try requireOpened(a, b, site: site)
     guard a.format.bits == b.format.bits, a.shape == b.shape else {
       throw .badShape(site, b.shape, "cannot multiply \(a.shape) at \(a.format) by \(b.format)")
     }
@@ -221,32 +300,64 @@ extension MaskedWireBackend {
   }
 
   /// The format of a truncation by s into `outputBits`.
-  func truncatedFormat(_ x: WireTensor, shift s: Int, outputBits: Int, _ site: GateSite) throws(MPCError) -> WireFormat {
-    guard x.format.scale >= s else { throw .formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)") }
+  func truncatedFormat(_ x: WireTensor, shift s: Int, outputBits: Int, _ site: GateSite)
+    throws(MPCError) -> WireFormat
+  {
+    try requireOpened(x, site: site)
+    guard x.format.scale >= s else {
+      throw .formatMismatch(site, "cannot drop \(s) bits from scale \(x.format.scale)")
+    }
     return WireFormat(bits: outputBits, scale: x.format.scale - s)
+  }
+
+  /// A select's bits must match x's shape.
+  func checkSelect(_ bits: WireBits, _ x: WireTensor, _ site: GateSite) throws(MPCError) {
+    try requireOpened(x, site: site)
+    guard bits.shape == x.shape else {
+      throw .badShape(site, bits.shape, "select bits for \(x.shape)")
+    }
+  }
+
+  /// A batch of lookups: one table per input, each index of the table's width.
+  func checkLookups(_ inputs: [WireTensor], _ tables: [LookupTable], _ site: GateSite)
+    throws(MPCError)
+  {
+    guard !inputs.isEmpty, inputs.count == tables.count else {
+      throw .badShape(site, [inputs.count], "\(tables.count) tables for the lookups")
+    }
+    for (x, table) in zip(inputs, tables) { try checkIndex(x, table, site) }
   }
 
   /// Refuses an index of another width than the table's.
   func checkIndex(_ x: WireTensor, _ table: LookupTable, _ site: GateSite) throws(MPCError) {
+    try requireOpened(x, site: site)
     guard x.format.bits == table.inputBits else {
-      throw .formatMismatch(site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
+      throw .formatMismatch(
+        site, "\(table.name) takes \(table.inputBits)-bit indices, not \(x.format.bits)")
     }
   }
 
   /// (batch, m, k, n, output shape and format) of a batched a·b or a·bᵀ.
-  func matmulShape(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, _ site: GateSite) throws(MPCError) -> (
-    batch: Int, m: Int, k: Int, n: Int, shape: [Int], format: WireFormat
-  ) {
+  func matmulShape(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, _ site: GateSite)
+    throws(MPCError) -> (
+      batch: Int, m: Int, k: Int, n: Int, shape: [Int], format: WireFormat
+    )
+  {
+    try requireOpened(a, b, site: site)
     guard a.format.bits == b.format.bits else {
-      throw .formatMismatch(site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
+      throw .formatMismatch(
+        site, "operands have rings of \(a.format.bits) and \(b.format.bits) bits")
     }
     let (ra, rb) = (a.shape.count, b.shape.count)
     guard ra >= 2, ra == rb, a.shape.dropLast(2) == b.shape.dropLast(2) else {
       throw .badShape(site, a.shape, "cannot multiply by \(b.shape)")
     }
     let (m, k) = (a.shape[ra - 2], a.shape[ra - 1])
-    let (bk, n) = transposeB ? (b.shape[rb - 1], b.shape[rb - 2]) : (b.shape[rb - 2], b.shape[rb - 1])
-    guard k == bk else { throw .badShape(site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")") }
+    let (bk, n) =
+      transposeB ? (b.shape[rb - 1], b.shape[rb - 2]) : (b.shape[rb - 2], b.shape[rb - 1])
+    guard k == bk else {
+      throw .badShape(site, a.shape, "cannot multiply by \(b.shape)\(transposeB ? "ᵀ" : "")")
+    }
     return (
       a.shape.dropLast(2).reduce(1, *), m, k, n, Array(a.shape.dropLast(2)) + [m, n],
       try grown(a.format, by: b.format.scale, site)
@@ -269,7 +380,8 @@ enum RingMath {
         out.withUnsafeMutableBufferPointer { pc in
           for s in 0..<batch {
             RingGEMM.multiply(
-              kernel: kernel, m: m, n: n, k: k, a: pa, aOffset: s * m * k, b: pb, bOffset: s * k * n, c: pc,
+              kernel: kernel, m: m, n: n, k: k, a: pa, aOffset: s * m * k, b: pb,
+              bOffset: s * k * n, c: pc,
               cOffset: s * m * n, mask: ringMask(bits))
           }
         }
@@ -285,7 +397,9 @@ enum RingMath {
       out.withUnsafeMutableBufferPointer { dst in
         for s in 0..<batch {
           let base = s * rows * columns
-          for i in 0..<rows { for j in 0..<columns { dst[base + j * rows + i] = src[base + i * columns + j] } }
+          for i in 0..<rows {
+            for j in 0..<columns { dst[base + j * rows + i] = src[base + i * columns + j] }
+          }
         }
       }
     }

@@ -31,7 +31,8 @@ public actor PartyBackend: MaskedWireBackend {
 
   /// `masked` and `share` are Ŵ and W_b reduced to the run's ring (kept across runs).
   init(
-    party: Int, masked: RunWeights, share: RunWeights, format: WireFormat, prg: TreePRG, peer: any Channel,
+    party: Int, masked: RunWeights, share: RunWeights, format: WireFormat, prg: TreePRG,
+    peer: any Channel,
     client: any Channel, keys: KeySource, tally: CostTally
   ) {
     inputFormat = format
@@ -49,7 +50,9 @@ public actor PartyBackend: MaskedWireBackend {
 
   /// Runs one gate, charging its time (less waits for the dealer and offline work), bytes and
   /// rounds to `kind` under the site's op kind.
-  private func gate<Output>(_ kind: GateKind, _ site: GateSite, elements: Int, _ body: () async throws -> Output)
+  private func gate<Output>(
+    _ kind: GateKind, _ site: GateSite, elements: Int, _ body: () async throws -> Output
+  )
     async throws -> Output
   {
     let before = peer.counters
@@ -82,7 +85,8 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   /// Decodes a key record, naming the gate when it does not fit.
-  private func key<K>(_ site: GateSite, _ decode: ([UInt8]) throws(FSSError) -> K) async throws -> K {
+  private func key<K>(_ site: GateSite, _ decode: ([UInt8]) throws(FSSError) -> K) async throws -> K
+  {
     let bytes = try await record()
     do { return try decode(bytes) } catch { throw MPCError.keyMismatch(site, error.description) }
   }
@@ -96,7 +100,8 @@ public actor PartyBackend: MaskedWireBackend {
     let parts: [[UInt64]]
     do { parts = try bundle.parts() } catch { throw MPCError.keyMismatch(site, error.description) }
     guard parts.map(\.count) == lengths else {
-      throw MPCError.keyMismatch(site, "share parts of \(parts.map(\.count)) elements, the gate needs \(lengths)")
+      throw MPCError.keyMismatch(
+        site, "share parts of \(parts.map(\.count)) elements, the gate needs \(lengths)")
     }
     return parts
   }
@@ -110,8 +115,27 @@ public actor PartyBackend: MaskedWireBackend {
 
   /// Opens additive shares of Z_2^bits with the peer (one round).
   private func open(_ mine: [UInt64], bits: Int, _ site: GateSite) async throws -> [UInt64] {
-    let theirs = try await exchange(BitPacking.pack(mine, bits: bits), count: mine.count, bits: bits, site)
-    return RingMath.add(mine, theirs, bits: bits)
+    try await open([mine], bits: [bits], site)[0]
+  }
+
+  /// Opens several tensors of shares, each in its own ring, in one exchange.
+  private func open(_ mine: [[UInt64]], bits: [Int], _ site: GateSite) async throws -> [[UInt64]] {
+    let message = zip(mine, bits).flatMap { BitPacking.pack($0, bits: $1) }
+    let received = try await peer.exchange(message)
+    guard received.count == message.count else {
+      throw MPCError.protocolViolation(
+        "\(peer.peerDescription) sent \(received.count) bytes at \(site), expected \(message.count)"
+      )
+    }
+    var offset = 0
+    return zip(mine, bits).map { values, n in
+      let length = BitPacking.packedByteCount(count: values.count, bits: n)
+      defer { offset += length }
+      return RingMath.add(
+        values,
+        BitPacking.unpack(
+          Array(received[offset..<(offset + length)]), bits: n, count: values.count), bits: n)
+    }
   }
 
   /// Opens XOR shares of bits with the peer (one round).
@@ -121,11 +145,14 @@ public actor PartyBackend: MaskedWireBackend {
     return zip(mine, theirs).map { $0 ^ UInt8($1) }
   }
 
-  private func exchange(_ message: [UInt8], count: Int, bits: Int, _ site: GateSite) async throws -> [UInt64] {
+  private func exchange(_ message: [UInt8], count: Int, bits: Int, _ site: GateSite) async throws
+    -> [UInt64]
+  {
     let received = try await peer.exchange(message)
     guard received.count == message.count else {
       throw MPCError.protocolViolation(
-        "\(peer.peerDescription) sent \(received.count) bytes at \(site), expected \(message.count)")
+        "\(peer.peerDescription) sent \(received.count) bytes at \(site), expected \(message.count)"
+      )
     }
     return BitPacking.unpack(received, bits: bits, count: count)
   }
@@ -138,17 +165,22 @@ public actor PartyBackend: MaskedWireBackend {
 
   // MARK: Inputs
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> WireTensor {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
     let shape = try masked.shape(table)
     guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
     let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
     return try await gate(.embedding, site, elements: t * d) {
       let parts = try await shares(site, bits: n, lengths: [t * v, t * d])
       let hat = try masked.plain(table)
-      let fixed = offline { RingMath.matmul(parts[0], hat, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n) }
+      let fixed = offline {
+        RingMath.matmul(parts[0], hat, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n)
+      }
       let message = try await client.receive()
       guard message.count == BitPacking.packedByteCount(count: t * v, bits: n) else {
-        throw MPCError.protocolViolation("the client sent \(message.count) bytes for \(t) masked one-hot rows")
+        throw MPCError.protocolViolation(
+          "the client sent \(message.count) bytes for \(t) masked one-hot rows")
       }
       let oneHot = BitPacking.unpack(message, bits: n, count: t * v)
       let product = RingMath.matmul(
@@ -167,16 +199,21 @@ public actor PartyBackend: MaskedWireBackend {
       let parts = try await shares(site, bits: n, lengths: [rows * inner, rows * outputs])
       let hatT = try masked.transposed(weight)
       let fixed = offline {
-        RingMath.matmul(parts[0], hatT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+        RingMath.matmul(
+          parts[0], hatT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
       }
       let product = RingMath.matmul(
-        x.values, try share.transposed(weight), batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+        x.values, try share.transposed(weight), batch: 1, m: rows, k: inner, n: outputs,
+        transposeB: false, bits: n)
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
-      return WireTensor(format, Array(x.shape.dropLast()) + [outputs], try await open(mine, bits: n, site))
+      return WireTensor(
+        format, Array(x.shape.dropLast()) + [outputs], try await open(mine, bits: n, site))
     }
   }
 
-  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
+  public func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
     let format = try weightProductFormat(x, weight: weight, site)
     let hat = try masked.plain(weight)
     let n = x.format.bits
@@ -190,14 +227,19 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   /// This party's share of a·b + r_z for masked a, b: â·b̂ (party 0 only) − â·[r_b] − [r_a]·b̂ + c.
-  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor {
+  public func multiply(_ a: WireTensor, _ b: WireTensor, site: GateSite) async throws -> WireTensor
+  {
     let format = try productFormat(a, b, site)
     let n = a.format.bits
     return try await gate(.multiply, site, elements: a.count) {
       let parts = try await shares(site, bits: n, lengths: [a.count, a.count, a.count])
-      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
+      let right =
+        party == 0
+        ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
       let mine = RingMath.add(
-        RingMath.subtract(RingMath.hadamard(a.values, right, bits: n), RingMath.hadamard(parts[0], b.values, bits: n), bits: n),
+        RingMath.subtract(
+          RingMath.hadamard(a.values, right, bits: n),
+          RingMath.hadamard(parts[0], b.values, bits: n), bits: n),
         parts[2], bits: n)
       return WireTensor(format, a.shape, try await open(mine, bits: n, site))
     }
@@ -221,24 +263,32 @@ public actor PartyBackend: MaskedWireBackend {
     }
   }
 
-  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite) async throws -> WireTensor {
+  public func matmul(_ a: WireTensor, _ b: WireTensor, transposeB: Bool, site: GateSite)
+    async throws -> WireTensor
+  {
     let s = try matmulShape(a, b, transposeB: transposeB, site)
     let n = a.format.bits
     return try await gate(.matmul, site, elements: s.batch * s.m * s.n) {
       let parts = try await shares(site, bits: n, lengths: [a.count, b.count, s.batch * s.m * s.n])
-      let right = party == 0 ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
+      let right =
+        party == 0
+        ? RingMath.subtract(b.values, parts[1], bits: n) : RingMath.negate(parts[1], bits: n)
       func product(_ x: [UInt64], _ y: [UInt64]) -> [UInt64] {
-        RingMath.matmul(x, y, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
+        RingMath.matmul(
+          x, y, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
       }
       let mine = RingMath.add(
-        RingMath.subtract(product(a.values, right), product(parts[0], b.values), bits: n), parts[2], bits: n)
+        RingMath.subtract(product(a.values, right), product(parts[0], b.values), bits: n), parts[2],
+        bits: n)
       return WireTensor(s.format, s.shape, try await open(mine, bits: n, site))
     }
   }
 
   // MARK: FSS gates
 
-  public func truncate(_ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite)
+  public func truncate(
+    _ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite
+  )
     async throws -> WireTensor
   {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
@@ -249,20 +299,25 @@ public actor PartyBackend: MaskedWireBackend {
         try TruncationKey(record: bytes, party: party, inputBits: n, authenticated: true)
       }
       guard k.kind == kind, k.shift == s, k.outputBits == m, k.count == x.count else {
-        throw MPCError.keyMismatch(site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits for \(k.count) elements")
+        throw MPCError.keyMismatch(
+          site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits for \(k.count) elements")
       }
       let bits = try await openBits(
         try TruncationGate.evalBits(party: party, key: k, maskedInputs: x.values, prg: prg), site)
-      let mine = try TruncationGate.evalOutput(party: party, key: k, maskedInputs: x.values, openedBits: bits)
+      let mine = try TruncationGate.evalOutput(
+        party: party, key: k, maskedInputs: x.values, openedBits: bits)
       return WireTensor(format, x.shape, try await open(mine, bits: m, site))
     }
   }
 
   public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
+    try requireOpened(x, site: site)
     let n = x.format.bits
     return try await gate(.compare, site, elements: x.count * offsets.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in try DReLUKey(record: bytes, party: party, inputBits: n, authenticated: true) }
+      let k = try await key(site) { (bytes) throws(FSSError) in
+        try DReLUKey(record: bytes, party: party, inputBits: n, authenticated: true)
+      }
       guard k.offsets == offsets.map({ element($0, bits: n) }), k.count == x.count else {
         throw MPCError.keyMismatch(site, "a DReLU key for \(k.count) elements at other offsets")
       }
@@ -272,47 +327,111 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
-    guard bits.shape == x.shape else { throw MPCError.badShape(site, bits.shape, "select bits for \(x.shape)") }
+    try await select(bits, x, opened: true, site)
+  }
+
+  public func selectUnopened(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws
+    -> WireTensor
+  {
+    try await select(bits, x, opened: false, site)
+  }
+
+  private func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, _ site: GateSite)
+    async throws -> WireTensor
+  {
+    try checkSelect(bits, x, site)
     let n = x.format.bits
-    return try await gate(.select, site, elements: x.count) {
+    return try await gate(opened ? .select : .selectUnopened, site, elements: x.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in try SelectKey(record: bytes, party: party, inputBits: n, authenticated: true) }
-      let mine = try SelectGate.eval(party: party, key: k, maskedBits: bits.bits, maskedValues: x.values)
+      let k = try await key(site) { (bytes) throws(FSSError) in
+        try SelectKey(record: bytes, party: party, inputBits: n, authenticated: true)
+      }
+      let mine = try SelectGate.eval(
+        party: party, key: k, maskedBits: bits.bits, maskedValues: x.values)
+      guard opened else { return WireTensor(x.format, x.shape, mine, opened: false) }
       return WireTensor(x.format, x.shape, try await open(mine, bits: n, site))
     }
   }
 
-  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor {
-    try checkIndex(x, table, site)
-    let n = table.output.bits
-    return try await gate(.lookup, site, elements: x.count) {
+  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor
+  {
+    try await lookups([x], tables: [table], open: true, site: site)[0]
+  }
+
+  /// Every lookup's round 1 (sign bits and signed values) goes in one exchange, and every
+  /// output in a second one (or none, unopened).
+  public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)
+    async throws
+    -> [WireTensor]
+  {
+    try checkLookups(inputs, tables, site)
+    return try await gate(.lookup, site, elements: inputs.reduce(0) { $0 + $1.count }) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in
-        try LUTKey(record: bytes, party: party, inputBits: table.inputBits, authenticated: true)
+      var keys: [LUTKey] = []
+      var message: [UInt8] = []
+      var firsts: [LUTRound1] = []
+      for (x, table) in zip(inputs, tables) {
+        let n = table.output.bits
+        let k = try await key(site) { (bytes) throws(FSSError) in
+          try LUTKey(record: bytes, party: party, inputBits: table.inputBits, authenticated: true)
+        }
+        guard k.outputRing.bits == n, k.count == x.count else {
+          throw MPCError.keyMismatch(
+            site, "a lookup key into \(k.outputRing.bits) bits for \(k.count) elements")
+        }
+        let entries = table.entries.map { element($0, bits: n) }
+        let first = try LUTGate.evalRound1(
+          party: party, key: k, maskedInputs: x.values, table: entries, prg: prg)
+        message +=
+          BitPacking.pack(first.signBits.map { UInt64($0) }, bits: 1)
+          + BitPacking.pack(first.values, bits: n)
+        keys.append(k)
+        firsts.append(first)
       }
-      guard k.outputRing.bits == n else { throw MPCError.keyMismatch(site, "a lookup key into \(k.outputRing.bits) bits") }
-      let entries = table.entries.map { element($0, bits: n) }
-      let first = try LUTGate.evalRound1(party: party, key: k, maskedInputs: x.values, table: entries, prg: prg)
-      // Round 1 opens the sign bits and the signed values in one exchange.
-      let message = BitPacking.pack(first.signBits.map { UInt64($0) }, bits: 1) + BitPacking.pack(first.values, bits: n)
       let received = try await peer.exchange(message)
       guard received.count == message.count else {
-        throw MPCError.protocolViolation("\(peer.peerDescription) sent \(received.count) bytes at \(site)")
+        throw MPCError.protocolViolation(
+          "\(peer.peerDescription) sent \(received.count) bytes at \(site)")
       }
-      let split = BitPacking.packedByteCount(count: x.count, bits: 1)
-      let theirBits = BitPacking.unpack(Array(received[..<split]), bits: 1, count: x.count)
-      let theirValues = BitPacking.unpack(Array(received[split...]), bits: n, count: x.count)
-      let opened = LUTRound1(
-        signBits: zip(first.signBits, theirBits).map { $0 ^ UInt8($1) },
-        values: RingMath.add(first.values, theirValues, bits: n))
-      let mine = try LUTGate.evalRound2(party: party, key: k, opened: opened)
-      return WireTensor(table.output, x.shape, try await open(mine, bits: n, site))
+      var offset = 0
+      var shares: [[UInt64]] = []
+      for ((x, table), (k, first)) in zip(zip(inputs, tables), zip(keys, firsts)) {
+        let n = table.output.bits
+        let bitBytes = BitPacking.packedByteCount(count: x.count, bits: 1)
+        let valueBytes = BitPacking.packedByteCount(count: x.count, bits: n)
+        let theirBits = BitPacking.unpack(
+          Array(received[offset..<(offset + bitBytes)]), bits: 1, count: x.count)
+        let theirValues = BitPacking.unpack(
+          Array(received[(offset + bitBytes)..<(offset + bitBytes + valueBytes)]), bits: n,
+          count: x.count)
+        offset += bitBytes + valueBytes
+        let opened = LUTRound1(
+          signBits: zip(first.signBits, theirBits).map { $0 ^ UInt8($1) },
+          values: RingMath.add(first.values, theirValues, bits: n))
+        shares.append(try LUTGate.evalRound2(party: party, key: k, opened: opened))
+      }
+      let formats = tables.map(\.output)
+      guard open else {
+        return zip(inputs, zip(formats, shares)).map {
+          WireTensor($1.0, $0.shape, $1.1, opened: false)
+        }
+      }
+      let values = try await self.open(shares, bits: formats.map(\.bits), site)
+      return zip(inputs, zip(formats, values)).map { WireTensor($1.0, $0.shape, $1.1) }
+    }
+  }
+
+  public func open(_ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    if x.opened { return x }
+    return try await gate(.open, site, elements: x.count) {
+      WireTensor(x.format, x.shape, try await open(x.values, bits: x.format.bits, site))
     }
   }
 
   /// Sends the masked output to the client, who holds its mask.
   public func reveal(_ x: WireTensor, site: GateSite) async throws -> [Int64] {
-    try await gate(.reveal, site, elements: x.count) {
+    try requireOpened(x, site: site)
+    return try await gate(.reveal, site, elements: x.count) {
       try await client.send(BitPacking.pack(x.values, bits: x.format.bits))
       return []
     }

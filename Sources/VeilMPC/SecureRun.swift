@@ -17,6 +17,10 @@ public struct KeyStreamOptions: Sendable {
   public var pipeCapacity = 256 << 20
   /// Records are sealed into MAC'd segments of about this size.
   public var segmentBytes = 4 << 20
+  /// After shipping a segment the dealer waits until both parties have used every key and
+  /// wait for more: key generation and online work alternate instead of sharing the cores, so
+  /// that with every role on one machine their times are measured apart (DESIGN §9).
+  public var alternate = true
 
   public init() {}
 }
@@ -57,12 +61,13 @@ public struct SecureRunReport: Sendable {
 
 /// A model whose weights went through the one-time masking setup.
 public final class SecureModel: Sendable {
-  public let bert: BertModel
+  public let model: any TransformerGraph
   public let parameters: SigmaParameters
   let setupID: [UInt8]
-  /// The dealer's r_W and each party's Ŵ and W_b at the run's ring, matrices transposed.
+  /// The dealer's r_W, the parties' Ŵ (public to both, so one process keeps one copy) and each
+  /// party's W_b, at the run's ring.
   let dealerMasks: RunWeights
-  let partyMasked: [RunWeights]
+  let partyMasked: RunWeights
   let partyShares: [RunWeights]
   /// Each party's durable record of consumed run ids (in memory here: one process).
   let ledgers: [RunLedger]
@@ -72,43 +77,70 @@ public final class SecureModel: Sendable {
   public let setupSeconds: Double
 
   /// Encodes the weights at (n, f), shares them as the owner, masks them as the dealer and
-  /// opens Ŵ between the parties.
-  public init(bert: BertModel, weights: Float64Weights, parameters: SigmaParameters) async throws {
+  /// opens Ŵ between the parties — one weight at a time, so the setup's peak memory is the
+  /// kept weights plus one weight's intermediates.
+  public init(model: any TransformerGraph, weights: Float64Weights, parameters: SigmaParameters)
+    async throws
+  {
     try parameters.validate()
     _ = Self.mallocTuned
     let clock = ContinuousClock()
     let start = clock.now
-    let format = try FixedPointFormat(bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
-    let clear = try ClearWeights(weights, format: format)
-    var random = try SecureRandom()
-    let (share0, share1) = WeightSetup.ownerShares(clear, random: &random)
-    let (dealer, seeds) = try WeightSetup.dealMasks(shapes: share0.shapes, random: &random)
-    let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
-    async let opened0 = WeightSetup.open(
-      party: 0, setupID: dealer.setupID, ownerShare: share0, maskSeeds: seeds[0], peer: c0)
-    async let opened1 = WeightSetup.open(
-      party: 1, setupID: dealer.setupID, ownerShare: share1, maskSeeds: seeds[1], peer: c1)
-    let partyWeights = try await [opened0, opened1]
+    let format = try FixedPointFormat(
+      bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
     let bits = parameters.ringBits
-    partyMasked = partyWeights.map { RunWeights($0.masked, bits: bits) }
-    partyShares = partyWeights.map { RunWeights($0.share, bits: bits) }
-    dealerMasks = RunWeights(dealer.masks, bits: bits)
-    // The encoder's matrices feed `linear` (x·Wᵀ); the embedding tables are read by rows.
-    for weights in partyMasked + partyShares + [dealerMasks] {
-      try weights.transposeMatrices { !$0.name.contains("embeddings.") }
+    var random = try SecureRandom()
+    let setupID = random.bytes(16)
+    let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
+    let ids = weights.tensors.keys.sorted { $0.name < $1.name }
+    var shapes: [WeightID: [Int]] = [:]
+    var dealerValues: [WeightID: [UInt64]] = [:]
+    var maskedValues: [WeightID: [UInt64]] = [:]
+    var shareValues: [[WeightID: [UInt64]]] = [[:], [:]]
+    // The matrices that feed `linear` (x·Wᵀ) are kept transposed; embedding tables are read
+    // by rows.
+    let tables = Set(model.embeddingTables)
+    var transposed = Set<WeightID>()
+    for id in ids {
+      guard let tensor = weights.tensors[id] else { continue }
+      let shape = tensor.shape
+      let transpose = shape.count == 2 && !tables.contains(id)
+      if transpose { transposed.insert(id) }
+      func kept(_ values: [UInt64]) -> [UInt64] {
+        WeightSetup.runForm(values, shape: shape, bits: bits, transpose: transpose)
+      }
+      let (share0, share1) = WeightSetup.ownerShares(
+        try ClearWeights.encode(id, tensor, format: format).scalars, random: &random)
+      let (mask, seeds) = try WeightSetup.dealMask(count: share0.count, random: &random)
+      async let opened0 = WeightSetup.open(
+        party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: c0)
+      async let opened1 = WeightSetup.open(
+        party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: c1)
+      let opened = try await [opened0, opened1]
+      guard opened[0].masked == opened[1].masked else {
+        throw MPCError.protocolViolation(
+          "P0 and P1 opened different masked values of weight '\(id)'")
+      }
+      shapes[id] = shape
+      dealerValues[id] = kept(mask)
+      maskedValues[id] = kept(opened[0].masked)
+      for b in 0..<2 { shareValues[b][id] = kept(opened[b].share) }
     }
-    setupID = dealer.setupID
+    dealerMasks = RunWeights(shapes: shapes, values: dealerValues, transposed: transposed)
+    partyMasked = RunWeights(shapes: shapes, values: maskedValues, transposed: transposed)
+    partyShares = shareValues.map { RunWeights(shapes: shapes, values: $0, transposed: transposed) }
+    self.setupID = setupID
     setupBytes = c0.counters.bytesSent + c0.counters.bytesReceived
     await c0.close()
     await c1.close()
-    self.bert = bert
+    self.model = model
     self.parameters = parameters
     ledgers = [RunLedger(), RunLedger()]
     // Model digest = H(setup id ‖ config ‖ shapes ‖ n ‖ f ‖ recipe) (DESIGN §7): public facts only.
     var hasher = SHA256()
-    hasher.update(data: dealer.setupID)
-    hasher.update(data: Data("\(bert.config)|\(parameters)|sigma".utf8))
-    for id in share0.orderedIDs { hasher.update(data: Data("\(id.name)\(share0.shapes[id] ?? [])".utf8)) }
+    hasher.update(data: setupID)
+    hasher.update(data: Data("\(model.config)|\(parameters)|sigma".utf8))
+    for id in ids { hasher.update(data: Data("\(id.name)\(shapes[id] ?? [])".utf8)) }
     modelDigest = Array(hasher.finalize())
     setupSeconds = (clock.now - start).seconds
   }
@@ -121,40 +153,38 @@ public final class SecureModel: Sendable {
   /// MiniLM run. Keeping freed blocks in the heap (once per process) removes that.
   private static let mallocTuned = veil_keep_freed_memory() == 1
 
-  /// The sentence embedding of `ids` (the first `validTokens` real, the rest padding) on secret
-  /// shares; only the client task sees the ids and the result.
-  public func sentenceEmbedding(ids: [Int], validTokens: Int? = nil, options: KeyStreamOptions = KeyStreamOptions())
+  /// The model's output for `ids` (the first `validTokens` real, the rest padding) on secret
+  /// shares — BERT's sentence embedding, GPT-2's last hidden state; only the client task sees
+  /// the ids and the result.
+  public func infer(
+    ids: [Int], validTokens: Int? = nil, options: KeyStreamOptions = KeyStreamOptions()
+  )
     async throws -> SecureRunReport
   {
-    let bert = bert
+    let model = model
     let parameters = parameters
     let t = ids.count
-    let valid = validTokens ?? t
-    guard t > 0, valid > 0 else { throw InferenceError.emptyInput }
-    guard t <= bert.config.maxPositions else {
-      throw InferenceError.tooManyTokens(count: t, limit: bert.config.maxPositions)
-    }
-    if let bad = ids.first(where: { $0 < 0 || $0 >= bert.config.vocabularySize }) {
-      throw InferenceError.tokenOutOfRange(id: bad, vocabularySize: bert.config.vocabularySize)
-    }
+    let valid = try model.config.check(TokenInput(ids: ids), validTokens: validTokens)
     let hidden = TokenInput(hiddenCount: t)
-    let vocabulary = bert.config.vocabularySize
+    let vocabulary = model.config.vocabularySize
     let bits = parameters.ringBits
-    let revealSite = GateSite(op: OpSite(layer: bert.config.layers, kind: .normalize, index: 1), gate: "reveal")
+    let revealSite = GateSite(
+      op: OpSite(layer: model.config.layers, kind: .normalize, index: 1), gate: "reveal")
     let (output, report) = try await run(
-      sequenceLength: t, graph: "\(t)|\(valid)", options: options,
+      sequenceLength: t, graph: "\(model.config.architecture)|\(t)|\(valid)", options: options,
       dealer: { dealer in
         let engine = try SigmaEngine(backend: dealer, parameters: parameters)
         _ = try await dealer.reveal(
-          try await bert.sentenceEmbedding(hidden, validTokens: valid, engine: engine), site: revealSite)
+          try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
       },
       party: { party in
         let engine = try SigmaEngine(backend: party, parameters: parameters)
         _ = try await party.reveal(
-          try await bert.sentenceEmbedding(hidden, validTokens: valid, engine: engine), site: revealSite)
+          try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
       },
       client: { keys, parties in
-        try await SecureClient.run(ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
+        try await SecureClient.run(
+          ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
       })
     return SecureRunReport(output: output, format: format, costs: report)
   }
@@ -178,26 +208,32 @@ public final class SecureModel: Sendable {
       KeyStreamHeader(
         kind: kind, party: party, runID: runID, modelSetupID: setupID, modelDigest: modelDigest,
         graphDigest: graphDigest, recipe: "sigma", recipeVersion: 1, ringBits: parameters.ringBits,
-        fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0, prgKeyID: prg.keyID)
+        fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0,
+        prgKeyID: prg.keyID)
     }
     let headers = [header(.inference, 0), header(.inference, 1), header(.client, 2)]
     let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
     let streams = DealerKeyStreams(
-      headers: headers, macKeys: macKeys, pipes: pipes, segmentBytes: options.segmentBytes)
+      headers: headers, macKeys: macKeys, pipes: pipes, segmentBytes: options.segmentBytes,
+      alternating: options.alternate ? [0, 1] : [])
     let sources = (0..<3).map { i in
-      KeySource(pipe: pipes[i], expected: headers[i], macKey: macKeys[i], ledger: i < 2 ? ledgers[i] : RunLedger())
+      KeySource(
+        pipe: pipes[i], expected: headers[i], macKey: macKeys[i],
+        ledger: i < 2 ? ledgers[i] : RunLedger())
     }
     let (p0, p1) = InMemoryChannel.makePair(.p0, .p1)
     let (client0, party0Client) = InMemoryChannel.makePair(.client, .p0)
     let (client1, party1Client) = InMemoryChannel.makePair(.client, .p1)
     let channels: [InMemoryChannel] = [p0, p1, client0, party0Client, client1, party1Client]
     let tallies = (0..<3).map { _ in CostTally() }
-    let dealer = try DealerBackend(masks: dealerMasks, format: format, prg: prg, streams: streams, tally: tallies[2])
+    let dealer = try DealerBackend(
+      masks: dealerMasks, format: format, prg: prg, streams: streams, tally: tallies[2])
     let peers = [p0, p1]
     let clients = [party0Client, party1Client]
     let parties = (0..<2).map { b in
       PartyBackend(
-        party: b, masked: partyMasked[b], share: partyShares[b], format: format, prg: prg, peer: peers[b],
+        party: b, masked: partyMasked, share: partyShares[b], format: format, prg: prg,
+        peer: peers[b],
         client: clients[b], keys: sources[b], tally: tallies[b])
     }
 
@@ -207,34 +243,36 @@ public final class SecureModel: Sendable {
       case client([Int64])
     }
     let clock = ContinuousClock()
-    var results: [RoleResult] = []
-    do {
-      results = try await withThrowingTaskGroup(of: RoleResult.self) { group in
+    let results = try await withThrowingTaskGroup(of: RoleResult.self) { group in
+      group.addTask {
+        let start = clock.now
+        try await dealerBody(dealer)
+        try await dealer.finish()
+        return .dealer(seconds: (clock.now - start).seconds - (await streams.waitSeconds))
+      }
+      for (b, party) in parties.enumerated() {
         group.addTask {
           let start = clock.now
-          try await dealerBody(dealer)
-          try await dealer.finish()
-          return .dealer(seconds: (clock.now - start).seconds - (await streams.waitSeconds))
+          try await partyBody(party)
+          try await party.finish()
+          let wall = (clock.now - start).seconds
+          let offline = await party.offlineTotal
+          return .party(seconds: wall - (await sources[b].waitSeconds) - offline, offline: offline)
         }
-        for (b, party) in parties.enumerated() {
-          group.addTask {
-            let start = clock.now
-            try await partyBody(party)
-            try await party.finish()
-            let wall = (clock.now - start).seconds
-            let offline = await party.offlineTotal
-            return .party(seconds: wall - (await sources[b].waitSeconds) - offline, offline: offline)
-          }
-        }
-        group.addTask { .client(try await clientBody(sources[2], [client0, client1])) }
-        var collected: [RoleResult] = []
-        for try await result in group { collected.append(result) }
-        return collected
       }
-    } catch {
-      for pipe in pipes { await pipe.cancel() }
-      for channel in channels { await channel.close() }
-      throw error
+      group.addTask { .client(try await clientBody(sources[2], [client0, client1])) }
+      var collected: [RoleResult] = []
+      do {
+        for try await result in group { collected.append(result) }
+      } catch {
+        // The first role to fail ends the run for all: the others may wait on a key, a peer
+        // or the client, which cancelling the pipes and closing the channels wakes (the
+        // group waits for every task before it returns).
+        for pipe in pipes { await pipe.cancel() }
+        for channel in channels { await channel.close() }
+        throw error
+      }
+      return collected
     }
     var output: [Int64] = []
     var costs = RunCosts()
@@ -251,7 +289,9 @@ public final class SecureModel: Sendable {
     costs.offlineSeconds += partyOffline
     costs.onlineBytes = p0.counters.bytesSent + p0.counters.bytesReceived
     costs.rounds = p0.counters.rounds
-    costs.clientBytes = [client0, client1].reduce(0) { $0 + $1.counters.bytesSent + $1.counters.bytesReceived }
+    costs.clientBytes = [client0, client1].reduce(0) {
+      $0 + $1.counters.bytesSent + $1.counters.bytesReceived
+    }
     costs.keyBytes = await streams.streamBytes
     for pipe in pipes { costs.peakPipeBytes = max(costs.peakPipeBytes, await pipe.peakBytes) }
     costs.dealer = tallies[2].snapshot
@@ -264,38 +304,51 @@ public final class SecureModel: Sendable {
 /// The client's part of a run: it masks its one-hot rows with the dealer's seeds, sends them to
 /// both parties, and unmasks the output they send back.
 enum SecureClient {
-  static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel]) async throws
+  static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel])
+    async throws
     -> [Int64]
   {
     let seeds: [[UInt64]]
-    do { seeds = try ShareBundle(record: try await keys.next(opIndex: 0), party: 2, inputBits: 64).parts() } catch {
+    do {
+      seeds = try ShareBundle(record: try await keys.next(opIndex: 0), party: 2, inputBits: 64)
+        .parts()
+    } catch {
       throw MPCError.protocolViolation("client key record: \(error)")
     }
     guard seeds.count == 2, seeds.allSatisfy({ $0.count == 2 }) else {
       throw MPCError.protocolViolation("the client's key record holds no embedding seeds")
     }
     let t = ids.count
-    let a0 = try ShareBundle.expand(seed: seedBytes(seeds[0]), lengths: [t * vocabulary], bits: bits)[0]
-    let a1 = try ShareBundle.expand(seed: seedBytes(seeds[1]), lengths: [t * vocabulary], bits: bits)[0]
+    let a0 = try ShareBundle.expand(
+      seed: seedBytes(seeds[0]), lengths: [t * vocabulary], bits: bits)[0]
+    let a1 = try ShareBundle.expand(
+      seed: seedBytes(seeds[1]), lengths: [t * vocabulary], bits: bits)[0]
     var masked = RingMath.add(a0, a1, bits: bits)
     let m = ringMask(bits)
-    for (i, id) in ids.enumerated() { masked[i * vocabulary + id] = (masked[i * vocabulary + id] &+ 1) & m }
+    for (i, id) in ids.enumerated() {
+      masked[i * vocabulary + id] = (masked[i * vocabulary + id] &+ 1) & m
+    }
     let message = BitPacking.pack(masked, bits: bits)
     for party in parties { try await party.send(message) }
     let mask: [UInt64]
-    do { mask = try ShareBundle(record: try await keys.next(opIndex: 1), party: 2, inputBits: bits).parts().first ?? [] }
-    catch { throw MPCError.protocolViolation("client key record: \(error)") }
+    do {
+      mask =
+        try ShareBundle(record: try await keys.next(opIndex: 1), party: 2, inputBits: bits).parts()
+        .first ?? []
+    } catch { throw MPCError.protocolViolation("client key record: \(error)") }
     var opened: [[UInt64]] = []
     for party in parties {
       let bytes = try await party.receive()
       guard bytes.count == BitPacking.packedByteCount(count: mask.count, bits: bits) else {
-        throw MPCError.protocolViolation("\(party.peerDescription) sent \(bytes.count) bytes as the output")
+        throw MPCError.protocolViolation(
+          "\(party.peerDescription) sent \(bytes.count) bytes as the output")
       }
       opened.append(BitPacking.unpack(bytes, bits: bits, count: mask.count))
     }
-    guard opened[0] == opened[1] else { throw MPCError.protocolViolation("the parties sent different outputs") }
+    guard opened[0] == opened[1] else {
+      throw MPCError.protocolViolation("the parties sent different outputs")
+    }
     try await keys.finish(afterOp: 2)
     return zip(opened[0], mask).map { signedValue(($0 &- $1) & m, bits: bits) }
   }
 }
-

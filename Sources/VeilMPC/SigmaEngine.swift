@@ -21,7 +21,9 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
 
   public func shape(of value: Value) -> [Int] { backend.shape(of: value) }
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site op: OpSite) async throws -> Value {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site op: OpSite) async throws
+    -> Value
+  {
     try await backend.tokenEmbedding(tokens, table: table, site: site(op, "embedding.tokens"))
   }
 
@@ -29,7 +31,9 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
     try await backend.weightRows(table, rows: rows, site: site(op, "embedding.rows"))
   }
 
-  public func linear(_ x: Value, weight: WeightID, bias: WeightID?, site op: OpSite) async throws -> Value {
+  public func linear(_ x: Value, weight: WeightID, bias: WeightID?, site op: OpSite) async throws
+    -> Value
+  {
     try await recipe.linear(x, weight: weight, bias: bias, op: op)
   }
 
@@ -37,7 +41,9 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
     try await backend.add(a, b, site: site(op, "add"))
   }
 
-  public func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site op: OpSite) async throws
+  public func layerNorm(
+    _ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site op: OpSite
+  ) async throws
     -> Value
   {
     try await recipe.layerNorm(x, gamma: gamma, beta: beta, epsilon: epsilon, op: op)
@@ -60,12 +66,15 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
         for j in 0..<dh { indices[(h * t + i) * dh + j] = i * d + h * dh + j }
       }
     }
-    return try await backend.gather(x, indices: indices, shape: [heads, t, dh], site: site(op, "splitHeads"))
+    return try await backend.gather(
+      x, indices: indices, shape: [heads, t, dh], site: site(op, "splitHeads"))
   }
 
   public func mergeHeads(_ x: Value, site op: OpSite) async throws -> Value {
     let shape = backend.shape(of: x)
-    guard shape.count == 3 else { throw MPCError.badShape(site(op, "mergeHeads"), shape, "expected [H, T, dh]") }
+    guard shape.count == 3 else {
+      throw MPCError.badShape(site(op, "mergeHeads"), shape, "expected [H, T, dh]")
+    }
     let (heads, t, dh) = (shape[0], shape[1], shape[2])
     var indices = [Int](repeating: 0, count: heads * t * dh)
     for h in 0..<heads {
@@ -73,10 +82,13 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
         for j in 0..<dh { indices[i * heads * dh + h * dh + j] = (h * t + i) * dh + j }
       }
     }
-    return try await backend.gather(x, indices: indices, shape: [t, heads * dh], site: site(op, "mergeHeads"))
+    return try await backend.gather(
+      x, indices: indices, shape: [t, heads * dh], site: site(op, "mergeHeads"))
   }
 
-  public func attentionScores(_ q: Value, _ k: Value, scale: Double, site op: OpSite) async throws -> Value {
+  public func attentionScores(_ q: Value, _ k: Value, scale: Double, site op: OpSite) async throws
+    -> Value
+  {
     try await recipe.attentionScores(q, k, scale: scale, op: op)
   }
 
@@ -90,6 +102,16 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
 
   public func meanPool(_ x: Value, validRows: Int, site op: OpSite) async throws -> Value {
     try await recipe.meanPool(x, validRows: validRows, op: op)
+  }
+
+  public func row(_ x: Value, _ index: Int, site op: OpSite) async throws -> Value {
+    let shape = backend.shape(of: x)
+    guard shape.count == 2, (0..<shape[0]).contains(index) else {
+      throw MPCError.badShape(site(op, "row"), shape, "no row \(index)")
+    }
+    let d = shape[1]
+    return try await backend.gather(
+      x, indices: Array((index * d)..<((index + 1) * d)), shape: [1, d], site: site(op, "row"))
   }
 
   public func l2Normalize(_ x: Value, site op: OpSite) async throws -> Value {
@@ -106,8 +128,10 @@ extension SigmaEngine where Backend == ClearBackend {
   /// error) and builds the engine.
   public init(weights: Float64Weights, parameters: SigmaParameters = SigmaParameters()) throws {
     try parameters.validate()
-    let format = try FixedPointFormat(bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
-    try self.init(backend: ClearBackend(weights: ClearWeights(weights, format: format)), parameters: parameters)
+    let format = try FixedPointFormat(
+      bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
+    try self.init(
+      backend: ClearBackend(weights: ClearWeights(weights, format: format)), parameters: parameters)
   }
 
   /// Value ranges and violations of everything this engine has run.
@@ -117,7 +141,10 @@ extension SigmaEngine where Backend == ClearBackend {
   public func decode(_ value: FixedTensor) -> Tensor<Double> { value.decoded() }
 
   /// The sentence embedding of `ids` (the first `validTokens` real, the rest padding), decoded.
-  public func sentenceEmbedding(_ bert: BertModel, ids: [Int], validTokens: Int? = nil) async throws -> [Double] {
-    try await bert.sentenceEmbedding(TokenInput(ids: ids), validTokens: validTokens, engine: self).decoded().scalars
+  public func sentenceEmbedding(_ bert: BertModel, ids: [Int], validTokens: Int? = nil) async throws
+    -> [Double]
+  {
+    try await bert.sentenceEmbedding(TokenInput(ids: ids), validTokens: validTokens, engine: self)
+      .decoded().scalars
   }
 }

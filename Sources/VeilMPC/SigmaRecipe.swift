@@ -19,7 +19,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     try parameters.validate()
     let format = backend.inputFormat
     guard format.bits == parameters.ringBits, format.scale == parameters.fractionalBits else {
-      throw .invalidParameters("the back end encodes at \(format), the recipe expects \(parameters)")
+      throw .invalidParameters(
+        "the back end encodes at \(format), the recipe expects \(parameters)")
     }
     self.backend = backend
     self.parameters = parameters
@@ -35,51 +36,69 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// [rows, width] view of any value whose last axis is `width`.
   private func rowsAndWidth(_ x: Backend.Value, _ op: OpSite) throws -> (rows: Int, width: Int) {
     let shape = b.shape(of: x)
-    guard let width = shape.last, width > 0 else { throw MPCError.badShape(site(op, "rows"), shape, "no last axis") }
+    guard let width = shape.last, width > 0 else {
+      throw MPCError.badShape(site(op, "rows"), shape, "no last axis")
+    }
     return (shape.reduce(1, *) / width, width)
   }
 
-  private func reshape(_ x: Backend.Value, _ shape: [Int], _ op: OpSite) async throws -> Backend.Value {
-    try await b.gather(x, indices: Array(0..<shape.reduce(1, *)), shape: shape, site: site(op, "reshape"))
+  private func reshape(_ x: Backend.Value, _ shape: [Int], _ op: OpSite) async throws
+    -> Backend.Value
+  {
+    try await b.gather(
+      x, indices: Array(0..<shape.reduce(1, *)), shape: shape, site: site(op, "reshape"))
   }
 
   /// Columns `range` of a [rows, width] value.
-  private func columns(_ x: Backend.Value, _ range: Range<Int>, _ op: OpSite) async throws -> Backend.Value {
+  private func columns(_ x: Backend.Value, _ range: Range<Int>, _ op: OpSite) async throws
+    -> Backend.Value
+  {
     let (rows, width) = try rowsAndWidth(x, op)
     var indices: [Int] = []
     indices.reserveCapacity(rows * range.count)
     for r in 0..<rows { for j in range { indices.append(r * width + j) } }
-    return try await b.gather(x, indices: indices, shape: [rows, range.count], site: site(op, "columns"))
+    return try await b.gather(
+      x, indices: indices, shape: [rows, range.count], site: site(op, "columns"))
   }
 
   /// A [rows, 1] value repeated along a new last axis of `width`.
-  private func broadcast(_ x: Backend.Value, width: Int, _ op: OpSite) async throws -> Backend.Value {
+  private func broadcast(_ x: Backend.Value, width: Int, _ op: OpSite) async throws -> Backend.Value
+  {
     let rows = b.shape(of: x).reduce(1, *)
     var indices: [Int] = []
     indices.reserveCapacity(rows * width)
     for r in 0..<rows { indices.append(contentsOf: repeatElement(r, count: width)) }
-    return try await b.gather(x, indices: indices, shape: [rows, width], site: site(op, "broadcast"))
+    return try await b.gather(
+      x, indices: indices, shape: [rows, width], site: site(op, "broadcast"))
   }
 
   /// Drops the trailing axis of length 1 that `compare` adds for a single offset.
-  private func singleBits(_ bits: Backend.Bits, _ shape: [Int], _ op: OpSite) async throws -> Backend.Bits {
-    try await b.gather(bits: bits, indices: Array(0..<shape.reduce(1, *)), shape: shape, site: site(op, "bits"))
+  private func singleBits(_ bits: Backend.Bits, _ shape: [Int], _ op: OpSite) async throws
+    -> Backend.Bits
+  {
+    try await b.gather(
+      bits: bits, indices: Array(0..<shape.reduce(1, *)), shape: shape, site: site(op, "bits"))
   }
 
   /// Bits of offset `i` out of `count` from a `compare` result, in the value's shape.
-  private func offsetBits(_ bits: Backend.Bits, _ i: Int, of count: Int, _ shape: [Int], _ op: OpSite) async throws
+  private func offsetBits(
+    _ bits: Backend.Bits, _ i: Int, of count: Int, _ shape: [Int], _ op: OpSite
+  ) async throws
     -> Backend.Bits
   {
     let elements = shape.reduce(1, *)
     return try await b.gather(
-      bits: bits, indices: (0..<elements).map { $0 * count + i }, shape: shape, site: site(op, "bits"))
+      bits: bits, indices: (0..<elements).map { $0 * count + i }, shape: shape,
+      site: site(op, "bits"))
   }
 
   // MARK: Truncation and exact division
 
   /// ⌊x / 2^s⌋ of a product (rounded half up when `roundProducts`), back in x's ring, with the
   /// recipe's product truncation: TrWithSlack, or TrFloor = truncate-reduce + sign extension.
-  public func truncateProduct(_ x: Backend.Value, by s: Int, gate: String, op: OpSite) async throws -> Backend.Value {
+  public func truncateProduct(_ x: Backend.Value, by s: Int, gate: String, op: OpSite) async throws
+    -> Backend.Value
+  {
     guard s > 0 else { return x }
     let n = b.format(of: x).bits
     var y = x
@@ -88,8 +107,10 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     }
     switch parameters.productTruncation {
     case .reduce:
-      let reduced = try await b.truncate(y, kind: .reduce, shift: s, outputBits: n - s, site: site(op, gate))
-      return try await b.truncate(reduced, kind: .signExtend, shift: 0, outputBits: n, site: site(op, gate + ".extend"))
+      let reduced = try await b.truncate(
+        y, kind: .reduce, shift: s, outputBits: n - s, site: site(op, gate))
+      return try await b.truncate(
+        reduced, kind: .signExtend, shift: 0, outputBits: n, site: site(op, gate + ".extend"))
     default:
       return try await b.truncate(y, kind: .slack, shift: s, outputBits: n, site: site(op, gate))
     }
@@ -103,7 +124,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// slack headroom) and the quotient is within one unit of x/d (at n = 50, f = 12, d = 384:
   /// B = 34, row sums below 2^22), where SIGMA's ⌊2^12/d⌋ is 6 % off for d = 384. A row of
   /// equal values gets its own value as mean, so LayerNorm of a constant row is exactly β.
-  public func divide(_ x: Backend.Value, by d: Int, gate: String, op: OpSite) async throws -> Backend.Value {
+  public func divide(_ x: Backend.Value, by d: Int, gate: String, op: OpSite) async throws
+    -> Backend.Value
+  {
     guard d >= 1 else { throw MPCError.invalidParameters("division by \(d)") }
     if d == 1 { return x }
     let format = b.format(of: x)
@@ -118,10 +141,12 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, gate + ".bound"))
     let wide =
       n < 64
-      ? try await b.truncate(x, kind: .signExtend, shift: 0, outputBits: 64, site: site(op, gate + ".extend")) : x
+      ? try await b.truncate(
+        x, kind: .signExtend, shift: 0, outputBits: 64, site: site(op, gate + ".extend")) : x
     let k = 61 - boundBits + floorLog2(d)
     let c = ((Int64(1) << Int64(k)) + Int64(d / 2)) / Int64(d)
-    let scaled = try await b.multiplyConstant(wide, c, fractionalBits: k, site: site(op, gate + ".multiply"))
+    let scaled = try await b.multiplyConstant(
+      wide, c, fractionalBits: k, site: site(op, gate + ".multiply"))
     var y = scaled
     if parameters.roundProducts {
       y = try await b.addConstant(y, Int64(1) << Int64(k - 1), site: site(op, gate + ".round"))
@@ -133,7 +158,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
 
   /// x·Wᵀ + b: one GEMM with the fixed weight mask, then an exact truncation by the weight
   /// scale, then the bias (local).
-  public func linear(_ x: Backend.Value, weight: WeightID, bias: WeightID?, op: OpSite) async throws -> Backend.Value {
+  public func linear(_ x: Backend.Value, weight: WeightID, bias: WeightID?, op: OpSite) async throws
+    -> Backend.Value
+  {
     let product = try await b.linear(x, weight: weight, site: site(op, "linear.product"))
     let weightScale = b.format(of: product).scale - b.format(of: x).scale
     let y = try await truncateProduct(product, by: weightScale, gate: "linear.truncate", op: op)
@@ -145,28 +172,35 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// otherwise Q is multiplied by round(scale·2^f) and truncated before the product (SIGMA
   /// multiplies the T×T scores instead: T/d_head times more truncations once T > d_head, and
   /// scaling Q row by row keeps padded and unpadded runs bit-identical).
-  public func attentionScores(_ q: Backend.Value, _ k: Backend.Value, scale: Double, op: OpSite) async throws
+  public func attentionScores(_ q: Backend.Value, _ k: Backend.Value, scale: Double, op: OpSite)
+    async throws
     -> Backend.Value
   {
     let (fq, fk) = (b.format(of: q).scale, b.format(of: k).scale)
     let exponent = -scale.exponent
     if scale > 0, scale.significand == 1, exponent >= 0 {
       let product = try await b.matmul(q, k, transposeB: true, site: site(op, "scores.product"))
-      let t = try await truncateProduct(product, by: fk + Int(exponent), gate: "scores.truncate", op: op)
+      let t = try await truncateProduct(
+        product, by: fk + Int(exponent), gate: "scores.truncate", op: op)
       return try await b.withScale(t, fq, site: site(op, "scores.relabel"))
     }
     let f = parameters.fractionalBits
     let scaledQuery = try await truncateProduct(
-      try await b.multiplyConstant(q, fixed(scale, scale: f), fractionalBits: f, site: site(op, "scores.scaleQuery")),
+      try await b.multiplyConstant(
+        q, fixed(scale, scale: f), fractionalBits: f, site: site(op, "scores.scaleQuery")),
       by: f, gate: "scores.scaleQueryTruncate", op: op)
-    let product = try await b.matmul(scaledQuery, k, transposeB: true, site: site(op, "scores.product"))
+    let product = try await b.matmul(
+      scaledQuery, k, transposeB: true, site: site(op, "scores.product"))
     return try await truncateProduct(product, by: fk, gate: "scores.truncate", op: op)
   }
 
   /// P·V with an exact truncation by P's scale.
-  public func attentionContext(_ p: Backend.Value, _ v: Backend.Value, op: OpSite) async throws -> Backend.Value {
+  public func attentionContext(_ p: Backend.Value, _ v: Backend.Value, op: OpSite) async throws
+    -> Backend.Value
+  {
     let product = try await b.matmul(p, v, transposeB: false, site: site(op, "context.product"))
-    return try await truncateProduct(product, by: b.format(of: p).scale, gate: "context.truncate", op: op)
+    return try await truncateProduct(
+      product, by: b.format(of: p).scale, gate: "context.truncate", op: op)
   }
 
   // MARK: GeLU
@@ -175,7 +209,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// n − 2f + s + 1 bits at scale s (s = 6), which needs the integer x·2^f to satisfy
   /// |x·2^f| < 2^(n−f−1) (SIGMA's bound; asserted and counted); one DReLU key at offsets 0,
   /// −(2^b − 1), 2^b − 1 gives the sign d and the in-range bits; two selects in Z_2^b form the
-  /// clipped index; d·x is ReLU; one b-bit LUT.
+  /// clipped index; d·x is ReLU; one b-bit LUT; 6 rounds.
   ///
   /// - Note: Deviation: the index is the one's complement of the floor for negative inputs
   ///   (|x|·2^s between k and k + 1 ↦ k for both signs) and the table holds h at bucket
@@ -190,7 +224,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     let indexBits = parameters.geluIndexBits
     guard f == parameters.fractionalBits, n == parameters.ringBits else {
       throw MPCError.formatMismatch(
-        site(op, "gelu"), "GeLU takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
+        site(op, "gelu"),
+        "GeLU takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
     }
     let bound = Int64(1) << Int64(n - f - 1)
     try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, "gelu.inputBound"))
@@ -200,23 +235,33 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       x, kind: .slack, shift: f - s, outputBits: reducedBits, site: site(op, "gelu.truncate"))
     let limit = Int64(1) << Int64(indexBits) - 1
     let shape = b.shape(of: x)
-    let tests = try await b.compare(xt, offsets: [0, -limit, limit], site: site(op, "gelu.compare"))
+    let tests = try await b.compare(
+      xt, offsets: [0, -limit, limit], site: site(op, "gelu.compare"))
     let nonNegative = try await offsetBits(tests, 0, of: 3, shape, op)
     let aboveLow = try await offsetBits(tests, 1, of: 3, shape, op)
     let aboveHigh = try await offsetBits(tests, 2, of: 3, shape, op)
     let positiveInRange = try await b.xor(nonNegative, aboveHigh, site: site(op, "gelu.bits"))
     let inRange = try await b.xor(aboveLow, aboveHigh, site: site(op, "gelu.bits"))
     let small = try await b.reduceRing(xt, bits: indexBits, site: site(op, "gelu.index"))
-    let doubled = try await b.multiplyConstant(small, 2, fractionalBits: 0, site: site(op, "gelu.index"))
+    let doubled = try await b.multiplyConstant(
+      small, 2, fractionalBits: 0, site: site(op, "gelu.index"))
     let odd = try await b.addConstant(doubled, 1, site: site(op, "gelu.index"))
-    let positivePart = try await b.select(positiveInRange, odd, site: site(op, "gelu.clip"))
-    let rangePart = try await b.select(inRange, small, site: site(op, "gelu.clip"))
-    let difference = try await b.subtract(positivePart, rangePart, site: site(op, "gelu.index"))
+    // The two clip selects are opened together as their difference (one round), and ReLU's
+    // select is opened with the table's output (their difference is GeLU): 6 rounds in all.
+    let positivePart = try await b.selectUnopened(positiveInRange, odd, site: site(op, "gelu.clip"))
+    let rangePart = try await b.selectUnopened(inRange, small, site: site(op, "gelu.clip"))
+    let difference = try await b.open(
+      try await b.subtract(positivePart, rangePart, site: site(op, "gelu.index")),
+      site: site(op, "gelu.index"))
     let index = try await b.addConstant(difference, limit, site: site(op, "gelu.index"))
-    let relu = try await b.select(nonNegative, x, site: site(op, "gelu.relu"))
-    let correction = try await b.lookup(
-      try await b.withScale(index, 0, site: site(op, "gelu.index")), table: geluTable, site: site(op, "gelu.lut"))
-    return try await b.subtract(relu, correction, site: site(op, "gelu.output"))
+    let relu = try await b.selectUnopened(nonNegative, x, site: site(op, "gelu.relu"))
+    let correction = try await b.lookups(
+      [try await b.withScale(index, 0, site: site(op, "gelu.index"))], tables: [geluTable],
+      open: false,
+      site: site(op, "gelu.lut"))[0]
+    return try await b.open(
+      try await b.subtract(relu, correction, site: site(op, "gelu.output")),
+      site: site(op, "gelu.output"))
   }
 
   // MARK: Softmax
@@ -233,7 +278,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       let right = try await columns(current, half..<(2 * half), op)
       let difference = try await b.subtract(left, right, site: site(op, "max.difference"))
       let larger = try await singleBits(
-        try await b.compare(difference, offsets: [0], site: site(op, "max.compare")), [rows, half], op)
+        try await b.compare(difference, offsets: [0], site: site(op, "max.compare")), [rows, half],
+        op)
       let excess = try await b.select(larger, difference, site: site(op, "max.select"))
       let maximum = try await b.add(right, excess, site: site(op, "max.combine"))
       if width % 2 == 1 {
@@ -263,21 +309,26 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       scaled = try await truncateProduct(z, by: f - inputScale, gate: "exp.rescale", op: op)
     } else if f < inputScale {
       scaled = try await b.multiplyConstant(
-        z, Int64(1) << Int64(inputScale - f), fractionalBits: inputScale - f, site: site(op, "exp.rescale"))
+        z, Int64(1) << Int64(inputScale - f), fractionalBits: inputScale - f,
+        site: site(op, "exp.rescale"))
     }
     let cap = Int64(1) << Int64(clipBits) - 1
     let excess = try await b.addConstant(scaled, -cap, site: site(op, "exp.clip"))
-    let over = try await singleBits(try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
+    let over = try await singleBits(
+      try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
     let cut = try await b.select(over, excess, site: site(op, "exp.clip"))
     let clipped = try await b.subtract(scaled, cut, site: site(op, "exp.clip"))
     let narrow = try await b.reduceRing(clipped, bits: clipBits, site: site(op, "exp.split"))
     let low = try await b.reduceRing(narrow, bits: lowBits, site: site(op, "exp.split"))
     let high = try await b.truncate(
-      narrow, kind: .reduce, shift: lowBits, outputBits: clipBits - lowBits, site: site(op, "exp.high"))
-    let eHigh = try await b.lookup(high, table: expHighTable, site: site(op, "exp.lutHigh"))
-    let eLow = try await b.lookup(low, table: expLowTable, site: site(op, "exp.lutLow"))
-    let product = try await b.multiply(eHigh, eLow, site: site(op, "exp.product"))
-    return try await truncateProduct(product, by: expLowTable.output.scale, gate: "exp.truncate", op: op)
+      narrow, kind: .reduce, shift: lowBits, outputBits: clipBits - lowBits,
+      site: site(op, "exp.high"))
+    // Both tables in the rounds of one lookup.
+    let e = try await b.lookups(
+      [high, low], tables: [expHighTable, expLowTable], open: true, site: site(op, "exp.lut"))
+    let product = try await b.multiply(e[0], e[1], site: site(op, "exp.product"))
+    return try await truncateProduct(
+      product, by: expLowTable.output.scale, gate: "exp.truncate", op: op)
   }
 
   /// 1/s for row sums s ∈ [1, terms] at scale f (RECIPES §2.2 step 5): TrWithSlack straight
@@ -286,23 +337,29 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// - Note: Deviation: the index is round(s·2^6) − 2^6 instead of ⌊s·2^6⌋, so a row of
   ///   2^k equal scores (s = 2^k exactly) does not wrap the index to 0, and rounding halves the
   ///   index error.
-  public func reciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws -> Backend.Value {
+  public func reciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws -> Backend.Value
+  {
     let f = b.format(of: sum).scale
     let inputScale = parameters.reciprocalInputScale
     let table = try SigmaTables.reciprocal(parameters, terms: terms)
     try await b.assertRange(
-      sum, (Int64(1) << Int64(f))...(Int64(terms) << Int64(f)), site: site(op, "reciprocal.inputBound"))
+      sum, (Int64(1) << Int64(f))...(Int64(terms) << Int64(f)),
+      site: site(op, "reciprocal.inputBound"))
     let shift = f - inputScale
-    var shifted = try await b.addConstant(sum, -(Int64(1) << Int64(f)), site: site(op, "reciprocal.index"))
+    var shifted = try await b.addConstant(
+      sum, -(Int64(1) << Int64(f)), site: site(op, "reciprocal.index"))
     if parameters.roundProducts && shift > 0 {
-      shifted = try await b.addConstant(shifted, Int64(1) << Int64(shift - 1), site: site(op, "reciprocal.index"))
+      shifted = try await b.addConstant(
+        shifted, Int64(1) << Int64(shift - 1), site: site(op, "reciprocal.index"))
     }
     let index: Backend.Value
     if shift > 0 {
       index = try await b.truncate(
-        shifted, kind: .slack, shift: shift, outputBits: table.inputBits, site: site(op, "reciprocal.truncate"))
+        shifted, kind: .slack, shift: shift, outputBits: table.inputBits,
+        site: site(op, "reciprocal.truncate"))
     } else {
-      index = try await b.reduceRing(shifted, bits: table.inputBits, site: site(op, "reciprocal.index"))
+      index = try await b.reduceRing(
+        shifted, bits: table.inputBits, site: site(op, "reciprocal.index"))
     }
     return try await b.lookup(
       try await b.withScale(index, 0, site: site(op, "reciprocal.index")), table: table,
@@ -314,7 +371,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// probability exactly 0 and cost nothing (the row is cut to the valid keys, a public
   /// length); a causal mask replaces each hidden score by the row's first score (local: public
   /// 0/1 coefficients), so it never raises the max, and zeroes its exponential.
-  public func softmax(_ x: Backend.Value, mask: AttentionMask, op: OpSite) async throws -> Backend.Value {
+  public func softmax(_ x: Backend.Value, mask: AttentionMask, op: OpSite) async throws
+    -> Backend.Value
+  {
     let shape = b.shape(of: x)
     guard shape.count >= 2, let width = shape.last, width > 0 else {
       throw MPCError.badShape(site(op, "softmax"), shape, "softmax needs rows")
@@ -323,11 +382,13 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     let rows = shape.reduce(1, *) / width
     let valid = min(mask.validKeys, width)
     guard valid > 0 else { throw MPCError.badShape(site(op, "softmax"), shape, "no valid keys") }
-    var scores = valid < width ? try await columns(x, 0..<valid, op) : try await reshape(x, [rows, width], op)
+    var scores =
+      valid < width ? try await columns(x, 0..<valid, op) : try await reshape(x, [rows, width], op)
     let ringBits = parameters.softmaxRingBits
     if ringBits < b.format(of: scores).bits {
       let bound = Int64(1) << Int64(ringBits - 2)
-      try await b.assertRange(scores, (-bound + 1)...(bound - 1), site: site(op, "softmax.inputBound"))
+      try await b.assertRange(
+        scores, (-bound + 1)...(bound - 1), site: site(op, "softmax.inputBound"))
       scores = try await b.reduceRing(scores, bits: ringBits, site: site(op, "softmax.reduce"))
     }
     var keep: [Int64]? = nil
@@ -338,14 +399,16 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
         for j in 0..<min(query + 1, valid) { k[r * valid + j] = 1 }
       }
       let first = try await broadcast(try await columns(scores, 0..<1, op), width: valid, op)
-      let kept = try await b.multiplyConstants(scores, k, fractionalBits: 0, site: site(op, "softmax.causal"))
+      let kept = try await b.multiplyConstants(
+        scores, k, fractionalBits: 0, site: site(op, "softmax.causal"))
       let filled = try await b.multiplyConstants(
         first, k.map { 1 - $0 }, fractionalBits: 0, site: site(op, "softmax.causal"))
       scores = try await b.add(kept, filled, site: site(op, "softmax.causal"))
       keep = k
     }
     let maximum = try await rowMax(scores, op: op)
-    let z = try await b.subtract(try await broadcast(maximum, width: valid, op), scores, site: site(op, "softmax.z"))
+    let z = try await b.subtract(
+      try await broadcast(maximum, width: valid, op), scores, site: site(op, "softmax.z"))
     var exponentials = try await negativeExp(z, op: op)
     if let keep {
       exponentials = try await b.multiplyConstants(
@@ -354,14 +417,16 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     let total = try await b.sumLastAxis(exponentials, site: site(op, "softmax.sum"))
     let inverse = try await reciprocal(total, terms: valid, op: op)
     let product = try await b.multiply(
-      exponentials, try await broadcast(inverse, width: valid, op), site: site(op, "softmax.product"))
+      exponentials, try await broadcast(inverse, width: valid, op),
+      site: site(op, "softmax.product"))
     var probabilities = try await truncateProduct(
       product, by: b.format(of: inverse).scale, gate: "softmax.truncate", op: op)
     if valid < width {
       let zeros = try await b.constant(
         [Int64](repeating: 0, count: rows * (width - valid)), shape: [rows, width - valid],
         format: b.format(of: probabilities), site: site(op, "softmax.padding"))
-      probabilities = try await b.concatenate([probabilities, zeros], axis: 1, site: site(op, "softmax.padding"))
+      probabilities = try await b.concatenate(
+        [probabilities, zeros], axis: 1, site: site(op, "softmax.padding"))
     }
     return try await reshape(probabilities, shape, op)
   }
@@ -377,16 +442,20 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   ///
   /// - Note: Deviation: SIGMA's F2BF16 conversion takes 3 rounds of its own protocol; this one
   ///   uses only DReLU, select and TrWithSlack gates (1 + 1 + 2 rounds) before the LUT.
-  public func rsqrt(_ v: Backend.Value, numerator: Double, op: OpSite) async throws -> Backend.Value {
+  public func rsqrt(_ v: Backend.Value, numerator: Double, op: OpSite) async throws -> Backend.Value
+  {
     let format = b.format(of: v)
     let n = format.bits
     let (rows, width) = try rowsAndWidth(v, op)
-    guard width == 1 else { throw MPCError.badShape(site(op, "rsqrt"), b.shape(of: v), "rsqrt takes [rows, 1]") }
+    guard width == 1 else {
+      throw MPCError.badShape(site(op, "rsqrt"), b.shape(of: v), "rsqrt takes [rows, 1]")
+    }
     let m = parameters.rsqrtMantissaBits
     let top = n - 3
     let table = try SigmaTables.rsqrt(parameters, inputScale: format.scale, numerator: numerator)
     let indexBits = table.inputBits
-    try await b.assertRange(v, 1...(Int64(1) << Int64(n - 2) - 1), site: site(op, "rsqrt.inputBound"))
+    try await b.assertRange(
+      v, 1...(Int64(1) << Int64(n - 2) - 1), site: site(op, "rsqrt.inputBound"))
     // b_k = [v ≥ 2^k] for k = 0 … top + 1 (b_0 = 1 and b_(top+1) = 0 by the bound).
     let offsets = (0...(top + 1)).map { Int64(1) << Int64($0) }
     let thermometer = try await b.compare(v, offsets: offsets, site: site(op, "rsqrt.compare"))
@@ -409,16 +478,19 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     let picked = try await b.select(oneHot, spread, site: site(op, "rsqrt.normalise"))
     let shifts = (0..<rows).flatMap { _ in (0...top).map { Int64(1) << Int64(top - $0) } }
     let normalised = try await b.sumLastAxis(
-      try await b.multiplyConstants(picked, shifts, fractionalBits: 0, site: site(op, "rsqrt.normalise")),
+      try await b.multiplyConstants(
+        picked, shifts, fractionalBits: 0, site: site(op, "rsqrt.normalise")),
       site: site(op, "rsqrt.normalise"))
     let exponents = try await b.constant(
       (0..<rows).flatMap { _ in (0...top).map { Int64($0) << Int64(m) } }, shape: codeShape,
       format: WireFormat(bits: indexBits, scale: 0), site: site(op, "rsqrt.exponent"))
     let exponentPart = try await b.sumLastAxis(
-      try await b.select(oneHot, exponents, site: site(op, "rsqrt.exponent")), site: site(op, "rsqrt.exponent"))
+      try await b.select(oneHot, exponents, site: site(op, "rsqrt.exponent")),
+      site: site(op, "rsqrt.exponent"))
     // The normalised value is 1.xxx at scale `top`; keep M fractional bits in the index ring.
     let mantissa = try await b.truncate(
-      try await b.withScale(normalised, top, site: site(op, "rsqrt.mantissa")), kind: .slack, shift: top - m,
+      try await b.withScale(normalised, top, site: site(op, "rsqrt.mantissa")), kind: .slack,
+      shift: top - m,
       outputBits: indexBits, site: site(op, "rsqrt.mantissa"))
     let fraction = try await b.withScale(
       try await b.addConstant(mantissa, -(Int64(1) << Int64(m)), site: site(op, "rsqrt.index")), 0,
@@ -434,7 +506,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   ///
   /// - Note: Deviation (narrow rings only): with `layerNormSquareShift` > 0, x − μ is
   ///   truncated before the square (one more TrWithSlack layer, 2 rounds).
-  public func layerNorm(_ x: Backend.Value, gamma: WeightID, beta: WeightID, epsilon: Double, op: OpSite) async throws
+  public func layerNorm(
+    _ x: Backend.Value, gamma: WeightID, beta: WeightID, epsilon: Double, op: OpSite
+  ) async throws
     -> Backend.Value
   {
     let shape = b.shape(of: x)
@@ -448,19 +522,26 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     var squared = centred
     let shift = parameters.layerNormSquareShift
     if shift > 0 {
-      squared = try await truncateProduct(centred, by: shift, gate: "layerNorm.squareTruncate", op: op)
+      squared = try await truncateProduct(
+        centred, by: shift, gate: "layerNorm.squareTruncate", op: op)
     }
     let squares = try await b.square(squared, site: site(op, "layerNorm.square"))
     let sumOfSquares = try await b.sumLastAxis(squares, site: site(op, "layerNorm.variance"))
     let varianceScale = b.format(of: sumOfSquares).scale
     let epsilonUnits = max(
-      1, Int64((epsilon * Double(d) * Double(sign: .plus, exponent: varianceScale, significand: 1)).rounded(.up)))
-    let variance = try await b.addConstant(sumOfSquares, epsilonUnits, site: site(op, "layerNorm.epsilon"))
+      1,
+      Int64(
+        (epsilon * Double(d) * Double(sign: .plus, exponent: varianceScale, significand: 1))
+          .rounded(.up)))
+    let variance = try await b.addConstant(
+      sumOfSquares, epsilonUnits, site: site(op, "layerNorm.epsilon"))
     let inverse = try await rsqrt(variance, numerator: Double(d), op: op)
     let normalised = try await truncateProduct(
-      try await b.multiply(centred, try await broadcast(inverse, width: d, op), site: site(op, "layerNorm.scale")),
+      try await b.multiply(
+        centred, try await broadcast(inverse, width: d, op), site: site(op, "layerNorm.scale")),
       by: b.format(of: inverse).scale, gate: "layerNorm.scaleTruncate", op: op)
-    let product = try await b.multiplyWeight(normalised, weight: gamma, site: site(op, "layerNorm.gamma"))
+    let product = try await b.multiplyWeight(
+      normalised, weight: gamma, site: site(op, "layerNorm.gamma"))
     let weighted = try await truncateProduct(
       product, by: b.format(of: product).scale - f, gate: "layerNorm.gammaTruncate", op: op)
     let shifted = try await b.addWeight(weighted, bias: beta, site: site(op, "layerNorm.beta"))
@@ -468,7 +549,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   }
 
   /// Mean of the first `validRows` rows of [T, d]: a local column sum and an exact division.
-  public func meanPool(_ x: Backend.Value, validRows: Int, op: OpSite) async throws -> Backend.Value {
+  public func meanPool(_ x: Backend.Value, validRows: Int, op: OpSite) async throws -> Backend.Value
+  {
     let shape = b.shape(of: x)
     guard shape.count == 2, validRows > 0, validRows <= shape[0] else {
       throw MPCError.badShape(site(op, "pool"), shape, "cannot pool \(validRows) rows")
@@ -477,7 +559,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     var indices: [Int] = []
     indices.reserveCapacity(d * validRows)
     for j in 0..<d { for i in 0..<validRows { indices.append(i * d + j) } }
-    let columnsFirst = try await b.gather(x, indices: indices, shape: [d, validRows], site: site(op, "pool.transpose"))
+    let columnsFirst = try await b.gather(
+      x, indices: indices, shape: [d, validRows], site: site(op, "pool.transpose"))
     let sums = try await b.sumLastAxis(columnsFirst, site: site(op, "pool.sum"))
     let mean = try await divide(sums, by: validRows, gate: "pool.mean", op: op)
     return try await reshape(mean, [1, d], op)
@@ -491,11 +574,13 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     let flat = try await reshape(x, [rows, d], op)
     let squares = try await b.square(flat, site: site(op, "normalize.square"))
     let total = try await b.addConstant(
-      try await b.sumLastAxis(squares, site: site(op, "normalize.sum")), 1, site: site(op, "normalize.guard"))
+      try await b.sumLastAxis(squares, site: site(op, "normalize.sum")), 1,
+      site: site(op, "normalize.guard"))
     let inverse = try await rsqrt(total, numerator: 1, op: op)
     let product = try await b.multiply(
       flat, try await broadcast(inverse, width: d, op), site: site(op, "normalize.scale"))
-    let y = try await truncateProduct(product, by: b.format(of: inverse).scale, gate: "normalize.truncate", op: op)
+    let y = try await truncateProduct(
+      product, by: b.format(of: inverse).scale, gate: "normalize.truncate", op: op)
     return try await reshape(y, shape, op)
   }
 }

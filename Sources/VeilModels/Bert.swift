@@ -18,9 +18,37 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible {
   }
 }
 
+extension ModelConfig {
+  /// Checks an input against the model's limits; returns the count of real tokens.
+  public func check(_ tokens: TokenInput, validTokens: Int?) throws(InferenceError) -> Int {
+    let count = tokens.count
+    let valid = validTokens ?? count
+    guard count > 0, valid > 0 else { throw .emptyInput }
+    guard count <= maxPositions else { throw .tooManyTokens(count: count, limit: maxPositions) }
+    guard valid <= count else { throw .invalidPadding(tokens: valid, paddedTo: count) }
+    if let ids = tokens.ids, let bad = ids.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+      throw .tokenOutOfRange(id: bad, vocabularySize: vocabularySize)
+    }
+    return valid
+  }
+}
+
+/// A model graph every engine runs: its public shape, the weights it reads, and what a run
+/// returns to the client.
+public protocol TransformerGraph: Sendable {
+  var config: ModelConfig { get }
+  /// Every weight the graph uses with its shape.
+  var expectedWeights: [(WeightID, [Int])] { get }
+  /// The matrices read by rows (embedding tables), not by `linear`.
+  var embeddingTables: [WeightID] { get }
+  /// The client's result for `tokens`, of which the first `validTokens` are real: [1, d].
+  func output<E: InferenceEngine>(_ tokens: TokenInput, validTokens: Int?, engine: E) async throws
+    -> E.Value
+}
+
 /// BERT's weight names and graph. `prefix` is "" for sentence-transformers checkpoints and
 /// "bert." for `BertModel` checkpoints saved from a task model.
-public struct BertModel: Sendable {
+public struct BertModel: TransformerGraph {
   public let config: ModelConfig
   public let prefix: String
 
@@ -30,7 +58,15 @@ public struct BertModel: Sendable {
   }
 
   func weight(_ name: String) -> WeightID { WeightID(prefix + name) }
-  func layerWeight(_ layer: Int, _ name: String) -> WeightID { weight("encoder.layer.\(layer).\(name)") }
+
+  public var embeddingTables: [WeightID] {
+    ["word_embeddings", "position_embeddings", "token_type_embeddings"].map {
+      weight("embeddings.\($0).weight")
+    }
+  }
+  func layerWeight(_ layer: Int, _ name: String) -> WeightID {
+    weight("encoder.layer.\(layer).\(name)")
+  }
 
   /// Every weight the graph uses with its shape, for validating a checkpoint before use.
   public var expectedWeights: [(WeightID, [Int])] {
@@ -43,7 +79,10 @@ public struct BertModel: Sendable {
       (weight("embeddings.LayerNorm.weight"), [d]), (weight("embeddings.LayerNorm.bias"), [d]),
     ]
     for l in 0..<config.layers {
-      for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+      for name in [
+        "attention.self.query", "attention.self.key", "attention.self.value",
+        "attention.output.dense",
+      ] {
         out.append((layerWeight(l, name + ".weight"), [d, d]))
         out.append((layerWeight(l, name + ".bias"), [d]))
       }
@@ -65,19 +104,12 @@ public struct BertModel: Sendable {
     _ tokens: TokenInput, validTokens: Int? = nil, engine: E
   ) async throws -> E.Value {
     let count = tokens.count
-    let valid = validTokens ?? count
-    guard count > 0, valid > 0 else { throw InferenceError.emptyInput }
-    guard count <= config.maxPositions else {
-      throw InferenceError.tooManyTokens(count: count, limit: config.maxPositions)
-    }
-    guard valid <= count else { throw InferenceError.invalidPadding(tokens: valid, paddedTo: count) }
-    if let ids = tokens.ids, let bad = ids.first(where: { $0 < 0 || $0 >= config.vocabularySize }) {
-      throw InferenceError.tokenOutOfRange(id: bad, vocabularySize: config.vocabularySize)
-    }
+    let valid = try config.check(tokens, validTokens: validTokens)
     let e = engine
     let before = -1
     var x = try await e.tokenEmbedding(
-      tokens, table: weight("embeddings.word_embeddings.weight"), site: OpSite(layer: before, kind: .embedding, index: 0))
+      tokens, table: weight("embeddings.word_embeddings.weight"),
+      site: OpSite(layer: before, kind: .embedding, index: 0))
     let positions = try await e.publicRows(
       weight("embeddings.position_embeddings.weight"), rows: Array(0..<count),
       site: OpSite(layer: before, kind: .embedding, index: 1))
@@ -97,23 +129,33 @@ public struct BertModel: Sendable {
   }
 
   /// One encoder block: self-attention and feed-forward, each with a residual and post-LayerNorm.
-  func block<E: InferenceEngine>(_ x: E.Value, layer: Int, mask: AttentionMask, engine e: E) async throws -> E.Value {
-    func site(_ kind: OpKind, _ index: Int) -> OpSite { OpSite(layer: layer, kind: kind, index: index) }
+  func block<E: InferenceEngine>(_ x: E.Value, layer: Int, mask: AttentionMask, engine e: E)
+    async throws -> E.Value
+  {
+    func site(_ kind: OpKind, _ index: Int) -> OpSite {
+      OpSite(layer: layer, kind: kind, index: index)
+    }
     func dense(_ input: E.Value, _ name: String, _ index: Int) async throws -> E.Value {
       try await e.linear(
-        input, weight: layerWeight(layer, name + ".weight"), bias: layerWeight(layer, name + ".bias"),
+        input, weight: layerWeight(layer, name + ".weight"),
+        bias: layerWeight(layer, name + ".bias"),
         site: site(.linear, index))
     }
     let heads = config.heads
-    let q = try await e.splitHeads(try await dense(x, "attention.self.query", 0), heads: heads, site: site(.reshape, 0))
-    let k = try await e.splitHeads(try await dense(x, "attention.self.key", 1), heads: heads, site: site(.reshape, 1))
-    let v = try await e.splitHeads(try await dense(x, "attention.self.value", 2), heads: heads, site: site(.reshape, 2))
+    let q = try await e.splitHeads(
+      try await dense(x, "attention.self.query", 0), heads: heads, site: site(.reshape, 0))
+    let k = try await e.splitHeads(
+      try await dense(x, "attention.self.key", 1), heads: heads, site: site(.reshape, 1))
+    let v = try await e.splitHeads(
+      try await dense(x, "attention.self.value", 2), heads: heads, site: site(.reshape, 2))
     let scores = try await e.attentionScores(
       q, k, scale: 1 / Double(config.headDimension).squareRoot(), site: site(.attentionScores, 0))
     let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
     let context = try await e.mergeHeads(
-      try await e.attentionContext(probabilities, v, site: site(.attentionContext, 0)), site: site(.reshape, 3))
-    let attended = try await e.add(try await dense(context, "attention.output.dense", 3), x, site: site(.add, 0))
+      try await e.attentionContext(probabilities, v, site: site(.attentionContext, 0)),
+      site: site(.reshape, 3))
+    let attended = try await e.add(
+      try await dense(context, "attention.output.dense", 3), x, site: site(.add, 0))
     let h = try await e.layerNorm(
       attended, gamma: layerWeight(layer, "attention.output.LayerNorm.weight"),
       beta: layerWeight(layer, "attention.output.LayerNorm.bias"), epsilon: config.normEpsilon,
@@ -121,8 +163,16 @@ public struct BertModel: Sendable {
     let inner = try await e.gelu(try await dense(h, "intermediate.dense", 4), site: site(.gelu, 0))
     let out = try await e.add(try await dense(inner, "output.dense", 5), h, site: site(.add, 1))
     return try await e.layerNorm(
-      out, gamma: layerWeight(layer, "output.LayerNorm.weight"), beta: layerWeight(layer, "output.LayerNorm.bias"),
+      out, gamma: layerWeight(layer, "output.LayerNorm.weight"),
+      beta: layerWeight(layer, "output.LayerNorm.bias"),
       epsilon: config.normEpsilon, site: site(.layerNorm, 1))
+  }
+
+  /// The sentence embedding.
+  public func output<E: InferenceEngine>(_ tokens: TokenInput, validTokens: Int?, engine: E)
+    async throws -> E.Value
+  {
+    try await sentenceEmbedding(tokens, validTokens: validTokens, engine: engine)
   }
 
   /// The sentence embedding [1, d]: mean of the real tokens' hidden states, L2-normalised.
@@ -132,7 +182,9 @@ public struct BertModel: Sendable {
     let hidden = try await encode(tokens, validTokens: validTokens, engine: engine)
     let after = config.layers
     let pooled = try await engine.meanPool(
-      hidden, validRows: validTokens ?? tokens.count, site: OpSite(layer: after, kind: .pool, index: 0))
-    return try await engine.l2Normalize(pooled, site: OpSite(layer: after, kind: .normalize, index: 0))
+      hidden, validRows: validTokens ?? tokens.count,
+      site: OpSite(layer: after, kind: .pool, index: 0))
+    return try await engine.l2Normalize(
+      pooled, site: OpSite(layer: after, kind: .normalize, index: 0))
   }
 }

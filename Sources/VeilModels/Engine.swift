@@ -85,7 +85,8 @@ public protocol InferenceEngine: Sendable {
   func add(_ a: Value, _ b: Value, site: OpSite) async throws -> Value
 
   /// LayerNorm over the last axis with learned γ, β and ε.
-  func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site: OpSite) async throws
+  func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site: OpSite)
+    async throws
     -> Value
 
   /// GeLU (erf form).
@@ -108,6 +109,9 @@ public protocol InferenceEngine: Sendable {
 
   /// Mean of the first `validRows` rows: [T, d] → [1, d].
   func meanPool(_ x: Value, validRows: Int, site: OpSite) async throws -> Value
+
+  /// Row `index` (public) of [T, d] as [1, d]: local on shares.
+  func row(_ x: Value, _ index: Int, site: OpSite) async throws -> Value
 
   /// Each row divided by its Euclidean norm.
   func l2Normalize(_ x: Value, site: OpSite) async throws -> Value

@@ -47,7 +47,9 @@ public struct Float64Engine: InferenceEngine {
 
   public func shape(of value: Value) -> [Int] { value.shape }
 
-  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: OpSite) async throws -> Value {
+  public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: OpSite) async throws
+    -> Value
+  {
     guard let ids = tokens.ids else { throw EngineError.missingTokenIds(site) }
     return try weights.tensor(table).rows(ids)
   }
@@ -56,7 +58,9 @@ public struct Float64Engine: InferenceEngine {
     try weights.tensor(table).rows(rows)
   }
 
-  public func linear(_ x: Value, weight: WeightID, bias: WeightID?, site: OpSite) async throws -> Value {
+  public func linear(_ x: Value, weight: WeightID, bias: WeightID?, site: OpSite) async throws
+    -> Value
+  {
     let product = try x.matmul(try weights.tensor(weight), transposeB: true)
     guard let bias else { return product }
     return try product.addingRowVector(try weights.tensor(bias))
@@ -64,13 +68,16 @@ public struct Float64Engine: InferenceEngine {
 
   public func add(_ a: Value, _ b: Value, site: OpSite) async throws -> Value { try a + b }
 
-  public func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site: OpSite) async throws
+  public func layerNorm(_ x: Value, gamma: WeightID, beta: WeightID, epsilon: Double, site: OpSite)
+    async throws
     -> Value
   {
     let g = try weights.tensor(gamma).scalars
     let b = try weights.tensor(beta).scalars
     let d = x.shape.last ?? 0
-    guard d == g.count, d == b.count, d > 0 else { throw EngineError.badShape(site, x.shape, "γ/β have \(g.count)") }
+    guard d == g.count, d == b.count, d > 0 else {
+      throw EngineError.badShape(site, x.shape, "γ/β have \(g.count)")
+    }
     var out = x.scalars
     for start in stride(from: 0, to: x.count, by: d) {
       let row = x.scalars[start..<(start + d)]
@@ -114,7 +121,9 @@ public struct Float64Engine: InferenceEngine {
     return try Tensor(shape: [t, heads * dh], scalars: out)
   }
 
-  public func attentionScores(_ q: Value, _ k: Value, scale: Double, site: OpSite) async throws -> Value {
+  public func attentionScores(_ q: Value, _ k: Value, scale: Double, site: OpSite) async throws
+    -> Value
+  {
     try q.matmul(k, transposeB: true).map { $0 * scale }
   }
 
@@ -155,8 +164,18 @@ public struct Float64Engine: InferenceEngine {
     return try Tensor(shape: [1, d], scalars: out.map { $0 / Double(validRows) })
   }
 
+  public func row(_ x: Value, _ index: Int, site: OpSite) async throws -> Value {
+    guard x.rank == 2, (0..<x.shape[0]).contains(index) else {
+      throw EngineError.badShape(site, x.shape, "no row \(index)")
+    }
+    let d = x.shape[1]
+    return try Tensor(shape: [1, d], scalars: Array(x.scalars[(index * d)..<((index + 1) * d)]))
+  }
+
   public func l2Normalize(_ x: Value, site: OpSite) async throws -> Value {
-    guard let d = x.shape.last, d > 0 else { throw EngineError.badShape(site, x.shape, "nothing to normalise") }
+    guard let d = x.shape.last, d > 0 else {
+      throw EngineError.badShape(site, x.shape, "nothing to normalise")
+    }
     var out = x.scalars
     for start in stride(from: 0, to: x.count, by: d) {
       let norm = x.scalars[start..<(start + d)].reduce(0) { $0 + $1 * $1 }.squareRoot()

@@ -5,32 +5,48 @@
 import Foundation
 import VeilRing
 
-/// Public BERT shapes of the benchmark tables (Hugging Face configs).
-public enum BertPreset: String, Sendable, CaseIterable {
-  case bertTiny = "bert-tiny", minilm, bertBase = "bert-base", bertLarge = "bert-large"
+/// Public model shapes of the benchmark tables (Hugging Face configs).
+public enum ModelPreset: String, Sendable, CaseIterable {
+  case bertTiny = "bert-tiny"
+  case minilm
+  case bertBase = "bert-base"
+  case bertLarge = "bert-large"
+  case gpt2
 
   public var config: ModelConfig {
-    let (hidden, layers, heads, positions): (Int, Int, Int, Int) =
-      switch self {
-      case .bertTiny: (128, 2, 2, 512)
-      case .minilm: (384, 6, 12, 512)
-      case .bertBase: (768, 12, 12, 512)
-      case .bertLarge: (1024, 24, 16, 512)
-      }
-    return ModelConfig(
-      architecture: .bert, vocabularySize: 30522, hiddenSize: hidden, layers: layers, heads: heads,
-      intermediateSize: 4 * hidden, maxPositions: positions)
+    func bert(hidden: Int, layers: Int, heads: Int) -> ModelConfig {
+      ModelConfig(
+        architecture: .bert, vocabularySize: 30522, hiddenSize: hidden, layers: layers,
+        heads: heads,
+        intermediateSize: 4 * hidden, maxPositions: 512)
+    }
+    switch self {
+    case .bertTiny: return bert(hidden: 128, layers: 2, heads: 2)
+    case .minilm: return bert(hidden: 384, layers: 6, heads: 12)
+    case .bertBase: return bert(hidden: 768, layers: 12, heads: 12)
+    case .bertLarge: return bert(hidden: 1024, layers: 24, heads: 16)
+    case .gpt2:
+      return ModelConfig(
+        architecture: .gpt2, vocabularySize: 50257, hiddenSize: 768, layers: 12, heads: 12,
+        intermediateSize: 3072,
+        maxPositions: 1024, typeVocabularySize: 0, normEpsilon: 1e-5, hiddenActivation: "gelu_new")
+    }
+  }
+
+  /// The graph of a config of this preset's family.
+  public func graph(_ config: ModelConfig) -> any TransformerGraph {
+    self == .gpt2 ? GPT2Model(config: config) : BertModel(config: config)
   }
 }
 
-extension BertModel {
+extension TransformerGraph {
   /// Every weight as (name, shape, values).
   public func randomWeightTensors(seed: UInt64) -> [(String, [Int], [Double])] {
     var rng = SplitMix64(seed: seed)
     return expectedWeights.map { id, shape in
       let count = shape.reduce(1, *)
       let values: [Double]
-      if id.name.hasSuffix("LayerNorm.weight") {
+      if id.isNormScale {
         values = (0..<count).map { _ in Double.random(in: 0.8...1.2, using: &rng) }
       } else {
         let scale = shape.count == 2 ? 1 / Double(shape[1]).squareRoot() : 0.1
@@ -70,5 +86,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
     let v = Double.random(in: 0..<1, using: &self)
     return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+  }
+}
+
+extension WeightID {
+  /// A LayerNorm γ (BERT's "….LayerNorm.weight", GPT-2's "h.N.ln_1.weight", "ln_f.weight").
+  var isNormScale: Bool {
+    name.hasSuffix("LayerNorm.weight")
+      || (name.hasSuffix(".weight") && name.split(separator: ".").contains { $0.hasPrefix("ln_") })
   }
 }

@@ -21,22 +21,30 @@ struct Embed: AsyncParsableCommand {
 
   @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
   @Flag(help: "Only the Float64 reference engine, in the clear.") var plaintext = false
-  @Flag(help: "SIGMA's fixed-point recipe in the clear (what the secure run computes), against Float64.")
+  @Flag(
+    help: "SIGMA's fixed-point recipe in the clear (what the secure run computes), against Float64."
+  )
   var fixedPoint = false
   @Option(help: "Ring width n.") var ringBits = 50
   @Option(help: "Fractional bits f.") var fractionalBits = 12
-  @Option(help: "Key-stream buffer per party in MiB: the dealer pauses when it is full.") var keyBufferMib = 256
+  @Option(help: "Key-stream buffer per party in MiB: the dealer pauses when it is full.")
+  var keyBufferMib = 256
   @Flag(help: "Print JSON to stdout.") var json = false
-  @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.") var noTruncate = false
+  @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.")
+  var noTruncate = false
   @Argument(help: "Texts to embed.") var texts: [String]
 
   func validate() throws {
     guard !texts.isEmpty else { throw ValidationError("give at least one text") }
-    guard !(plaintext && fixedPoint) else { throw ValidationError("choose one of --plaintext and --fixed-point") }
+    guard !(plaintext && fixedPoint) else {
+      throw ValidationError("choose one of --plaintext and --fixed-point")
+    }
     guard keyBufferMib >= 1 else { throw ValidationError("--key-buffer-mib must be at least 1") }
   }
 
-  var engineName: String { plaintext ? "float64" : fixedPoint ? "fixed-point-sigma" : "secure-sigma" }
+  var engineName: String {
+    plaintext ? "float64" : fixedPoint ? "fixed-point-sigma" : "secure-sigma"
+  }
 
   func run() async throws {
     let embedder = try SentenceEmbedder(modelDirectory: model)
@@ -60,19 +68,24 @@ struct Embed: AsyncParsableCommand {
       let engine = try FixedPointEngine(weights: weights, parameters: parameters)
       let fixedStart = Date()
       results = []
-      for tokens in tokenized { results.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids)) }
+      for tokens in tokenized {
+        results.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids))
+      }
       report["seconds"] = Date().timeIntervalSince(fixedStart)
       report["range_violations"] = engine.statistics.totalViolations
     } else if !plaintext {
       if !json { printError("masking the weights once (setup)…") }
-      let secure = try await SecureModel(bert: embedder.bert, weights: weights, parameters: parameters)
+      let secure = try await SecureModel(
+        model: embedder.bert, weights: weights, parameters: parameters)
       var options = KeyStreamOptions()
       options.pipeCapacity = keyBufferMib << 20
       results = []
       var runs: [RunCosts] = []
       for (index, tokens) in tokenized.enumerated() {
-        if !json { printError("secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…") }
-        let run = try await secure.sentenceEmbedding(ids: tokens.ids, options: options)
+        if !json {
+          printError("secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…")
+        }
+        let run = try await secure.infer(ids: tokens.ids, options: options)
         results.append(run.decoded)
         runs.append(run.costs)
       }
@@ -105,7 +118,8 @@ struct Embed: AsyncParsableCommand {
       print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
     }
     if results.count > 1 {
-      print(String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(results[0], results[1])))
+      print(
+        String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(results[0], results[1])))
     }
     if plaintext {
       print(String(format: "plaintext Float64 engine, %.3f s", plainSeconds))
@@ -115,8 +129,10 @@ struct Embed: AsyncParsableCommand {
     if fixedPoint {
       print(
         String(
-          format: "SIGMA fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
-          ringBits, fractionalBits, report["seconds"] as? Double ?? 0, worst, report["range_violations"] as? Int ?? 0))
+          format:
+            "SIGMA fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
+          ringBits, fractionalBits, report["seconds"] as? Double ?? 0, worst,
+          report["range_violations"] as? Int ?? 0))
       return
     }
     print(
@@ -126,9 +142,11 @@ struct Embed: AsyncParsableCommand {
             online %.2f s, offline %.2f s, %.1f MB between P0 and P1 in %d rounds, client %.1f MB
             keys %.1f MB per party; setup (once) %.2f s, %.1f MB; peak memory %.2f GB
           """, ringBits, fractionalBits, worst, report["online_seconds"] as? Double ?? 0,
-        report["offline_seconds"] as? Double ?? 0, Double(report["online_bytes"] as? Int ?? 0) / 1e6,
+        report["offline_seconds"] as? Double ?? 0,
+        Double(report["online_bytes"] as? Int ?? 0) / 1e6,
         report["rounds"] as? Int ?? 0, Double(report["client_bytes"] as? Int ?? 0) / 1e6,
-        Double(report["key_bytes_per_party"] as? Int ?? 0) / 1e6, report["setup_seconds"] as? Double ?? 0,
+        Double(report["key_bytes_per_party"] as? Int ?? 0) / 1e6,
+        report["setup_seconds"] as? Double ?? 0,
         Double(report["setup_bytes"] as? Int ?? 0) / 1e6, Double(RunInfo.peakRSSBytes) / 1e9))
   }
 
@@ -140,11 +158,13 @@ struct Embed: AsyncParsableCommand {
       "online_seconds": sum { $0.onlineSeconds }, "offline_seconds": sum { $0.offlineSeconds },
       "online_bytes": sum { $0.onlineBytes }, "rounds": sum { $0.rounds },
       "key_bytes_per_party": sum { $0.keyBytes.prefix(2).max() ?? 0 },
-      "key_bytes": [sum { $0.keyBytes[0] }, sum { $0.keyBytes[1] }], "client_bytes": sum { $0.clientBytes },
+      "key_bytes": [sum { $0.keyBytes[0] }, sum { $0.keyBytes[1] }],
+      "client_bytes": sum { $0.clientBytes },
       "setup_seconds": setup.setupSeconds, "setup_bytes": setup.setupBytes,
       "runs": runs.map { run in
         [
-          "online_seconds": run.onlineSeconds, "offline_seconds": run.offlineSeconds, "online_bytes": run.onlineBytes,
+          "online_seconds": run.onlineSeconds, "offline_seconds": run.offlineSeconds,
+          "online_bytes": run.onlineBytes,
           "rounds": run.rounds, "key_bytes": run.keyBytes, "client_bytes": run.clientBytes,
           "peak_key_buffer_bytes": run.peakPipeBytes,
         ] as [String: Any]

@@ -9,7 +9,8 @@ import VeilModels
 struct ModelBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "model",
-    abstract: "A secure inference of a whole model: time, bytes, rounds, keys, memory, per layer type.",
+    abstract:
+      "A secure inference of a whole model: time, bytes, rounds, keys, memory, per layer type.",
     discussion: """
       --model names a public shape (random weights, no download); --model-dir runs a real \
       model folder instead. The costs of FSS gates do not depend on the values, so random \
@@ -17,7 +18,8 @@ struct ModelBench: AsyncParsableCommand {
       whole-model figures extrapolated from them, labelled as such.
       """)
 
-  @Option(help: "Model shape: \(BertPreset.allCases.map(\.rawValue).joined(separator: ", ")).") var model = "minilm"
+  @Option(help: "Model shape: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")).")
+  var model = "minilm"
   @Option(help: "A model folder to run instead of a named shape.") var modelDir: String?
   @Option(help: "Sequence length in tokens.") var seq = 128
   @Option(help: "Run only the first K blocks (default: all).") var layers: Int?
@@ -30,34 +32,44 @@ struct ModelBench: AsyncParsableCommand {
     var config: ModelConfig
     var weights: Float64Weights?
     var name = model
+    var family = ModelPreset.bertBase
     if let modelDir {
       let embedder = try SentenceEmbedder(modelDirectory: modelDir)
       config = embedder.config
       weights = try embedder.float64Weights()
       name = (modelDir as NSString).lastPathComponent
     } else {
-      guard let preset = BertPreset(rawValue: model) else {
-        throw ValidationError("unknown model '\(model)': use one of \(BertPreset.allCases.map(\.rawValue))")
+      guard let preset = ModelPreset(rawValue: model) else {
+        throw ValidationError(
+          "unknown model '\(model)': use one of \(ModelPreset.allCases.map(\.rawValue))")
       }
       config = preset.config
+      family = preset
     }
     let fullLayers = config.layers
     if let layers {
-      guard (1...fullLayers).contains(layers) else { throw ValidationError("--layers must be 1…\(fullLayers)") }
+      guard (1...fullLayers).contains(layers) else {
+        throw ValidationError("--layers must be 1…\(fullLayers)")
+      }
       config.layers = layers
     }
-    // Random weights only for the blocks that run.
-    let modelWeights = weights ?? BertModel(config: config).randomWeights(seed: 1)
-    guard (1...config.maxPositions).contains(seq) else { throw ValidationError("--seq must be 1…\(config.maxPositions)") }
+    guard (1...config.maxPositions).contains(seq) else {
+      throw ValidationError("--seq must be 1…\(config.maxPositions)")
+    }
     let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
     printError("\(name): masking the weights once…")
-    let secure = try await SecureModel(bert: BertModel(config: config), weights: modelWeights, parameters: parameters)
+    // Random weights only for the blocks that run; the doubles are dropped after the setup
+    // (peak RSS counts what a run needs).
+    let graph = family.graph(config)
+    let secure = try await SecureModel(
+      model: graph, weights: weights ?? graph.randomWeights(seed: 1), parameters: parameters)
+    weights = nil
     var options = KeyStreamOptions()
     options.pipeCapacity = keyBufferMib << 20
     // Token ids: [CLS] … [SEP] with ordinary word pieces between (the costs do not depend on them).
     let ids = (0..<seq).map { i in i == 0 ? 101 : i == seq - 1 ? 102 : 1000 + (i * 7919) % 20000 }
     printError("\(name): secure run, \(seq) tokens, \(config.layers) of \(fullLayers) blocks…")
-    let report = try await secure.sentenceEmbedding(ids: ids, options: options)
+    let report = try await secure.infer(ids: ids, options: options)
     let costs = report.costs
     let peak = RunInfo.peakRSSBytes
     let perKind = Self.perOpKind(costs)
@@ -66,7 +78,8 @@ struct ModelBench: AsyncParsableCommand {
     var result: [String: Any] = [
       "model": name, "seq": seq, "layers": config.layers, "model_layers": fullLayers,
       "online_seconds": costs.onlineSeconds, "offline_seconds": costs.offlineSeconds,
-      "online_bytes": costs.onlineBytes, "rounds": costs.rounds, "key_bytes_per_party": costs.keyBytes.prefix(2).max() ?? 0,
+      "online_bytes": costs.onlineBytes, "rounds": costs.rounds,
+      "key_bytes_per_party": costs.keyBytes.prefix(2).max() ?? 0,
       "key_bytes": costs.keyBytes, "client_bytes": costs.clientBytes, "peak_rss_bytes": peak,
       "peak_key_buffer_bytes": costs.peakPipeBytes, "setup_seconds": secure.setupSeconds,
       "setup_bytes": secure.setupBytes,
@@ -75,7 +88,8 @@ struct ModelBench: AsyncParsableCommand {
     if config.layers < fullLayers {
       let factor = Double(fullLayers) / Double(config.layers)
       result["extrapolated_full_model"] = [
-        "note": "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding and pooling counted once",
+        "note":
+          "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding and pooling counted once",
         "online_seconds": extrapolate(perKind, factor) { $0.seconds },
         "online_bytes": extrapolate(perKind, factor) { Double($0.bytes) },
         "rounds": extrapolate(perKind, factor) { Double($0.rounds) },
@@ -85,7 +99,10 @@ struct ModelBench: AsyncParsableCommand {
     if let json {
       var out = RunInfo.envelope(
         schema: "veil.bench.model/1",
-        params: ["recipe": "sigma", "ring_bits": ringBits, "fractional_bits": fractionalBits, "transport": "in-memory"],
+        params: [
+          "recipe": "sigma", "ring_bits": ringBits, "fractional_bits": fractionalBits,
+          "transport": "in-memory",
+        ],
         kernels: [:])
       out.merge(result) { $1 }
       try writeJSON(out, to: json)
@@ -103,8 +120,11 @@ struct ModelBench: AsyncParsableCommand {
     var inBlocks = true
 
     var json: [String: Any] {
-      ["online_seconds": seconds, "offline_seconds": offlineSeconds, "online_bytes": bytes, "rounds": rounds,
-       "key_bytes_per_party": keyBytes]
+      [
+        "online_seconds": seconds, "offline_seconds": offlineSeconds, "online_bytes": bytes,
+        "rounds": rounds,
+        "key_bytes_per_party": keyBytes,
+      ]
     }
   }
 
@@ -133,7 +153,8 @@ struct ModelBench: AsyncParsableCommand {
         c.bytes += cost.bytesSent + cost.bytesReceived
         c.rounds += cost.rounds
         c.keyBytes += cost.keyBytes
-        c.offlineSeconds += (costs.dealer[op]?[gate]?.seconds ?? 0) + max(cost.offlineSeconds, other.offlineSeconds)
+        c.offlineSeconds +=
+          (costs.dealer[op]?[gate]?.seconds ?? 0) + max(cost.offlineSeconds, other.offlineSeconds)
         c.inBlocks = !(op == .embedding || op == .pool || op == .normalize)
         out[key] = c
       }
@@ -141,23 +162,33 @@ struct ModelBench: AsyncParsableCommand {
     return out
   }
 
-  func extrapolate(_ perKind: [String: KindCost], _ factor: Double, _ value: (KindCost) -> Double) -> Double {
+  func extrapolate(_ perKind: [String: KindCost], _ factor: Double, _ value: (KindCost) -> Double)
+    -> Double
+  {
     perKind.values.reduce(0) { $0 + value($1) * ($1.inBlocks ? factor : 1) }
   }
 
-  func printTable(name: String, costs: RunCosts, perKind: [String: KindCost], peak: Int, setup: SecureModel) {
+  func printTable(
+    name: String, costs: RunCosts, perKind: [String: KindCost], peak: Int, setup: SecureModel
+  ) {
     print(
       String(
-        format: "%@, %d tokens: online %.2f s, offline %.2f s, %.1f MB in %d rounds, keys %.1f MB per party, peak RSS %.2f GB",
-        name, seq, costs.onlineSeconds, costs.offlineSeconds, Double(costs.onlineBytes) / 1e6, costs.rounds,
+        format:
+          "%@, %d tokens: online %.2f s, offline %.2f s, %.1f MB in %d rounds, keys %.1f MB per party, peak RSS %.2f GB",
+        name, seq, costs.onlineSeconds, costs.offlineSeconds, Double(costs.onlineBytes) / 1e6,
+        costs.rounds,
         Double(costs.keyBytes.prefix(2).max() ?? 0) / 1e6, Double(peak) / 1e9))
     print("layer type           online s  offline s   online MB  rounds     keys MB")
     for (kind, c) in perKind.sorted(by: { $0.value.seconds > $1.value.seconds }) {
       print(
         String(
-          format: "%-19@ %9.3f %10.3f %11.1f %7d %11.1f", kind.padding(toLength: 19, withPad: " ", startingAt: 0),
+          format: "%-19@ %9.3f %10.3f %11.1f %7d %11.1f",
+          kind.padding(toLength: 19, withPad: " ", startingAt: 0),
           c.seconds, c.offlineSeconds, Double(c.bytes) / 1e6, c.rounds, Double(c.keyBytes) / 1e6))
     }
-    print(String(format: "setup (once): %.2f s, %.1f MB opened between P0 and P1", setup.setupSeconds, Double(setup.setupBytes) / 1e6))
+    print(
+      String(
+        format: "setup (once): %.2f s, %.1f MB opened between P0 and P1", setup.setupSeconds,
+        Double(setup.setupBytes) / 1e6))
   }
 }

@@ -23,9 +23,13 @@ enum RunInfo {
   static var date: String { ISO8601DateFormatter().string(from: Date()) }
 
   static var cpuModel: String {
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else {
+      return "unknown"
+    }
     for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-      return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+      return line.split(separator: ":", maxSplits: 1).last.map {
+        $0.trimmingCharacters(in: .whitespaces)
+      } ?? "unknown"
     }
     return "unknown"
   }
@@ -40,15 +44,24 @@ enum RunInfo {
 
   /// The process's peak resident set (VmHWM), in bytes; 0 where /proc is missing.
   static var peakRSSBytes: Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+      return 0
+    }
     for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-      let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+      // "VmHWM:\t 123456 kB": a tab, then padding spaces only while the number is short.
+      let kib =
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0
       return kib * 1024
     }
     return 0
   }
 
-  static func envelope(schema: String, params: [String: Any], kernels: [String: String]) -> [String: Any] {
-    ["schema": schema, "commit": commit, "date": date, "machine": machine(kernels: kernels), "params": params]
+  static func envelope(schema: String, params: [String: Any], kernels: [String: String]) -> [String:
+    Any]
+  {
+    [
+      "schema": schema, "commit": commit, "date": date, "machine": machine(kernels: kernels),
+      "params": params,
+    ]
   }
 }

@@ -10,12 +10,17 @@ import VeilTestSupport
 /// The secure run (dealer, P0, P1, client in one process) against the fixed-point engine: the
 /// client's output must equal the clear integers exactly.
 @Suite(.serialized) struct SecureBertTests {
-  func clearOutput(_ config: ModelConfig, _ weights: Float64Weights, _ parameters: SigmaParameters, ids: [Int], valid: Int?)
+  func clearOutput(
+    _ config: ModelConfig, _ weights: Float64Weights, _ parameters: SigmaParameters, ids: [Int],
+    valid: Int?
+  )
     async throws -> [Int64]
   {
     let engine = try FixedPointEngine(weights: weights, parameters: parameters)
-    return try await BertModel(config: config).sentenceEmbedding(TokenInput(ids: ids), validTokens: valid, engine: engine)
-      .values
+    return try await BertModel(config: config).sentenceEmbedding(
+      TokenInput(ids: ids), validTokens: valid, engine: engine
+    )
+    .values
   }
 
   @Test(arguments: [(50, 12), (37, 12), (64, 16)])
@@ -23,9 +28,12 @@ import VeilTestSupport
     let config = TinyBert.config()
     let weights = TinyBert.weights(config)
     let parameters = SigmaParameters(ringBits: n, fractionalBits: f)
-    let model = try await SecureModel(bert: BertModel(config: config), weights: weights, parameters: parameters)
-    for (ids, valid) in [([2, 5, 3], nil), ([2, 5, 6, 7, 8, 5, 9, 10, 3], nil), ([2, 5, 6, 3, 0, 0], 4)] as [([Int], Int?)] {
-      let report = try await model.sentenceEmbedding(ids: ids, validTokens: valid)
+    let model = try await SecureModel(
+      model: BertModel(config: config), weights: weights, parameters: parameters)
+    for (ids, valid) in [
+      ([2, 5, 3], nil), ([2, 5, 6, 7, 8, 5, 9, 10, 3], nil), ([2, 5, 6, 3, 0, 0], 4),
+    ] as [([Int], Int?)] {
+      let report = try await model.infer(ids: ids, validTokens: valid)
       let clear = try await clearOutput(config, weights, parameters, ids: ids, valid: valid)
       #expect(report.output == clear, "n=\(n) f=\(f) \(ids.count) tokens")
       #expect(report.costs.rounds > 0 && report.costs.onlineBytes > 0)
@@ -33,17 +41,49 @@ import VeilTestSupport
     }
   }
 
+  /// A tiny GPT-2 (pre-LayerNorm blocks, causal softmax, last-token output): the secure run
+  /// equals the fixed-point engine, which stays close to float64; padding after the real tokens
+  /// changes nothing (the causal mask hides it).
+  @Test func tinyGPT2IsBitExactWithTheFixedPointEngine() async throws {
+    let config = ModelConfig(
+      architecture: .gpt2, vocabularySize: 40, hiddenSize: 32, layers: 2, heads: 4,
+      intermediateSize: 128,
+      maxPositions: 16, typeVocabularySize: 0, normEpsilon: 1e-5)
+    let graph = GPT2Model(config: config)
+    let weights = graph.randomWeights(seed: 7)
+    let parameters = SigmaParameters()
+    let model = try await SecureModel(model: graph, weights: weights, parameters: parameters)
+    let fixed = try FixedPointEngine(weights: weights, parameters: parameters)
+    var outputs: [[Int64]] = []
+    for (ids, valid) in [([4, 9, 13, 2, 30, 7], nil), ([4, 9, 13, 2, 30, 7, 0, 0], 6)]
+      as [([Int], Int?)]
+    {
+      let report = try await model.infer(ids: ids, validTokens: valid)
+      let clear = try await graph.output(TokenInput(ids: ids), validTokens: valid, engine: fixed)
+      #expect(report.output == clear.values, "\(ids.count) tokens")
+      let reference = try await graph.output(
+        TokenInput(ids: ids), validTokens: valid, engine: Float64Engine(weights: weights))
+      let decoded = fixed.decode(clear).scalars
+      let error = zip(decoded, reference.scalars).map { abs($0 - $1) }.max() ?? 1
+      #expect(error < 0.05, "fixed point within 0.05 of float64 (max error \(error))")
+      outputs.append(report.output)
+    }
+    #expect(outputs[0] == outputs[1], "padding after the real tokens changes nothing")
+  }
+
   @Test func smallPipesStillFinishAndBoundTheBuffer() async throws {
     let config = TinyBert.config()
     let weights = TinyBert.weights(config, seed: 3)
     let parameters = SigmaParameters()
-    let model = try await SecureModel(bert: BertModel(config: config), weights: weights, parameters: parameters)
+    let model = try await SecureModel(
+      model: BertModel(config: config), weights: weights, parameters: parameters)
     var options = KeyStreamOptions()
     options.pipeCapacity = 64 << 10
     options.segmentBytes = 16 << 10
     let ids = [2, 5, 6, 7, 8, 3]
-    let report = try await model.sentenceEmbedding(ids: ids, options: options)
-    #expect(report.output == (try await clearOutput(config, weights, parameters, ids: ids, valid: nil)))
+    let report = try await model.infer(ids: ids, options: options)
+    #expect(
+      report.output == (try await clearOutput(config, weights, parameters, ids: ids, valid: nil)))
     // The pipe never holds much more than its capacity plus one segment (plus one record).
     #expect(report.costs.peakPipeBytes < report.costs.keyBytes[0])
   }
@@ -57,21 +97,27 @@ import VeilTestSupport
   func threeSentencesMatchTheFixedPointEngineBitForBit() async throws {
     let (embedder, weights) = try MiniLM.loaded.get()
     let parameters = SigmaParameters()
-    let model = try await SecureModel(bert: embedder.bert, weights: weights, parameters: parameters)
+    let model = try await SecureModel(
+      model: embedder.bert, weights: weights, parameters: parameters)
     let fixed = try FixedPointEngine(weights: weights, parameters: parameters)
-    let cases = try MiniLM.cases().filter { $0.ids.count <= 128 }.sorted { $0.ids.count < $1.ids.count }
+    let cases = try MiniLM.cases().filter { $0.ids.count <= 128 }.sorted {
+      $0.ids.count < $1.ids.count
+    }
     let chosen = [cases.first!, cases[cases.count / 2], cases.last!]
     for c in chosen {
-      let report = try await model.sentenceEmbedding(ids: c.ids)
-      let clear = try await embedder.bert.sentenceEmbedding(TokenInput(ids: c.ids), engine: fixed).values
+      let report = try await model.infer(ids: c.ids)
+      let clear = try await embedder.bert.sentenceEmbedding(TokenInput(ids: c.ids), engine: fixed)
+        .values
       #expect(report.output == clear, "\(c.ids.count) tokens")
       let cosine = cosineSimilarity(report.decoded, c.embedding)
       #expect(cosine >= 0.999)
       let costs = report.costs
       print(
         String(
-          format: "secure MiniLM %3d tokens: cosine %.6f, online %.2f s, offline %.2f s, %.1f MB, %d rounds, keys %.1f MB/party",
-          c.ids.count, cosine, costs.onlineSeconds, costs.offlineSeconds, Double(costs.onlineBytes) / 1e6, costs.rounds,
+          format:
+            "secure MiniLM %3d tokens: cosine %.6f, online %.2f s, offline %.2f s, %.1f MB, %d rounds, keys %.1f MB/party",
+          c.ids.count, cosine, costs.onlineSeconds, costs.offlineSeconds,
+          Double(costs.onlineBytes) / 1e6, costs.rounds,
           Double(costs.keyBytes[0]) / 1e6))
     }
   }
