@@ -68,6 +68,19 @@ assert min(r["cosine"]) >= 0.999, r["cosine"]
 assert r["online_bytes"] > 0 and r["rounds"] > 100 and r["key_bytes_per_party"] > 0 and r["online_seconds"] > 0
 ' "$work/secure.json"
 
+# A whole-model bench over loopback TLS (a GPT-2-shaped model, 2 blocks, 8 tokens): the issue's
+# fields, the transport named, the extrapolation labelled; a bad transport is refused.
+"$veil" bench model --model gpt2 --seq 8 --layers 2 --transport tls --json "$work/bench.json" >/dev/null 2>"$work/err"
+check "bench model --transport tls" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("online_seconds", "offline_seconds", "online_bytes", "rounds", "key_bytes_per_party", "peak_rss_bytes", "per_layer_type"):
+    assert k in r, k
+assert r["params"]["transport"] == "tls" and r["model"] == "gpt2" and r["layers"] == 2
+assert "extrapolated_full_model" in r and r["online_bytes"] > 0 and r["rounds"] > 100
+' "$work/bench.json"
+expect_failure "bad transport" "transport" -- "$veil" bench model --model bert-tiny --transport carrier-pigeon
+
 # A long text is truncated with a warning; with --no-truncate it is refused.
 long="$(python3 -c 'print(" ".join(["word"] * 400))')"
 "$veil" embed --model "$model" --plaintext --json "$long" >"$work/long.json" 2>"$work/err"

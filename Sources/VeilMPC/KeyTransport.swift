@@ -103,7 +103,7 @@ actor DealerKeyStreams {
   private var writers: [KeyStreamWriter]
   private let pipes: [KeyPipe]
   private let segmentBytes: Int
-  /// Streams whose reader must be idle before the dealer goes on (see `KeyStreamOptions.alternate`).
+  /// Streams whose reader must be idle before the dealer goes on (see `RunOptions.alternate`).
   private let alternating: [Int]
   /// Bytes shipped per stream (headers, segment framing and MACs included).
   private(set) var streamBytes: [Int]

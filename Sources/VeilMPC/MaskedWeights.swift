@@ -2,7 +2,8 @@
 // r_W = G(t_0) + G(t_1) from two fresh seeds and gives P_b the seed t_b; the owner sends P_b an
 // additive share [W]_b; P0 and P1 open Ŵ = W + r_W to each other in Z_2^64 (never to the
 // dealer, who knows r_W). Afterwards a party holds Ŵ and its own W_b (W_0 = Ŵ − [r_W]_0,
-// W_1 = −[r_W]_1, so W_0 + W_1 = W), the dealer holds r_W, all reduced mod 2^n once.
+// W_1 = −[r_W]_1, so W_0 + W_1 = W), the dealer holds r_W, all reduced mod 2^n once. Large
+// weights go through in chunks, each chunk with its own mask seeds.
 // Per inference the key material of a linear layer is then output-sized, not weight-sized.
 import Foundation
 import VeilFSS
@@ -95,13 +96,5 @@ public enum WeightSetup {
     }
     let opened = zip(mine, BitPacking.unpack(received, bits: 64, count: w.count)).map { $0 &+ $1 }
     return (opened, party == 0 ? zip(opened, r).map { $0 &- $1 } : r.map { 0 &- $0 })
-  }
-
-  /// A weight as a run stores it: reduced mod 2^bits, a linear layer's matrix transposed.
-  static func runForm(_ values: [UInt64], shape: [Int], bits: Int, transpose: Bool) -> [UInt64] {
-    let m = ringMask(bits)
-    let reduced = values.map { $0 & m }
-    return transpose
-      ? RingMath.transposeBatch(reduced, batch: 1, rows: shape[0], columns: shape[1]) : reduced
   }
 }

@@ -11,8 +11,8 @@ import VeilModels
 import VeilNet
 import VeilRing
 
-/// How a run streams its keys.
-public struct KeyStreamOptions: Sendable {
+/// How a run streams its keys and reaches the peer.
+public struct RunOptions: Sendable {
   /// The dealer waits once a pipe holds this many bytes, until its reader has drained it.
   public var pipeCapacity = 256 << 20
   /// Records are sealed into MAC'd segments of about this size.
@@ -21,6 +21,8 @@ public struct KeyStreamOptions: Sendable {
   /// wait for more: key generation and online work alternate instead of sharing the cores, so
   /// that with every role on one machine their times are measured apart (DESIGN §9).
   public var alternate = true
+  /// Makes the P0↔P1 channel pair of a run (e.g. TCP or TLS over loopback); nil: in memory.
+  public var peerChannels: (@Sendable () async throws -> (any Channel, any Channel))?
 
   public init() {}
 }
@@ -106,25 +108,38 @@ public final class SecureModel: Sendable {
       let shape = tensor.shape
       let transpose = shape.count == 2 && !tables.contains(id)
       if transpose { transposed.insert(id) }
-      func kept(_ values: [UInt64]) -> [UInt64] {
-        WeightSetup.runForm(values, shape: shape, bits: bits, transpose: transpose)
+      // In chunks, each with its own mask seeds: a large table's Z_2^64 intermediates never
+      // exist whole, only its four kept n-bit copies.
+      var kept: [[UInt64]] = Array(repeating: [], count: 4)  // r_W, Ŵ, W_0, W_1
+      for k in kept.indices { kept[k].reserveCapacity(tensor.count) }
+      for lower in stride(from: 0, to: tensor.count, by: Self.setupChunk) {
+        let part = try Tensor(
+          shape: [min(Self.setupChunk, tensor.count - lower)],
+          scalars: Array(tensor.scalars[lower..<min(lower + Self.setupChunk, tensor.count)]))
+        let (share0, share1) = WeightSetup.ownerShares(
+          try ClearWeights.encode(id, part, format: format).scalars, random: &random)
+        let (mask, seeds) = try WeightSetup.dealMask(count: share0.count, random: &random)
+        async let opened0 = WeightSetup.open(
+          party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: c0)
+        async let opened1 = WeightSetup.open(
+          party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: c1)
+        let opened = try await [opened0, opened1]
+        guard opened[0].masked == opened[1].masked else {
+          throw MPCError.protocolViolation(
+            "P0 and P1 opened different masked values of weight '\(id)'")
+        }
+        let m = ringMask(bits)
+        for (k, values) in [mask, opened[0].masked, opened[0].share, opened[1].share].enumerated() {
+          kept[k] += values.lazy.map { $0 & m }
+        }
       }
-      let (share0, share1) = WeightSetup.ownerShares(
-        try ClearWeights.encode(id, tensor, format: format).scalars, random: &random)
-      let (mask, seeds) = try WeightSetup.dealMask(count: share0.count, random: &random)
-      async let opened0 = WeightSetup.open(
-        party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: c0)
-      async let opened1 = WeightSetup.open(
-        party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: c1)
-      let opened = try await [opened0, opened1]
-      guard opened[0].masked == opened[1].masked else {
-        throw MPCError.protocolViolation(
-          "P0 and P1 opened different masked values of weight '\(id)'")
+      if transpose {
+        kept = kept.map { RingMath.transposeBatch($0, batch: 1, rows: shape[0], columns: shape[1]) }
       }
       shapes[id] = shape
-      dealerValues[id] = kept(mask)
-      maskedValues[id] = kept(opened[0].masked)
-      for b in 0..<2 { shareValues[b][id] = kept(opened[b].share) }
+      dealerValues[id] = kept[0]
+      maskedValues[id] = kept[1]
+      for b in 0..<2 { shareValues[b][id] = kept[2 + b] }
     }
     dealerMasks = RunWeights(shapes: shapes, values: dealerValues, transposed: transposed)
     partyMasked = RunWeights(shapes: shapes, values: maskedValues, transposed: transposed)
@@ -147,6 +162,9 @@ public final class SecureModel: Sendable {
 
   var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
 
+  /// Weights go through the setup in chunks of this many elements (32 MiB per Z_2^64 copy).
+  static let setupChunk = 1 << 22
+
   /// A secure run allocates and frees key records, shares and products of many megabytes per
   /// gate. glibc returns every block above its mmap threshold to the kernel at once, so each
   /// new one comes back as fresh zeroed pages: page faults and page clearing took a third of a
@@ -157,7 +175,7 @@ public final class SecureModel: Sendable {
   /// shares — BERT's sentence embedding, GPT-2's last hidden state; only the client task sees
   /// the ids and the result.
   public func infer(
-    ids: [Int], validTokens: Int? = nil, options: KeyStreamOptions = KeyStreamOptions()
+    ids: [Int], validTokens: Int? = nil, options: RunOptions = RunOptions()
   )
     async throws -> SecureRunReport
   {
@@ -193,7 +211,7 @@ public final class SecureModel: Sendable {
   /// back end walks its body (the same gates in the same order), then the streams are closed
   /// and checked to the end. `graph` names the public graph for the streams' graph digest.
   func run(
-    sequenceLength t: Int, graph: String, options: KeyStreamOptions,
+    sequenceLength t: Int, graph: String, options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
     party partyBody: @escaping @Sendable (PartyBackend) async throws -> Void,
     client clientBody: @escaping @Sendable (KeySource, [any Channel]) async throws -> [Int64]
@@ -221,10 +239,11 @@ public final class SecureModel: Sendable {
         pipe: pipes[i], expected: headers[i], macKey: macKeys[i],
         ledger: i < 2 ? ledgers[i] : RunLedger())
     }
-    let (p0, p1) = InMemoryChannel.makePair(.p0, .p1)
+    let (p0, p1): (any Channel, any Channel) =
+      try await options.peerChannels?() ?? InMemoryChannel.makePair(.p0, .p1)
     let (client0, party0Client) = InMemoryChannel.makePair(.client, .p0)
     let (client1, party1Client) = InMemoryChannel.makePair(.client, .p1)
-    let channels: [InMemoryChannel] = [p0, p1, client0, party0Client, client1, party1Client]
+    let channels: [any Channel] = [p0, p1, client0, party0Client, client1, party1Client]
     let tallies = (0..<3).map { _ in CostTally() }
     let dealer = try DealerBackend(
       masks: dealerMasks, format: format, prg: prg, streams: streams, tally: tallies[2])

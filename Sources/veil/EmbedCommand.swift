@@ -77,7 +77,7 @@ struct Embed: AsyncParsableCommand {
       if !json { printError("masking the weights once (setup)…") }
       let secure = try await SecureModel(
         model: embedder.bert, weights: weights, parameters: parameters)
-      var options = KeyStreamOptions()
+      var options = RunOptions()
       options.pipeCapacity = keyBufferMib << 20
       results = []
       var runs: [RunCosts] = []

@@ -26,9 +26,19 @@ struct ModelBench: AsyncParsableCommand {
   @Option(help: "Ring width n.") var ringBits = 50
   @Option(help: "Fractional bits f.") var fractionalBits = 12
   @Option(help: "Key-stream buffer per party in MiB.") var keyBufferMib = 256
+  @Option(help: "The approximation recipe (sigma; PUMA and SecFormer come with their issue).")
+  var recipe = "sigma"
+  @Option(help: "P0-P1 channel: in-memory, tcp or tls (over loopback, both ends in this process).")
+  var transport = "in-memory"
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() async throws {
+    guard recipe == "sigma" else {
+      throw CommandError("unknown recipe '\(recipe)': only sigma is built so far")
+    }
+    guard ["in-memory", "tcp", "tls"].contains(transport) else {
+      throw CommandError("--transport must be in-memory, tcp or tls, not '\(transport)'")
+    }
     var config: ModelConfig
     var weights: Float64Weights?
     var name = model
@@ -40,7 +50,7 @@ struct ModelBench: AsyncParsableCommand {
       name = (modelDir as NSString).lastPathComponent
     } else {
       guard let preset = ModelPreset(rawValue: model) else {
-        throw ValidationError(
+        throw CommandError(
           "unknown model '\(model)': use one of \(ModelPreset.allCases.map(\.rawValue))")
       }
       config = preset.config
@@ -49,12 +59,12 @@ struct ModelBench: AsyncParsableCommand {
     let fullLayers = config.layers
     if let layers {
       guard (1...fullLayers).contains(layers) else {
-        throw ValidationError("--layers must be 1…\(fullLayers)")
+        throw CommandError("--layers must be 1…\(fullLayers)")
       }
       config.layers = layers
     }
     guard (1...config.maxPositions).contains(seq) else {
-      throw ValidationError("--seq must be 1…\(config.maxPositions)")
+      throw CommandError("--seq must be 1…\(config.maxPositions)")
     }
     let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
     printError("\(name): masking the weights once…")
@@ -64,16 +74,33 @@ struct ModelBench: AsyncParsableCommand {
     let secure = try await SecureModel(
       model: graph, weights: weights ?? graph.randomWeights(seed: 1), parameters: parameters)
     weights = nil
-    var options = KeyStreamOptions()
+    var options = RunOptions()
     options.pipeCapacity = keyBufferMib << 20
     // Token ids: [CLS] … [SEP] with ordinary word pieces between (the costs do not depend on them).
     let ids = (0..<seq).map { i in i == 0 ? 101 : i == seq - 1 ? 102 : 1000 + (i * 7919) % 20000 }
     printError("\(name): secure run, \(seq) tokens, \(config.layers) of \(fullLayers) blocks…")
+    var loopback: LoopbackPair?
+    if transport != "in-memory" {
+      let pair = try await LoopbackPair.connect(tls: transport == "tls")
+      options.peerChannels = { (pair.p0, pair.p1) }
+      loopback = pair
+    }
+    // The setup's peak and the run's own peak, apart (the weights kept count in both).
+    let setupPeak = RunInfo.peakRSSBytes
+    let runPeakMeasured = RunInfo.resetPeakRSS()
     let report = try await secure.infer(ids: ids, options: options)
+    await loopback?.shutdown()
     let costs = report.costs
-    let peak = RunInfo.peakRSSBytes
+    let runPeak = RunInfo.peakRSSBytes
+    let peak = max(setupPeak, runPeak)
     let perKind = Self.perOpKind(costs)
     printTable(name: name, costs: costs, perKind: perKind, peak: peak, setup: secure)
+    if runPeakMeasured {
+      print(
+        String(
+          format: "peak RSS: setup %.2f GB, run %.2f GB", Double(setupPeak) / 1e9,
+          Double(runPeak) / 1e9))
+    }
 
     var result: [String: Any] = [
       "model": name, "seq": seq, "layers": config.layers, "model_layers": fullLayers,
@@ -81,6 +108,7 @@ struct ModelBench: AsyncParsableCommand {
       "online_bytes": costs.onlineBytes, "rounds": costs.rounds,
       "key_bytes_per_party": costs.keyBytes.prefix(2).max() ?? 0,
       "key_bytes": costs.keyBytes, "client_bytes": costs.clientBytes, "peak_rss_bytes": peak,
+      "setup_peak_rss_bytes": setupPeak, "run_peak_rss_bytes": runPeakMeasured ? runPeak : NSNull(),
       "peak_key_buffer_bytes": costs.peakPipeBytes, "setup_seconds": secure.setupSeconds,
       "setup_bytes": secure.setupBytes,
       "per_layer_type": perKind.mapValues { $0.json },
@@ -100,8 +128,8 @@ struct ModelBench: AsyncParsableCommand {
       var out = RunInfo.envelope(
         schema: "veil.bench.model/1",
         params: [
-          "recipe": "sigma", "ring_bits": ringBits, "fractional_bits": fractionalBits,
-          "transport": "in-memory",
+          "recipe": recipe, "ring_bits": ringBits, "fractional_bits": fractionalBits,
+          "transport": transport,
         ],
         kernels: [:])
       out.merge(result) { $1 }

@@ -123,36 +123,18 @@ struct NetBench: AsyncParsableCommand {
   // MARK: VeilNet channels
 
   func measureChannel(_ name: String, payload: [UInt8]) async throws -> Measurement {
-    // One event loop per end, so that the two parties run on two threads.
-    let serverLoop = NetworkThreads(count: 1)
-    let clientLoop = NetworkThreads(count: 1)
     var limits = ChannelLimits()
     limits.maximumMessageBytes = max(limits.maximumMessageBytes, payload.count)
     limits.chunkBytes = chunkKib << 10
     let (a, b): (any Channel, any Channel)
+    var loopback: LoopbackPair?
     switch name {
     case "in-memory":
       (a, b) = InMemoryChannel.makePair(.p0, .p1, limits: limits)
     default:
-      let runID = RunID.random()
-      let tls = name.hasPrefix("tls")
-      let authority = tls ? try VeilCertificateAuthority.generate() : nil
-      func security(_ role: PartyRole) throws -> TransportSecurity {
-        guard let authority else { return .insecurePlainTCP }
-        return .mutualTLS(try authority.issue(role: role))
-      }
-      let listener = try await TCPListener.bind(
-        host: "127.0.0.1", port: 0,
-        configuration: SessionConfiguration(runID: runID, localRole: .p0, peerRole: .p1, limits: limits),
-        security: try security(.p0), group: serverLoop.group)
-      async let accepted = listener.accept()
-      let client = try await TCPChannel.connect(
-        host: "127.0.0.1", port: listener.port,
-        configuration: SessionConfiguration(runID: runID, localRole: .p1, peerRole: .p0, limits: limits),
-        security: try security(.p1), group: clientLoop.group)
-      a = try await accepted
-      b = client
-      await listener.close()
+      let pair = try await LoopbackPair.connect(tls: name.hasPrefix("tls"), limits: limits)
+      (a, b) = (pair.p0, pair.p1)
+      loopback = pair
     }
     let count = messages
     let size = payload.count
@@ -202,8 +184,7 @@ struct NetBench: AsyncParsableCommand {
     try await echo
     await a.close()
     await b.close()
-    await serverLoop.shutdown()
-    await clientLoop.shutdown()
+    await loopback?.shutdown()
     return Measurement(throughput: best, exchange: bestExchange, roundTrips: rtt)
   }
 

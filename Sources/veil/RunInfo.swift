@@ -42,6 +42,12 @@ enum RunInfo {
     ]
   }
 
+  /// Resets the peak resident set to the current one (Linux: "5" to /proc/self/clear_refs), so
+  /// that a later `peakRSSBytes` measures one phase; false where that is not possible.
+  static func resetPeakRSS() -> Bool {
+    (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil
+  }
+
   /// The process's peak resident set (VmHWM), in bytes; 0 where /proc is missing.
   static var peakRSSBytes: Int {
     guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {

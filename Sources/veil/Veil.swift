@@ -49,3 +49,10 @@ func writeJSON(_ object: Any, to path: String) throws {
     printError("wrote \(path)")
   }
 }
+
+/// A bad option value found while running: one line on stderr (ArgumentParser's
+/// `ValidationError` adds the usage lines).
+struct CommandError: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
+}

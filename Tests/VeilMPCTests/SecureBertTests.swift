@@ -77,7 +77,7 @@ import VeilTestSupport
     let parameters = SigmaParameters()
     let model = try await SecureModel(
       model: BertModel(config: config), weights: weights, parameters: parameters)
-    var options = KeyStreamOptions()
+    var options = RunOptions()
     options.pipeCapacity = 64 << 10
     options.segmentBytes = 16 << 10
     let ids = [2, 5, 6, 7, 8, 3]

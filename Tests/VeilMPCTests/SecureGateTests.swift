@@ -80,7 +80,7 @@ import VeilTestSupport
     }
     let collected = Collected()
     _ = try await model.run(
-      sequenceLength: 1, graph: "gate test", options: KeyStreamOptions(),
+      sequenceLength: 1, graph: "gate test", options: RunOptions(),
       dealer: { dealer in await collected.set(mask: try await gate(dealer, masks)) },
       party: { party in await collected.set(party: party.party, try await gate(party, masked)) },
       client: { keys, _ in
@@ -345,7 +345,7 @@ import VeilTestSupport
     for _ in 0..<2 {
       let collected = Collected()
       let (output, _) = try await model.run(
-        sequenceLength: ids.count, graph: "embedding test", options: KeyStreamOptions(),
+        sequenceLength: ids.count, graph: "embedding test", options: RunOptions(),
         dealer: { dealer in
           let rows = try await dealer.tokenEmbedding(
             TokenInput(hiddenCount: ids.count), table: table, site: Self.site)
@@ -395,7 +395,7 @@ import VeilTestSupport
       x.format, x.shape, x.values.map { UInt64(bitPattern: $0) & ringMask(50) })
     await #expect(throws: MPCError.self) {
       _ = try await model.run(
-        sequenceLength: 1, graph: "mismatch", options: KeyStreamOptions(),
+        sequenceLength: 1, graph: "mismatch", options: RunOptions(),
         dealer: { dealer in _ = try await dealer.square(mask, site: Self.site) },
         party: { party in _ = try await party.compare(masked, offsets: [0], site: Self.site) },
         client: { keys, _ in
