@@ -13,6 +13,9 @@ for seq in 16 128; do
   $veil bench model --model-dir "$model_dir" --seq "$seq" --json "$out/minilm-$seq.json"
 done
 $veil bench model --model bert-base --seq 128 --json "$out/bert-base-128.json"
+for transport in tcp tls; do
+  $veil bench model --model bert-base --seq 128 --transport "$transport" --json "$out/bert-base-128-$transport.json"
+done
 $veil bench model --model bert-large --seq 128 --json "$out/bert-large-128.json"
 for seq in 32 64 128 256; do
   $veil bench model --model gpt2 --seq "$seq" --json "$out/gpt2-$seq.json"

@@ -23,7 +23,7 @@ def veil_rows(paths):
     for path in paths:
         with open(path) as f:
             data = json.load(f)
-        if data.get("schema", "").startswith("veil.bench.model") is False:
+        if not data.get("schema", "").startswith("veil.bench.model"):
             continue
         row = {k: data.get(k) for k in ("model", "seq", "online_seconds", "online_bytes", "key_bytes_per_party")}
         row["extrapolated"] = False
@@ -32,6 +32,8 @@ def veil_rows(paths):
             row.update({k: extra[k] for k in ("online_seconds", "online_bytes", "key_bytes_per_party")})
             row["extrapolated"] = True
         row["machine"] = data.get("machine", {}).get("cpu", "")
+        if data.get("params", {}).get("transport", "in-memory") != "in-memory":
+            continue  # the plots compare in-memory runs; transports have their own table
         rows.append(row)
     return rows
 
