@@ -50,21 +50,27 @@ def nice_max(value):
     return top
 
 
-def bar_chart(title, unit, groups, series, values, notes, path):
-    """values[(group, series)] = (number, hatched, label) or missing."""
-    width, height, left, bottom, top = 760, 420, 70, 60, 50
-    plot_w, plot_h = width - left - 180, height - top - bottom
-    present = [v[0] for v in values.values()]
-    ymax = nice_max(max(present)) if present else 1
+def frame(width, height, left, top, plot_w, plot_h, ymax, title, unit):
+    """The SVG header, title, horizontal grid with y labels and the y-axis unit."""
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
-           '<rect width="6" height="6" fill="white"/><line x1="0" y1="0" x2="0" y2="6" stroke="#1f77b4" stroke-width="3"/></pattern></defs>',
            f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="15">{escape(title)}</text>']
     for i in range(6):
         y = top + plot_h - plot_h * i / 5
         out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{ymax * i / 5:g}</text>')
     out.append(f'<text x="16" y="{top + plot_h / 2}" transform="rotate(-90 16 {top + plot_h / 2})" text-anchor="middle">{escape(unit)}</text>')
+    return out
+
+
+def bar_chart(title, unit, groups, series, values, notes, path):
+    """values[(group, series)] = (number, hatched, label) or missing."""
+    width, height, left, bottom, top = 760, 420, 70, 60, 50
+    plot_w, plot_h = width - left - 180, height - top - bottom
+    present = [v[0] for v in values.values()]
+    ymax = nice_max(max(present)) if present else 1
+    out = frame(width, height, left, top, plot_w, plot_h, ymax, title, unit)
+    out.insert(1, '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
+               '<rect width="6" height="6" fill="white"/><line x1="0" y1="0" x2="0" y2="6" stroke="#1f77b4" stroke-width="3"/></pattern></defs>')
     group_w = plot_w / len(groups)
     bar_w = group_w * 0.8 / len(series)
     for g, group in enumerate(groups):
@@ -96,13 +102,7 @@ def line_chart(title, unit, points, notes, path):
     plot_w, plot_h = width - left - 40, height - top - bottom
     xs = sorted({p[0] for p in points})
     ymax = nice_max(max(p[1] for p in points))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           f'<text x="{width / 2}" y="24" text-anchor="middle" font-size="15">{escape(title)}</text>']
-    for i in range(6):
-        y = top + plot_h - plot_h * i / 5
-        out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{ymax * i / 5:g}</text>')
-    out.append(f'<text x="16" y="{top + plot_h / 2}" transform="rotate(-90 16 {top + plot_h / 2})" text-anchor="middle">{escape(unit)}</text>')
+    out = frame(width, height, left, top, plot_w, plot_h, ymax, title, unit)
 
     def px(seq):
         return left + plot_w * (xs.index(seq) + 0.5) / len(xs)

@@ -220,18 +220,8 @@ public actor DealerBackend: MaskedWireBackend {
     }
   }
 
-  public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
-    try await select(bits, x, opened: true, site)
-  }
-
-  public func selectUnopened(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws
-    -> WireTensor
-  {
-    try await select(bits, x, opened: false, site)
-  }
-
   /// The same select key either way: only whether the parties open the output differs.
-  private func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, _ site: GateSite)
+  func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, site: GateSite)
     async throws -> WireTensor
   {
     try checkSelect(bits, x, site)
@@ -245,11 +235,6 @@ public actor DealerBackend: MaskedWireBackend {
         WireTensor(x.format, x.shape, r, opened: opened)
       )
     }
-  }
-
-  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor
-  {
-    try await lookups([x], tables: [table], open: true, site: site)[0]
   }
 
   /// One key record per lookup, in order; the parties merge their openings.

@@ -60,9 +60,27 @@ protocol MaskedWireBackend: GateBackend where Value == WireTensor, Bits == WireB
   /// Weights as wires carry them: Ŵ = W + r_W at a party, r_W at the dealer, so that adding a
   /// bias or reading embedding rows is local on both sides.
   var wireWeights: RunWeights { get }
+  /// A select whose output the parties open or keep as shares (the same key either way).
+  func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, site: GateSite) async throws
+    -> WireTensor
 }
 
 extension MaskedWireBackend {
+  public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
+    try await select(bits, x, opened: true, site: site)
+  }
+
+  public func selectUnopened(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws
+    -> WireTensor
+  {
+    try await select(bits, x, opened: false, site: site)
+  }
+
+  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor
+  {
+    try await lookups([x], tables: [table], open: true, site: site)[0]
+  }
+
   public func shape(of value: WireTensor) -> [Int] { value.shape }
   public func format(of value: WireTensor) -> WireFormat { value.format }
   public func shape(of bits: WireBits) -> [Int] { bits.shape }

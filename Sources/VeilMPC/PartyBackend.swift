@@ -326,17 +326,7 @@ public actor PartyBackend: MaskedWireBackend {
     }
   }
 
-  public func select(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws -> WireTensor {
-    try await select(bits, x, opened: true, site)
-  }
-
-  public func selectUnopened(_ bits: WireBits, _ x: WireTensor, site: GateSite) async throws
-    -> WireTensor
-  {
-    try await select(bits, x, opened: false, site)
-  }
-
-  private func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, _ site: GateSite)
+  func select(_ bits: WireBits, _ x: WireTensor, opened: Bool, site: GateSite)
     async throws -> WireTensor
   {
     try checkSelect(bits, x, site)
@@ -351,11 +341,6 @@ public actor PartyBackend: MaskedWireBackend {
       guard opened else { return WireTensor(x.format, x.shape, mine, opened: false) }
       return WireTensor(x.format, x.shape, try await open(mine, bits: n, site))
     }
-  }
-
-  public func lookup(_ x: WireTensor, table: LookupTable, site: GateSite) async throws -> WireTensor
-  {
-    try await lookups([x], tables: [table], open: true, site: site)[0]
   }
 
   /// Every lookup's round 1 (sign bits and signed values) goes in one exchange, and every

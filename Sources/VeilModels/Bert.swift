@@ -141,19 +141,10 @@ public struct BertModel: TransformerGraph {
         bias: layerWeight(layer, name + ".bias"),
         site: site(.linear, index))
     }
-    let heads = config.heads
-    let q = try await e.splitHeads(
-      try await dense(x, "attention.self.query", 0), heads: heads, site: site(.reshape, 0))
-    let k = try await e.splitHeads(
-      try await dense(x, "attention.self.key", 1), heads: heads, site: site(.reshape, 1))
-    let v = try await e.splitHeads(
-      try await dense(x, "attention.self.value", 2), heads: heads, site: site(.reshape, 2))
-    let scores = try await e.attentionScores(
-      q, k, scale: 1 / Double(config.headDimension).squareRoot(), site: site(.attentionScores, 0))
-    let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
-    let context = try await e.mergeHeads(
-      try await e.attentionContext(probabilities, v, site: site(.attentionContext, 0)),
-      site: site(.reshape, 3))
+    let context = try await selfAttention(
+      x, config: config, mask: mask, layer: layer, engine: e,
+      projection: { (layerWeight(layer, $0 + ".weight"), layerWeight(layer, $0 + ".bias")) },
+      names: ("attention.self.query", "attention.self.key", "attention.self.value"))
     let attended = try await e.add(
       try await dense(context, "attention.output.dense", 3), x, site: site(.add, 0))
     let h = try await e.layerNorm(

@@ -116,3 +116,30 @@ public protocol InferenceEngine: Sendable {
   /// Each row divided by its Euclidean norm.
   func l2Normalize(_ x: Value, site: OpSite) async throws -> Value
 }
+
+/// Multi-head self-attention up to the merged context [T, d], before the output projection:
+/// the query, key and value projections (`linear` sites 0, 1, 2), scaled scores, the masked
+/// softmax and P·V. `projection` names a projection's (weight, bias).
+func selfAttention<E: InferenceEngine>(
+  _ x: E.Value, config: ModelConfig, mask: AttentionMask, layer: Int, engine e: E,
+  projection: (String) -> (weight: WeightID, bias: WeightID),
+  names: (query: String, key: String, value: String)
+) async throws -> E.Value {
+  func site(_ kind: OpKind, _ index: Int) -> OpSite {
+    OpSite(layer: layer, kind: kind, index: index)
+  }
+  var heads: [E.Value] = []
+  for (index, name) in [names.query, names.key, names.value].enumerated() {
+    let (weight, bias) = projection(name)
+    let projected = try await e.linear(x, weight: weight, bias: bias, site: site(.linear, index))
+    heads.append(
+      try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
+  }
+  let scores = try await e.attentionScores(
+    heads[0], heads[1], scale: 1 / Double(config.headDimension).squareRoot(),
+    site: site(.attentionScores, 0))
+  let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
+  return try await e.mergeHeads(
+    try await e.attentionContext(probabilities, heads[2], site: site(.attentionContext, 0)),
+    site: site(.reshape, 3))
+}

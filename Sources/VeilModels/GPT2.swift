@@ -80,20 +80,10 @@ public struct GPT2Model: TransformerGraph {
         beta: layerWeight(layer, name + ".bias"),
         epsilon: config.normEpsilon, site: site(.layerNorm, index))
     }
-    let heads = config.heads
-    let h = try await norm(x, "ln_1", 0)
-    let q = try await e.splitHeads(
-      try await dense(h, "attn.query", 0), heads: heads, site: site(.reshape, 0))
-    let k = try await e.splitHeads(
-      try await dense(h, "attn.key", 1), heads: heads, site: site(.reshape, 1))
-    let v = try await e.splitHeads(
-      try await dense(h, "attn.value", 2), heads: heads, site: site(.reshape, 2))
-    let scores = try await e.attentionScores(
-      q, k, scale: 1 / Double(config.headDimension).squareRoot(), site: site(.attentionScores, 0))
-    let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
-    let context = try await e.mergeHeads(
-      try await e.attentionContext(probabilities, v, site: site(.attentionContext, 0)),
-      site: site(.reshape, 3))
+    let context = try await selfAttention(
+      try await norm(x, "ln_1", 0), config: config, mask: mask, layer: layer, engine: e,
+      projection: { (layerWeight(layer, $0 + ".weight"), layerWeight(layer, $0 + ".bias")) },
+      names: ("attn.query", "attn.key", "attn.value"))
     let attended = try await e.add(
       x, try await dense(context, "attn.c_proj", 3), site: site(.add, 0))
     let inner = try await e.gelu(

@@ -1,6 +1,6 @@
 // VeilModels owns everything about models that is public or plaintext: safetensors files,
 // Hugging Face configs, tokenizers, the engine protocol the model graphs are written against,
-// the Float64 reference engine, and the BERT graph itself.
+// the Float64 reference engine, and the BERT and GPT-2 graphs themselves.
 import VeilRing
 
 /// Errors raised while reading model folders, configs, weights or tokenizer files.
