@@ -66,6 +66,28 @@ public actor DealerBackend: MaskedWireBackend {
     return made.output
   }
 
+  /// An elementwise FSS gate over `count` elements, one record pair per chunk of
+  /// `elementChunks(count)`: `make` builds a chunk's two records from its element range, and
+  /// each pair is shipped (possibly waiting for a pipe) before the next is made, so no one
+  /// holds the keys of a whole large gate at once.
+  private func chunkedGate(
+    _ kind: GateKind, _ site: GateSite, count: Int, elements: Int,
+    _ make: (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
+  ) async throws {
+    var cost = GateCost()
+    cost.calls = 1
+    cost.elements = elements
+    for range in elementChunks(count) {
+      let start = clock.now
+      let records = try make(range, &random)
+      cost.seconds += (clock.now - start).seconds
+      cost.keyBytes += records.0.count + records.1.count
+      try await streams.append([(0, op, records.0), (1, op, records.1)])
+      op += 1
+    }
+    tally.add(kind, site, cost)
+  }
+
   private func serialized(_ keys: (ShareBundle, ShareBundle)) -> ([UInt8], [UInt8]) {
     (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
   }
@@ -183,21 +205,16 @@ public actor DealerBackend: MaskedWireBackend {
 
   public func truncate(
     _ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite
-  )
-    async throws -> WireTensor
-  {
+  ) async throws -> WireTensor {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
-    return try await gate(.truncate, site, elements: x.count) { random in
-      let r = random.elements(x.count, bits: m)
+    let r = random.elements(x.count, bits: m)
+    try await chunkedGate(.truncate, site, count: x.count, elements: x.count) { range, random in
       let keys = try TruncationGate.gen(
-        kind: kind, inputBits: x.format.bits, shift: s, outputBits: m, inputMasks: x.values,
-        outputMasks: r, prg: prg,
-        random: &random)
-      return (
-        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
-        WireTensor(format, x.shape, r)
-      )
+        kind: kind, inputBits: x.format.bits, shift: s, outputBits: m,
+        inputMasks: Array(x.values[range]), outputMasks: Array(r[range]), prg: prg, random: &random)
+      return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
     }
+    return WireTensor(format, x.shape, r)
   }
 
   public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
@@ -207,17 +224,17 @@ public actor DealerBackend: MaskedWireBackend {
       throw MPCError.formatMismatch(site, "DReLU needs n ≥ 2 and offsets")
     }
     let ring = try Ring(bits: n)
-    return try await gate(.compare, site, elements: x.count * offsets.count) { random in
-      let r = random.bits(x.count * offsets.count)
+    let k = offsets.count
+    let r = random.bits(x.count * k)
+    try await chunkedGate(.compare, site, count: x.count, elements: x.count * k) { range, random in
       let keys = try DReLUGate.gen(
-        ring: ring, offsets: offsets.map { element($0, bits: n) }, inputMasks: x.values,
-        outputMasks: r, prg: prg,
+        ring: ring, offsets: offsets.map { element($0, bits: n) },
+        inputMasks: Array(x.values[range]),
+        outputMasks: Array(r[(range.lowerBound * k)..<(range.upperBound * k)]), prg: prg,
         random: &random)
-      return (
-        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
-        WireBits(shape: x.shape + [offsets.count], bits: r)
-      )
+      return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
     }
+    return WireBits(shape: x.shape + [k], bits: r)
   }
 
   /// The same select key either way: only whether the parties open the output differs.
@@ -226,38 +243,35 @@ public actor DealerBackend: MaskedWireBackend {
   {
     try checkSelect(bits, x, site)
     let ring = try Ring(bits: x.format.bits)
-    return try await gate(opened ? .select : .selectUnopened, site, elements: x.count) { random in
-      let r = random.elements(x.count, bits: ring.bits)
+    let r = random.elements(x.count, bits: ring.bits)
+    try await chunkedGate(
+      opened ? .select : .selectUnopened, site, count: x.count, elements: x.count
+    ) {
+      range, random in
       let keys = try SelectGate.gen(
-        ring: ring, bitMasks: bits.bits, valueMasks: x.values, outputMasks: r, random: &random)
-      return (
-        (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
-        WireTensor(x.format, x.shape, r, opened: opened)
-      )
+        ring: ring, bitMasks: Array(bits.bits[range]), valueMasks: Array(x.values[range]),
+        outputMasks: Array(r[range]), random: &random)
+      return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
     }
+    return WireTensor(x.format, x.shape, r, opened: opened)
   }
 
-  /// One key record per lookup, in order; the parties merge their openings.
+  /// The records of each lookup in turn (chunked); the parties merge their openings.
   public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)
-    async throws
-    -> [WireTensor]
+    async throws -> [WireTensor]
   {
     try checkLookups(inputs, tables, site)
     var outputs: [WireTensor] = []
     for (x, table) in zip(inputs, tables) {
       let ring = try Ring(bits: table.output.bits)
-      outputs.append(
-        try await gate(.lookup, site, elements: x.count) { random in
-          let r = random.elements(x.count, bits: ring.bits)
-          let keys = try LUTGate.gen(
-            inputBits: table.inputBits, outputRing: ring, inputMasks: x.values, outputMasks: r,
-            prg: prg,
-            random: &random)
-          return (
-            (keys.0.serialized(party: 0), keys.1.serialized(party: 1)), nil,
-            WireTensor(table.output, x.shape, r, opened: open)
-          )
-        })
+      let r = random.elements(x.count, bits: ring.bits)
+      try await chunkedGate(.lookup, site, count: x.count, elements: x.count) { range, random in
+        let keys = try LUTGate.gen(
+          inputBits: table.inputBits, outputRing: ring, inputMasks: Array(x.values[range]),
+          outputMasks: Array(r[range]), prg: prg, random: &random)
+        return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
+      }
+      outputs.append(WireTensor(table.output, x.shape, r, opened: open))
     }
     return outputs
   }

@@ -37,6 +37,19 @@ public struct WireBits: Sendable, Equatable {
   public let bits: [UInt8]
 }
 
+/// Elementwise FSS gates (compare, select, truncate, lookup) key at most this many elements
+/// per record: a gate over more ships several records, in order, and opens once.
+let keyChunkElements = 1 << 16
+
+/// The element ranges of a gate's key records (one empty range for an empty tensor, so that
+/// every gate has at least one record).
+func elementChunks(_ count: Int) -> [Range<Int>] {
+  guard count > 0 else { return [0..<0] }
+  return stride(from: 0, to: count, by: keyChunkElements).map {
+    $0..<min($0 + keyChunkElements, count)
+  }
+}
+
 /// 2^bits − 1.
 @inline(__always) func ringMask(_ bits: Int) -> UInt64 {
   bits >= 64 ? .max : (1 << UInt64(bits)) - 1

@@ -286,42 +286,76 @@ public actor PartyBackend: MaskedWireBackend {
 
   // MARK: FSS gates
 
+  /// The keys of an elementwise gate, one record per chunk of `elementChunks(count)`, each
+  /// checked to cover its chunk.
+  private func chunkKeys<K>(
+    _ site: GateSite, count: Int, _ decode: ([UInt8]) throws(FSSError) -> K, elements: (K) -> Int
+  ) async throws -> [(range: Range<Int>, key: K)] {
+    var keys: [(range: Range<Int>, key: K)] = []
+    for range in elementChunks(count) {
+      let k = try await key(site, decode)
+      guard elements(k) == range.count else {
+        throw MPCError.keyMismatch(
+          site, "a key for \(elements(k)) elements where the chunk has \(range.count)")
+      }
+      keys.append((range, k))
+    }
+    return keys
+  }
+
   public func truncate(
     _ x: WireTensor, kind: TruncationKind, shift s: Int, outputBits m: Int, site: GateSite
-  )
-    async throws -> WireTensor
-  {
+  ) async throws -> WireTensor {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     let n = x.format.bits
     return try await gate(.truncate, site, elements: x.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in
-        try TruncationKey(record: bytes, party: party, inputBits: n, authenticated: true)
+      let keys = try await chunkKeys(
+        site, count: x.count,
+        { (bytes) throws(FSSError) in
+          try TruncationKey(record: bytes, party: party, inputBits: n, authenticated: true)
+        },
+        elements: \.count)
+      var mine: [UInt8] = []
+      for (range, k) in keys {
+        guard k.kind == kind, k.shift == s, k.outputBits == m else {
+          throw MPCError.keyMismatch(
+            site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits")
+        }
+        mine += try TruncationGate.evalBits(
+          party: party, key: k, maskedInputs: Array(x.values[range]), prg: prg)
       }
-      guard k.kind == kind, k.shift == s, k.outputBits == m, k.count == x.count else {
-        throw MPCError.keyMismatch(
-          site, "a \(k.kind) key by \(k.shift) into \(k.outputBits) bits for \(k.count) elements")
+      let bits = try await openBits(mine, site)
+      var output: [UInt64] = []
+      output.reserveCapacity(x.count)
+      for (range, k) in keys {
+        output += try TruncationGate.evalOutput(
+          party: party, key: k, maskedInputs: Array(x.values[range]), openedBits: Array(bits[range])
+        )
       }
-      let bits = try await openBits(
-        try TruncationGate.evalBits(party: party, key: k, maskedInputs: x.values, prg: prg), site)
-      let mine = try TruncationGate.evalOutput(
-        party: party, key: k, maskedInputs: x.values, openedBits: bits)
-      return WireTensor(format, x.shape, try await open(mine, bits: m, site))
+      return WireTensor(format, x.shape, try await open(output, bits: m, site))
     }
   }
 
   public func compare(_ x: WireTensor, offsets: [Int64], site: GateSite) async throws -> WireBits {
     try requireOpened(x, site: site)
     let n = x.format.bits
+    let expected = offsets.map { element($0, bits: n) }
     return try await gate(.compare, site, elements: x.count * offsets.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in
-        try DReLUKey(record: bytes, party: party, inputBits: n, authenticated: true)
+      var mine: [UInt8] = []
+      mine.reserveCapacity(x.count * offsets.count)
+      // One chunk's key at a time: the largest keys (DReLU) are never all held at once.
+      for range in elementChunks(x.count) {
+        let k = try await key(site) { (bytes) throws(FSSError) in
+          try DReLUKey(record: bytes, party: party, inputBits: n, authenticated: true)
+        }
+        guard k.offsets == expected, k.count == range.count else {
+          throw MPCError.keyMismatch(site, "a DReLU key for \(k.count) elements at other offsets")
+        }
+        mine += try DReLUGate.eval(
+          party: party, key: k, maskedInputs: Array(x.values[range]), prg: prg)
       }
-      guard k.offsets == offsets.map({ element($0, bits: n) }), k.count == x.count else {
-        throw MPCError.keyMismatch(site, "a DReLU key for \(k.count) elements at other offsets")
-      }
-      let mine = try DReLUGate.eval(party: party, key: k, maskedInputs: x.values, prg: prg)
       return WireBits(shape: x.shape + [offsets.count], bits: try await openBits(mine, site))
     }
   }
@@ -333,11 +367,19 @@ public actor PartyBackend: MaskedWireBackend {
     let n = x.format.bits
     return try await gate(opened ? .select : .selectUnopened, site, elements: x.count) {
       let party = party
-      let k = try await key(site) { (bytes) throws(FSSError) in
-        try SelectKey(record: bytes, party: party, inputBits: n, authenticated: true)
+      var mine: [UInt64] = []
+      mine.reserveCapacity(x.count)
+      for (range, k) in try await chunkKeys(
+        site, count: x.count,
+        { (bytes) throws(FSSError) in
+          try SelectKey(record: bytes, party: party, inputBits: n, authenticated: true)
+        },
+        elements: \.count)
+      {
+        mine += try SelectGate.eval(
+          party: party, key: k, maskedBits: Array(bits.bits[range]),
+          maskedValues: Array(x.values[range]))
       }
-      let mine = try SelectGate.eval(
-        party: party, key: k, maskedBits: bits.bits, maskedValues: x.values)
       guard opened else { return WireTensor(x.format, x.shape, mine, opened: false) }
       return WireTensor(x.format, x.shape, try await open(mine, bits: n, site))
     }
@@ -346,31 +388,36 @@ public actor PartyBackend: MaskedWireBackend {
   /// Every lookup's round 1 (sign bits and signed values) goes in one exchange, and every
   /// output in a second one (or none, unopened).
   public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)
-    async throws
-    -> [WireTensor]
+    async throws -> [WireTensor]
   {
     try checkLookups(inputs, tables, site)
     return try await gate(.lookup, site, elements: inputs.reduce(0) { $0 + $1.count }) {
       let party = party
-      var keys: [LUTKey] = []
-      var message: [UInt8] = []
+      var keys: [[(range: Range<Int>, key: LUTKey)]] = []
       var firsts: [LUTRound1] = []
+      var message: [UInt8] = []
       for (x, table) in zip(inputs, tables) {
         let n = table.output.bits
-        let k = try await key(site) { (bytes) throws(FSSError) in
-          try LUTKey(record: bytes, party: party, inputBits: table.inputBits, authenticated: true)
-        }
-        guard k.outputRing.bits == n, k.count == x.count else {
-          throw MPCError.keyMismatch(
-            site, "a lookup key into \(k.outputRing.bits) bits for \(k.count) elements")
-        }
+        let chunks = try await chunkKeys(
+          site, count: x.count,
+          { (bytes) throws(FSSError) in
+            try LUTKey(record: bytes, party: party, inputBits: table.inputBits, authenticated: true)
+          }, elements: \.count)
         let entries = table.entries.map { element($0, bits: n) }
-        let first = try LUTGate.evalRound1(
-          party: party, key: k, maskedInputs: x.values, table: entries, prg: prg)
+        var first = LUTRound1(signBits: [], values: [])
+        for (range, k) in chunks {
+          guard k.outputRing.bits == n else {
+            throw MPCError.keyMismatch(site, "a lookup key into \(k.outputRing.bits) bits")
+          }
+          let part = try LUTGate.evalRound1(
+            party: party, key: k, maskedInputs: Array(x.values[range]), table: entries, prg: prg)
+          first.signBits += part.signBits
+          first.values += part.values
+        }
         message +=
           BitPacking.pack(first.signBits.map { UInt64($0) }, bits: 1)
           + BitPacking.pack(first.values, bits: n)
-        keys.append(k)
+        keys.append(chunks)
         firsts.append(first)
       }
       let received = try await peer.exchange(message)
@@ -380,7 +427,7 @@ public actor PartyBackend: MaskedWireBackend {
       }
       var offset = 0
       var shares: [[UInt64]] = []
-      for ((x, table), (k, first)) in zip(zip(inputs, tables), zip(keys, firsts)) {
+      for ((x, table), (chunks, first)) in zip(zip(inputs, tables), zip(keys, firsts)) {
         let n = table.output.bits
         let bitBytes = BitPacking.packedByteCount(count: x.count, bits: 1)
         let valueBytes = BitPacking.packedByteCount(count: x.count, bits: n)
@@ -390,10 +437,16 @@ public actor PartyBackend: MaskedWireBackend {
           Array(received[(offset + bitBytes)..<(offset + bitBytes + valueBytes)]), bits: n,
           count: x.count)
         offset += bitBytes + valueBytes
-        let opened = LUTRound1(
-          signBits: zip(first.signBits, theirBits).map { $0 ^ UInt8($1) },
-          values: RingMath.add(first.values, theirValues, bits: n))
-        shares.append(try LUTGate.evalRound2(party: party, key: k, opened: opened))
+        let signBits = zip(first.signBits, theirBits).map { $0 ^ UInt8($1) }
+        let values = RingMath.add(first.values, theirValues, bits: n)
+        var share: [UInt64] = []
+        share.reserveCapacity(x.count)
+        for (range, k) in chunks {
+          share += try LUTGate.evalRound2(
+            party: party, key: k,
+            opened: LUTRound1(signBits: Array(signBits[range]), values: Array(values[range])))
+        }
+        shares.append(share)
       }
       let formats = tables.map(\.output)
       guard open else {

@@ -285,6 +285,47 @@ import VeilTestSupport
       })
   }
 
+  /// Tensors above `keyChunkElements` take several key records per gate (bounded memory) and
+  /// still open once: compare + select, truncation and a batch of lookups, against the clear
+  /// back end.
+  @Test func gatesLargerThanAKeyChunkSpanSeveralRecords() async throws {
+    let count = 2 * keyChunkElements + 5
+    let x = Self.random([count], magnitude: 1 << 20, seed: 19)
+    try await check(
+      [x],
+      secure: { b, v in
+        let bits = try await b.gather(
+          bits: try await b.compare(v[0], offsets: [0, 1 << 19], site: Self.site),
+          indices: (0..<count).map { 2 * $0 + 1 }, shape: [count], site: Self.site)
+        let selected = try await b.select(bits, v[0], site: Self.site)
+        return try await b.truncate(
+          selected, kind: .slack, shift: 12, outputBits: 50, site: Self.site)
+      },
+      clear: { b, v in
+        let bits = try await b.gather(
+          bits: try await b.compare(v[0], offsets: [0, 1 << 19], site: Self.site),
+          indices: (0..<count).map { 2 * $0 + 1 }, shape: [count], site: Self.site)
+        let selected = try await b.select(bits, v[0], site: Self.site)
+        return try await b.truncate(
+          selected, kind: .slack, shift: 12, outputBits: 50, site: Self.site)
+      })
+    let table = try LookupTable(
+      name: "ramp", inputBits: 8, output: WireFormat(bits: 50, scale: 12),
+      entries: (0..<256).map { Int64($0) * 7 - 900 })
+    let index = Self.random(
+      [count], magnitude: 127, format: WireFormat(bits: 8, scale: 0), seed: 20)
+    try await check(
+      [index, index],
+      secure: { b, v in
+        let out = try await b.lookups(v, tables: [table, table], open: true, site: Self.site)
+        return try await b.add(out[0], out[1], site: Self.site)
+      },
+      clear: { b, v in
+        let one = try await b.lookup(v[0], table: table, site: Self.site)
+        return try await b.add(one, one, site: Self.site)
+      })
+  }
+
   @Test func anUnopenedValueIsRefusedWhereAWireIsNeeded() async throws {
     let x = Self.random([20], magnitude: 1 << 20, seed: 18)
     let misuses:
