@@ -3,9 +3,11 @@
 // per recipient (VeilFSS `KeyStreamWriter`), seals them into MAC'd segments and pushes the
 // segments into a bounded pipe; a recipient feeds the segments to its `KeyStreamReader`, which
 // verifies each before handing out its records in op order. When a pipe holds `capacity`
-// bytes the dealer waits until its reader has drained it: keygen and online work alternate
-// (DESIGN §9 "Counting"), and memory stays at about `capacity` + one segment per stream
-// however large the model.
+// bytes the dealer waits until its reader has drained it, and memory stays at about
+// `capacity` + one segment per stream however large the model. With `alternating` streams the
+// dealer also waits, after each shipment, until those readers have used every key and wait for
+// more: keygen and online work then alternate instead of sharing the cores (DESIGN §9
+// "Counting").
 import Crypto
 import Foundation
 import VeilFSS

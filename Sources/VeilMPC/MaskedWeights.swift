@@ -97,4 +97,45 @@ public enum WeightSetup {
     let opened = zip(mine, BitPacking.unpack(received, bits: 64, count: w.count)).map { $0 &+ $1 }
     return (opened, party == 0 ? zip(opened, r).map { $0 &- $1 } : r.map { 0 &- $0 })
   }
+
+  /// Weights go through the setup in chunks of this many elements (32 MiB per Z_2^64 copy).
+  static let chunkElements = 1 << 22
+
+  /// One weight through the whole setup, as one process plays every role: the owner's shares,
+  /// the dealer's mask and the parties' opening, chunk by chunk (each chunk with its own mask
+  /// seeds, so a large table's Z_2^64 intermediates never exist whole). Returns r_W, Ŵ (both
+  /// parties must open the same) and W_0, W_1, reduced mod 2^n and, for a linear layer's
+  /// matrix, transposed.
+  static func setUp(
+    _ id: WeightID, _ tensor: Tensor<Double>, format: FixedPointFormat, transpose: Bool,
+    random: inout SecureRandom, peers: (any Channel, any Channel)
+  ) async throws -> (mask: [UInt64], masked: [UInt64], shares: [[UInt64]]) {
+    var kept: [[UInt64]] = Array(repeating: [], count: 4)  // r_W, Ŵ, W_0, W_1
+    for k in kept.indices { kept[k].reserveCapacity(tensor.count) }
+    let m = ringMask(format.ring.bits)
+    for lower in stride(from: 0, to: tensor.count, by: chunkElements) {
+      let upper = min(lower + chunkElements, tensor.count)
+      let part = try Tensor(shape: [upper - lower], scalars: Array(tensor.scalars[lower..<upper]))
+      let (share0, share1) = ownerShares(
+        try ClearWeights.encode(id, part, format: format).scalars, random: &random)
+      let (mask, seeds) = try dealMask(count: share0.count, random: &random)
+      async let opened0 = open(
+        party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: peers.0)
+      async let opened1 = open(
+        party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: peers.1)
+      let opened = try await [opened0, opened1]
+      guard opened[0].masked == opened[1].masked else {
+        throw MPCError.protocolViolation(
+          "P0 and P1 opened different masked values of weight '\(id)'")
+      }
+      for (k, values) in [mask, opened[0].masked, opened[0].share, opened[1].share].enumerated() {
+        kept[k] += values.lazy.map { $0 & m }
+      }
+    }
+    if transpose {
+      let shape = tensor.shape
+      kept = kept.map { RingMath.transposeBatch($0, batch: 1, rows: shape[0], columns: shape[1]) }
+    }
+    return (kept[0], kept[1], [kept[2], kept[3]])
+  }
 }

@@ -90,7 +90,6 @@ public final class SecureModel: Sendable {
     let start = clock.now
     let format = try FixedPointFormat(
       bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
-    let bits = parameters.ringBits
     var random = try SecureRandom()
     let setupID = random.bytes(16)
     let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
@@ -108,38 +107,12 @@ public final class SecureModel: Sendable {
       let shape = tensor.shape
       let transpose = shape.count == 2 && !tables.contains(id)
       if transpose { transposed.insert(id) }
-      // In chunks, each with its own mask seeds: a large table's Z_2^64 intermediates never
-      // exist whole, only its four kept n-bit copies.
-      var kept: [[UInt64]] = Array(repeating: [], count: 4)  // r_W, Ŵ, W_0, W_1
-      for k in kept.indices { kept[k].reserveCapacity(tensor.count) }
-      for lower in stride(from: 0, to: tensor.count, by: Self.setupChunk) {
-        let part = try Tensor(
-          shape: [min(Self.setupChunk, tensor.count - lower)],
-          scalars: Array(tensor.scalars[lower..<min(lower + Self.setupChunk, tensor.count)]))
-        let (share0, share1) = WeightSetup.ownerShares(
-          try ClearWeights.encode(id, part, format: format).scalars, random: &random)
-        let (mask, seeds) = try WeightSetup.dealMask(count: share0.count, random: &random)
-        async let opened0 = WeightSetup.open(
-          party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: c0)
-        async let opened1 = WeightSetup.open(
-          party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: c1)
-        let opened = try await [opened0, opened1]
-        guard opened[0].masked == opened[1].masked else {
-          throw MPCError.protocolViolation(
-            "P0 and P1 opened different masked values of weight '\(id)'")
-        }
-        let m = ringMask(bits)
-        for (k, values) in [mask, opened[0].masked, opened[0].share, opened[1].share].enumerated() {
-          kept[k] += values.lazy.map { $0 & m }
-        }
-      }
-      if transpose {
-        kept = kept.map { RingMath.transposeBatch($0, batch: 1, rows: shape[0], columns: shape[1]) }
-      }
+      let kept = try await WeightSetup.setUp(
+        id, tensor, format: format, transpose: transpose, random: &random, peers: (c0, c1))
       shapes[id] = shape
-      dealerValues[id] = kept[0]
-      maskedValues[id] = kept[1]
-      for b in 0..<2 { shareValues[b][id] = kept[2 + b] }
+      dealerValues[id] = kept.mask
+      maskedValues[id] = kept.masked
+      for b in 0..<2 { shareValues[b][id] = kept.shares[b] }
     }
     dealerMasks = RunWeights(shapes: shapes, values: dealerValues, transposed: transposed)
     partyMasked = RunWeights(shapes: shapes, values: maskedValues, transposed: transposed)
@@ -161,9 +134,6 @@ public final class SecureModel: Sendable {
   }
 
   var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
-
-  /// Weights go through the setup in chunks of this many elements (32 MiB per Z_2^64 copy).
-  static let setupChunk = 1 << 22
 
   /// A secure run allocates and frees key records, shares and products of many megabytes per
   /// gate. glibc returns every block above its mmap threshold to the kernel at once, so each
