@@ -73,6 +73,20 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   }
 
   /// Drops the trailing axis of length 1 that `compare` adds for a single offset.
+  /// A flat value's elements placed at `positions` of a tensor of `shape`, zeros elsewhere
+  /// (local: a gather from the value with one zero appended).
+  private func scatter(_ flat: Backend.Value, to positions: [Int], shape: [Int], _ op: OpSite)
+    async throws
+    -> Backend.Value
+  {
+    let zero = try await b.constant(
+      [0], shape: [1], format: b.format(of: flat), site: site(op, "scatter"))
+    let padded = try await b.concatenate([flat, zero], axis: 0, site: site(op, "scatter"))
+    var indices = [Int](repeating: positions.count, count: shape.reduce(1, *))
+    for (i, p) in positions.enumerated() { indices[p] = i }
+    return try await b.gather(padded, indices: indices, shape: shape, site: site(op, "scatter"))
+  }
+
   private func singleBits(_ bits: Backend.Bits, _ shape: [Int], _ op: OpSite) async throws
     -> Backend.Bits
   {
@@ -369,8 +383,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   /// Softmax over the last axis with SIGMA's recipe, in the `softmaxRingBits` ring up to the
   /// exp tables (whose outputs are n-bit again). Keys at or beyond `mask.validKeys` get
   /// probability exactly 0 and cost nothing (the row is cut to the valid keys, a public
-  /// length); a causal mask replaces each hidden score by the row's first score (local: public
-  /// 0/1 coefficients), so it never raises the max, and zeroes its exponential.
+  /// length); under a causal mask only the visible scores pay for exponentials and products.
   public func softmax(_ x: Backend.Value, mask: AttentionMask, op: OpSite) async throws
     -> Backend.Value
   {
@@ -391,7 +404,11 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
         scores, (-bound + 1)...(bound - 1), site: site(op, "softmax.inputBound"))
       scores = try await b.reduceRing(scores, bits: ringBits, site: site(op, "softmax.reduce"))
     }
-    var keep: [Int64]? = nil
+    // Causal: a hidden score is replaced by its row's first score (local: public 0/1
+    // coefficients), so the max tree keeps its row shape without the hidden scores raising the
+    // max; the exponentials and the normalising products then run on the visible (lower
+    // triangular) scores only, packed flat, and hidden probabilities are exactly 0.
+    var visible: [Int]? = nil
     if mask.causal {
       var k = [Int64](repeating: 0, count: rows * valid)
       for r in 0..<rows {
@@ -404,23 +421,30 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       let filled = try await b.multiplyConstants(
         first, k.map { 1 - $0 }, fractionalBits: 0, site: site(op, "softmax.causal"))
       scores = try await b.add(kept, filled, site: site(op, "softmax.causal"))
-      keep = k
+      visible = k.indices.filter { k[$0] == 1 }
+    }
+    func packed(_ v: Backend.Value) async throws -> Backend.Value {
+      guard let visible else { return v }
+      return try await b.gather(
+        v, indices: visible, shape: [visible.count], site: site(op, "softmax.causal"))
+    }
+    func unpacked(_ v: Backend.Value) async throws -> Backend.Value {
+      guard let visible else { return v }
+      return try await scatter(v, to: visible, shape: [rows, valid], op)
     }
     let maximum = try await rowMax(scores, op: op)
     let z = try await b.subtract(
       try await broadcast(maximum, width: valid, op), scores, site: site(op, "softmax.z"))
-    var exponentials = try await negativeExp(z, op: op)
-    if let keep {
-      exponentials = try await b.multiplyConstants(
-        exponentials, keep, fractionalBits: 0, site: site(op, "softmax.causal"))
-    }
+    let exponentials = try await unpacked(try await negativeExp(try await packed(z), op: op))
     let total = try await b.sumLastAxis(exponentials, site: site(op, "softmax.sum"))
     let inverse = try await reciprocal(total, terms: valid, op: op)
     let product = try await b.multiply(
-      exponentials, try await broadcast(inverse, width: valid, op),
+      try await packed(exponentials),
+      try await packed(try await broadcast(inverse, width: valid, op)),
       site: site(op, "softmax.product"))
-    var probabilities = try await truncateProduct(
-      product, by: b.format(of: inverse).scale, gate: "softmax.truncate", op: op)
+    var probabilities = try await unpacked(
+      try await truncateProduct(
+        product, by: b.format(of: inverse).scale, gate: "softmax.truncate", op: op))
     if valid < width {
       let zeros = try await b.constant(
         [Int64](repeating: 0, count: rows * (width - valid)), shape: [rows, width - valid],
