@@ -3,7 +3,8 @@
 // additive share [W]_b; P0 and P1 open Ŵ = W + r_W to each other in Z_2^64 (never to the
 // dealer, who knows r_W). Afterwards a party holds Ŵ and its own W_b (W_0 = Ŵ − [r_W]_0,
 // W_1 = −[r_W]_1, so W_0 + W_1 = W), the dealer holds r_W, all reduced mod 2^n once. Large
-// weights go through in chunks, each chunk with its own mask seeds.
+// weights go through in chunks, each chunk with its own mask seeds; P1 keeps only its seeds
+// for W_1 and the dealer only the seeds of r_W, and both re-derive them when a gate needs them.
 // Per inference the key material of a linear layer is then output-sized, not weight-sized.
 import Foundation
 import VeilFSS
@@ -11,19 +12,40 @@ import VeilModels
 import VeilNet
 import VeilRing
 
+/// A weight a role does not keep but re-derives from its chunks' mask seeds when a gate needs
+/// it (input-independent work): base ± Σ_s G(seeds[i][s]) over chunk i — r_W = G(t_0) + G(t_1)
+/// at the dealer, W_0 = Ŵ − G(t_0) and W_1 = −G(t_1) at the parties (the base Ŵ is the kept
+/// array itself, not a copy).
+struct DerivedWeight: Sendable {
+  let count: Int
+  let chunkSeeds: [[[UInt8]]]
+  let negated: Bool
+  var base: [UInt64]? = nil
+}
+
 /// Weights at one ring, as a run reads them: reduced mod 2^n, the matrices that feed `linear`
-/// (x·Wᵀ) stored transposed only — no second copy — and every other tensor as stored. Built
-/// once per model by the setup, read by every run.
+/// (x·Wᵀ) laid out transposed ([in, out]) from the setup on — no second copy — and every other
+/// tensor as stored. A weight is either kept (Ŵ) or derived from seeds each time it is read
+/// (the dealer's r_W and both parties' W_b): one kept copy of the model. Built once per model
+/// by the setup, read by every run.
 final class RunWeights: Sendable {
   let shapes: [WeightID: [Int]]
   private let values: [WeightID: [UInt64]]
+  private let derived: [WeightID: DerivedWeight]
   private let transposedIDs: Set<WeightID>
+  private let bits: Int
 
   /// `values` are already reduced; those named in `transposed` are [in, out] matrices.
-  init(shapes: [WeightID: [Int]], values: [WeightID: [UInt64]], transposed: Set<WeightID>) {
+  init(
+    shapes: [WeightID: [Int]], values: [WeightID: [UInt64]],
+    derived: [WeightID: DerivedWeight] = [:],
+    transposed: Set<WeightID>, bits: Int
+  ) {
     self.shapes = shapes
     self.values = values
+    self.derived = derived
     transposedIDs = transposed
+    self.bits = bits
   }
 
   func shape(_ id: WeightID) throws(MPCError) -> [Int] {
@@ -32,11 +54,36 @@ final class RunWeights: Sendable {
   }
 
   private func stored(_ id: WeightID, transposed: Bool) throws(MPCError) -> [UInt64] {
-    guard let v = values[id] else { throw .unknownWeight(id.name) }
     guard transposedIDs.contains(id) == transposed else {
       throw .unknownWeight("\(id.name) (kept \(transposed ? "as stored" : "transposed") only)")
     }
-    return v
+    if let v = values[id] { return v }
+    guard let d = derived[id] else { throw .unknownWeight(id.name) }
+    let m = ringMask(bits)
+    var out: [UInt64] = []
+    out.reserveCapacity(d.count)
+    let chunk = WeightSetup.chunkElements
+    for (i, seeds) in d.chunkSeeds.enumerated() {
+      let length = min(chunk, d.count - i * chunk)
+      var sum = [UInt64](repeating: 0, count: length)
+      for seed in seeds {
+        // Seeds come from the setup's own CSPRNG (16 bytes each), so expansion cannot fail.
+        guard let g = try? ShareBundle.expand(seed: seed, lengths: [length], bits: 64)[0] else {
+          throw .unknownWeight("\(id.name) (mask seed)")
+        }
+        for j in 0..<length { sum[j] &+= g[j] }
+      }
+      let offset = i * chunk
+      if let base = d.base {
+        for j in 0..<length {
+          sum[j] = d.negated ? base[offset + j] &- sum[j] : base[offset + j] &+ sum[j]
+        }
+      } else if d.negated {
+        for j in 0..<length { sum[j] = 0 &- sum[j] }
+      }
+      out += sum.lazy.map { $0 & m }
+    }
+    return out
   }
 
   /// The weight mod 2^n, row-major as stored (vectors and embedding tables).
@@ -70,16 +117,6 @@ public enum WeightSetup {
     return (first, zip(encoded, first).map { UInt64(bitPattern: $0) &- $1 })
   }
 
-  /// The dealer's mask r_W = G(t_0) + G(t_1) of one weight and the seeds t_b for P_b.
-  static func dealMask(count: Int, random: inout SecureRandom) throws -> (
-    mask: [UInt64], seeds: [[UInt8]]
-  ) {
-    let seeds = [random.bytes(16), random.bytes(16)]
-    let g0 = try ShareBundle.expand(seed: seeds[0], lengths: [count], bits: 64)[0]
-    let g1 = try ShareBundle.expand(seed: seeds[1], lengths: [count], bits: 64)[0]
-    return (zip(g0, g1).map { $0 &+ $1 }, seeds)
-  }
-
   /// Party b's side of one weight's opening: sends [W]_b + [r_W]_b, receives the peer's, and
   /// returns Ŵ and W_b (W_0 = Ŵ − [r_W]_0, W_1 = −[r_W]_1), both in Z_2^64.
   static func open(
@@ -103,39 +140,49 @@ public enum WeightSetup {
 
   /// One weight through the whole setup, as one process plays every role: the owner's shares,
   /// the dealer's mask and the parties' opening, chunk by chunk (each chunk with its own mask
-  /// seeds, so a large table's Z_2^64 intermediates never exist whole). Returns r_W, Ŵ (both
-  /// parties must open the same) and W_0, W_1, reduced mod 2^n and, for a linear layer's
-  /// matrix, transposed.
+  /// seeds, so a large table's Z_2^64 intermediates never exist whole). A linear layer's matrix
+  /// is shared in its transposed layout, so nothing is ever transposed again. Returns Ŵ (both
+  /// parties must open the same) reduced mod 2^n and each chunk's seeds (t_0, t_1): W_0, W_1
+  /// and r_W are derived from them when needed.
   static func setUp(
     _ id: WeightID, _ tensor: Tensor<Double>, format: FixedPointFormat, transpose: Bool,
     random: inout SecureRandom, peers: (any Channel, any Channel)
-  ) async throws -> (mask: [UInt64], masked: [UInt64], shares: [[UInt64]]) {
-    var kept: [[UInt64]] = Array(repeating: [], count: 4)  // r_W, Ŵ, W_0, W_1
-    for k in kept.indices { kept[k].reserveCapacity(tensor.count) }
+  ) async throws -> (masked: [UInt64], chunkSeeds: [[[UInt8]]]) {
+    let scalars = transpose ? transposed(tensor) : tensor.scalars
+    var masked: [UInt64] = []
+    masked.reserveCapacity(scalars.count)
+    var chunkSeeds: [[[UInt8]]] = []
     let m = ringMask(format.ring.bits)
-    for lower in stride(from: 0, to: tensor.count, by: chunkElements) {
-      let upper = min(lower + chunkElements, tensor.count)
-      let part = try Tensor(shape: [upper - lower], scalars: Array(tensor.scalars[lower..<upper]))
-      let (share0, share1) = ownerShares(
+    for lower in stride(from: 0, to: scalars.count, by: chunkElements) {
+      let upper = min(lower + chunkElements, scalars.count)
+      let part = try Tensor(shape: [upper - lower], scalars: Array(scalars[lower..<upper]))
+      let (owner0, owner1) = ownerShares(
         try ClearWeights.encode(id, part, format: format).scalars, random: &random)
-      let (mask, seeds) = try dealMask(count: share0.count, random: &random)
+      let seeds = [random.bytes(16), random.bytes(16)]
       async let opened0 = open(
-        party: 0, id: id, ownerShare: share0, maskSeed: seeds[0], peer: peers.0)
+        party: 0, id: id, ownerShare: owner0, maskSeed: seeds[0], peer: peers.0)
       async let opened1 = open(
-        party: 1, id: id, ownerShare: share1, maskSeed: seeds[1], peer: peers.1)
+        party: 1, id: id, ownerShare: owner1, maskSeed: seeds[1], peer: peers.1)
       let opened = try await [opened0, opened1]
       guard opened[0].masked == opened[1].masked else {
         throw MPCError.protocolViolation(
           "P0 and P1 opened different masked values of weight '\(id)'")
       }
-      for (k, values) in [mask, opened[0].masked, opened[0].share, opened[1].share].enumerated() {
-        kept[k] += values.lazy.map { $0 & m }
+      masked += opened[0].masked.lazy.map { $0 & m }
+      chunkSeeds.append(seeds)
+    }
+    return (masked, chunkSeeds)
+  }
+
+  /// A [rows, columns] tensor's values in [columns, rows] order.
+  private static func transposed(_ tensor: Tensor<Double>) -> [Double] {
+    let (rows, columns) = (tensor.shape[0], tensor.shape[1])
+    var out = [Double](repeating: 0, count: tensor.count)
+    tensor.scalars.withUnsafeBufferPointer { src in
+      out.withUnsafeMutableBufferPointer { dst in
+        for i in 0..<rows { for j in 0..<columns { dst[j * rows + i] = src[i * columns + j] } }
       }
     }
-    if transpose {
-      let shape = tensor.shape
-      kept = kept.map { RingMath.transposeBatch($0, batch: 1, rows: shape[0], columns: shape[1]) }
-    }
-    return (kept[0], kept[1], [kept[2], kept[3]])
+    return out
   }
 }

@@ -3,8 +3,9 @@
 // kind, width and size), computes this party's share of the masked output and opens it with
 // the peer in one full-duplex exchange per round. Linear layers use the once-masked weights of
 // DESIGN §3: z_b = x̂·W_b − [r_x]_b·Ŵ + c_b, where [r_x]_b·Ŵ does not depend on the input and
-// is counted as offline work. The client's masked one-hot rows come in over the client channel,
-// and the output goes back to it still masked.
+// is counted as offline work, as is re-deriving W_b from the mask seeds. The client's
+// masked one-hot rows come in over the client channel, and the output goes back to it still
+// masked.
 import Foundation
 import VeilFSS
 import VeilModels
@@ -184,7 +185,8 @@ public actor PartyBackend: MaskedWireBackend {
       }
       let oneHot = BitPacking.unpack(message, bits: n, count: t * v)
       let product = RingMath.matmul(
-        oneHot, try share.plain(table), batch: 1, m: t, k: v, n: d, transposeB: false, bits: n)
+        oneHot, try offline { try share.plain(table) }, batch: 1, m: t, k: v, n: d,
+        transposeB: false, bits: n)
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
       return WireTensor(inputFormat, [t, d], try await open(mine, bits: n, site))
     }
@@ -203,7 +205,8 @@ public actor PartyBackend: MaskedWireBackend {
           parts[0], hatT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
       }
       let product = RingMath.matmul(
-        x.values, try share.transposed(weight), batch: 1, m: rows, k: inner, n: outputs,
+        x.values, try offline { try share.transposed(weight) }, batch: 1, m: rows, k: inner,
+        n: outputs,
         transposeB: false, bits: n)
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
       return WireTensor(
@@ -220,7 +223,7 @@ public actor PartyBackend: MaskedWireBackend {
     return try await gate(.multiplyWeight, site, elements: x.count) {
       let parts = try await shares(site, bits: n, lengths: [x.count, x.count])
       let fixed = offline { RingMath.hadamard(parts[0], hat, bits: n) }
-      let product = RingMath.hadamard(x.values, try share.plain(weight), bits: n)
+      let product = RingMath.hadamard(x.values, try offline { try share.plain(weight) }, bits: n)
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
       return WireTensor(format, x.shape, try await open(mine, bits: n, site))
     }

@@ -66,8 +66,8 @@ public final class SecureModel: Sendable {
   public let model: any TransformerGraph
   public let parameters: SigmaParameters
   let setupID: [UInt8]
-  /// The dealer's r_W, the parties' Ŵ (public to both, so one process keeps one copy) and each
-  /// party's W_b, at the run's ring.
+  /// The parties' Ŵ at the run's ring (public to both, so one process keeps one copy: the only
+  /// kept copy of the model); the dealer's r_W and each party's W_b, derived from mask seeds.
   let dealerMasks: RunWeights
   let partyMasked: RunWeights
   let partyShares: [RunWeights]
@@ -95,9 +95,9 @@ public final class SecureModel: Sendable {
     let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
     let ids = weights.tensors.keys.sorted { $0.name < $1.name }
     var shapes: [WeightID: [Int]] = [:]
-    var dealerValues: [WeightID: [UInt64]] = [:]
     var maskedValues: [WeightID: [UInt64]] = [:]
-    var shareValues: [[WeightID: [UInt64]]] = [[:], [:]]
+    var dealerMaskSeeds: [WeightID: DerivedWeight] = [:]
+    var shareSeeds: [[WeightID: DerivedWeight]] = [[:], [:]]
     // The matrices that feed `linear` (x·Wᵀ) are kept transposed; embedding tables are read
     // by rows.
     let tables = Set(model.embeddingTables)
@@ -110,13 +110,24 @@ public final class SecureModel: Sendable {
       let kept = try await WeightSetup.setUp(
         id, tensor, format: format, transpose: transpose, random: &random, peers: (c0, c1))
       shapes[id] = shape
-      dealerValues[id] = kept.mask
       maskedValues[id] = kept.masked
-      for b in 0..<2 { shareValues[b][id] = kept.shares[b] }
+      dealerMaskSeeds[id] = DerivedWeight(
+        count: tensor.count, chunkSeeds: kept.chunkSeeds, negated: false)
+      // Both parties derive their share the same way, so neither waits for the other's work.
+      shareSeeds[0][id] = DerivedWeight(
+        count: tensor.count, chunkSeeds: kept.chunkSeeds.map { [$0[0]] }, negated: true,
+        base: kept.masked)
+      shareSeeds[1][id] = DerivedWeight(
+        count: tensor.count, chunkSeeds: kept.chunkSeeds.map { [$0[1]] }, negated: true)
     }
-    dealerMasks = RunWeights(shapes: shapes, values: dealerValues, transposed: transposed)
-    partyMasked = RunWeights(shapes: shapes, values: maskedValues, transposed: transposed)
-    partyShares = shareValues.map { RunWeights(shapes: shapes, values: $0, transposed: transposed) }
+    let bits = parameters.ringBits
+    dealerMasks = RunWeights(
+      shapes: shapes, values: [:], derived: dealerMaskSeeds, transposed: transposed, bits: bits)
+    partyMasked = RunWeights(
+      shapes: shapes, values: maskedValues, transposed: transposed, bits: bits)
+    partyShares = shareSeeds.map {
+      RunWeights(shapes: shapes, values: [:], derived: $0, transposed: transposed, bits: bits)
+    }
     self.setupID = setupID
     setupBytes = c0.counters.bytesSent + c0.counters.bytesReceived
     await c0.close()
