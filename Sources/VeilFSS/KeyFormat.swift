@@ -21,7 +21,12 @@ import VeilRing
 
 /// Gate kinds a record can hold.
 public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
-  case dpf = 1, drelu = 2, select = 3, truncation = 4, lut = 5, shares = 6
+  case dpf = 1
+  case drelu = 2
+  case select = 3
+  case truncation = 4
+  case lut = 5
+  case shares = 6
 
   public var description: String {
     switch self {
@@ -57,9 +62,15 @@ struct ByteWriter {
   var bytes: [UInt8] = []
 
   mutating func u8(_ v: UInt8) { bytes.append(v) }
-  mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-  mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-  mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+  mutating func u16(_ v: UInt16) {
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+  }
+  mutating func u32(_ v: UInt32) {
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+  }
+  mutating func u64(_ v: UInt64) {
+    withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+  }
   mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
 
   /// Ring elements in ⌈bits/8⌉ bytes each (little-endian, the low bytes of each element).
@@ -71,7 +82,10 @@ struct ByteWriter {
       values.withUnsafeBufferPointer { v in
         var p = start
         if width == 8 {
-          for x in v { out.storeBytes(of: x.littleEndian, toByteOffset: p, as: UInt64.self); p += 8 }
+          for x in v {
+            out.storeBytes(of: x.littleEndian, toByteOffset: p, as: UInt64.self)
+            p += 8
+          }
           return
         }
         // Whole 8-byte stores while they fit (the next element overwrites the spill), then bytes.
@@ -111,18 +125,25 @@ struct ByteWriter {
 
 /// Reads little-endian fields, throwing on truncation.
 struct ByteReader {
-  let bytes: [UInt8]
+  /// The bytes read, a slice of a larger buffer (a key-stream segment) or a whole array; its
+  /// indices are the buffer's, so `position` and `end` are too.
+  let bytes: ArraySlice<UInt8>
   var position: Int
   let end: Int
 
-  init(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) {
+  /// Reads `bytes` from offset `start` (relative to the slice) to its end.
+  init(_ bytes: ArraySlice<UInt8>, from start: Int = 0) {
     self.bytes = bytes
-    self.position = start
-    self.end = end ?? bytes.count
+    self.position = bytes.startIndex + start
+    self.end = bytes.endIndex
   }
 
+  init(_ bytes: [UInt8], from start: Int = 0) { self.init(bytes[...], from: start) }
+
   mutating func take(_ n: Int) throws(FSSError) -> ArraySlice<UInt8> {
-    guard n >= 0, position + n <= end else { throw .truncatedKey(expected: position + n, found: end) }
+    guard n >= 0, position + n <= end else {
+      throw .truncatedKey(expected: position + n - bytes.startIndex, found: end - bytes.startIndex)
+    }
     defer { position += n }
     return bytes[position..<(position + n)]
   }
@@ -173,7 +194,9 @@ struct ByteReader {
     return out
   }
 
-  mutating func bits(_ count: Int) throws(FSSError) -> [UInt8] { try packed(count, bitsPerValue: 1) }
+  mutating func bits(_ count: Int) throws(FSSError) -> [UInt8] {
+    try packed(count, bitsPerValue: 1)
+  }
 
   mutating func packed(_ count: Int, bitsPerValue: Int) throws(FSSError) -> [UInt8] {
     let perByte = 8 / bitsPerValue
@@ -182,7 +205,9 @@ struct ByteReader {
     var out = [UInt8](repeating: 0, count: count)
     slice.withUnsafeBufferPointer { src in
       out.withUnsafeMutableBufferPointer { dst in
-        for i in 0..<count { dst[i] = (src[i / perByte] >> UInt8((i % perByte) * bitsPerValue)) & valueMask }
+        for i in 0..<count {
+          dst[i] = (src[i / perByte] >> UInt8((i % perByte) * bitsPerValue)) & valueMask
+        }
       }
     }
     return out
@@ -226,31 +251,39 @@ public enum KeyRecord {
   /// `authenticated`: the record came out of a MAC-verified key-stream segment, which already
   /// rules out corruption, so the CRC is not recomputed.
   static func decode(
-    _ bytes: [UInt8], at start: Int = 0, kind expected: KeyKind, party: Int, inputBits: Int? = nil,
+    _ bytes: ArraySlice<UInt8>, kind expected: KeyKind, party: Int, inputBits: Int? = nil,
     authenticated: Bool = false
-  ) throws(FSSError) -> (KeyRecordHeader, ByteReader, next: Int) {
-    var r = ByteReader(bytes, from: start)
-    guard try r.raw(4) == KeyRecordHeader.magic else { throw .corruptKey("bad magic (not a Veil key record)") }
+  ) throws(FSSError) -> (KeyRecordHeader, ByteReader) {
+    var r = ByteReader(bytes)
+    guard try r.raw(4) == KeyRecordHeader.magic else {
+      throw .corruptKey("bad magic (not a Veil key record)")
+    }
     let version = try r.u16()
     guard version == KeyRecordHeader.version else { throw .unsupportedVersion(Int(version)) }
     let kindByte = try r.u8()
-    guard let kind = KeyKind(rawValue: kindByte) else { throw .corruptKey("unknown gate kind \(kindByte)") }
+    guard let kind = KeyKind(rawValue: kindByte) else {
+      throw .corruptKey("unknown gate kind \(kindByte)")
+    }
     let recordParty = Int(try r.u8())
     var header = KeyRecordHeader(
       kind: kind, party: recordParty, inputBits: Int(try r.u8()), outputBits: Int(try r.u8()),
-      shift: Int(try r.u8()), variant: try r.u8(), count: Int(try r.u32()), extra: Int(try r.u32()), payloadLength: 0)
+      shift: Int(try r.u8()), variant: try r.u8(), count: Int(try r.u32()), extra: Int(try r.u32()),
+      payloadLength: 0)
     let length = try r.u64()
-    guard length <= UInt64(bytes.count) else { throw .truncatedKey(expected: Int(clamping: length), found: bytes.count) }
+    guard length <= UInt64(bytes.count) else {
+      throw .truncatedKey(expected: Int(clamping: length), found: bytes.count)
+    }
     header.payloadLength = Int(length)
-    let payloadStart = r.position
-    _ = try r.take(header.payloadLength)
-    let crcAt = r.position
+    let payload = try r.take(header.payloadLength)
+    let crcLength = r.position - bytes.startIndex
     let stored = try r.u32()
     if !authenticated {
-      let computed = bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress! + start, crcAt - start) }
+      let computed = bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress!, crcLength) }
       guard stored == computed else { throw .corruptKey("checksum mismatch") }
     }
-    guard kind == expected else { throw .wrongKeyKind(expected: expected.description, found: kind.description) }
+    guard kind == expected else {
+      throw .wrongKeyKind(expected: expected.description, found: kind.description)
+    }
     guard recordParty == party else { throw .wrongParty(expected: party, found: recordParty) }
     for width in [header.inputBits, header.outputBits] where width > 64 {
       throw .corruptKey("bit width \(width)")
@@ -258,12 +291,14 @@ public enum KeyRecord {
     if let inputBits, inputBits != header.inputBits {
       throw .wrongWidth(expected: inputBits, found: header.inputBits)
     }
-    return (header, ByteReader(bytes, from: payloadStart, to: payloadStart + header.payloadLength), r.position)
+    return (header, ByteReader(payload))
   }
 
   /// Fails unless a reader consumed its payload exactly.
   static func finish(_ reader: ByteReader) throws(FSSError) {
-    guard reader.position == reader.end else { throw .corruptKey("\(reader.end - reader.position) trailing payload bytes") }
+    guard reader.position == reader.end else {
+      throw .corruptKey("\(reader.end - reader.position) trailing payload bytes")
+    }
   }
 }
 
@@ -281,11 +316,15 @@ extension DPFKeys {
   }
 
   static func read(from r: inout ByteReader, bits: Int, count: Int) throws(FSSError) -> DPFKeys {
-    guard (1...64).contains(bits) else { throw .invalidWidth("DPF domain of \(bits) bits in a key record") }
+    guard (1...64).contains(bits) else {
+      throw .invalidWidth("DPF domain of \(bits) bits in a key record")
+    }
     let depth = Swift.max(bits - 7, 0)
     let keys = DPFKeys(
-      bits: bits, count: count, roots: try r.raw(16 * count), cwSeeds: try r.raw(16 * depth * count),
-      cwBits: try r.packed(depth * count, bitsPerValue: 2), leafCW: try r.raw(depth == 0 ? 0 : 16 * count))
+      bits: bits, count: count, roots: try r.raw(16 * count),
+      cwSeeds: try r.raw(16 * depth * count),
+      cwBits: try r.packed(depth * count, bitsPerValue: 2),
+      leafCW: try r.raw(depth == 0 ? 0 : 16 * count))
     try keys.validate()
     return keys
   }
@@ -296,13 +335,17 @@ extension DPFKeys {
     write(to: &w)
     return KeyRecord.seal(
       KeyRecordHeader(
-        kind: .dpf, party: party, inputBits: bits, outputBits: 1, shift: 0, variant: 0, count: count, extra: 0,
+        kind: .dpf, party: party, inputBits: bits, outputBits: 1, shift: 0, variant: 0,
+        count: count, extra: 0,
         payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .dpf, party: party, inputBits: inputBits, authenticated: authenticated)
+  public init(
+    record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false
+  ) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(
+      record, kind: .dpf, party: party, inputBits: inputBits, authenticated: authenticated)
     self = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
     try KeyRecord.finish(r)
   }
@@ -310,20 +353,27 @@ extension DPFKeys {
 
 extension DReLUKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = KeyRecord.payloadWriter(capacity: compare.byteCount + offsets.count * 8 + count * offsets.count / 8 + 1)
+    var w = KeyRecord.payloadWriter(
+      capacity: compare.byteCount + offsets.count * 8 + count * offsets.count / 8 + 1)
     w.elements(offsets, bits: ring.bits)
     compare.write(to: &w)
     w.bits(maskShares)
     return KeyRecord.seal(
       KeyRecordHeader(
-        kind: .drelu, party: party, inputBits: ring.bits, outputBits: 1, shift: 0, variant: 0, count: count,
+        kind: .drelu, party: party, inputBits: ring.bits, outputBits: 1, shift: 0, variant: 0,
+        count: count,
         extra: offsets.count, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .drelu, party: party, inputBits: inputBits, authenticated: authenticated)
-    guard let ring = try? Ring(bits: h.inputBits), ring.bits >= 2 else { throw .corruptKey("DReLU ring width \(h.inputBits)") }
+  public init(
+    record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false
+  ) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(
+      record, kind: .drelu, party: party, inputBits: inputBits, authenticated: authenticated)
+    guard let ring = try? Ring(bits: h.inputBits), ring.bits >= 2 else {
+      throw .corruptKey("DReLU ring width \(h.inputBits)")
+    }
     self.ring = ring
     offsets = try r.elements(h.extra, bits: ring.bits)
     compare = try DPFKeys.read(from: &r, bits: ring.bits - 1, count: h.count)
@@ -338,14 +388,20 @@ extension SelectKey {
     for part in [valueMask, bitMask, product, outputMask] { w.elements(part, bits: ring.bits) }
     return KeyRecord.seal(
       KeyRecordHeader(
-        kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0, variant: 0, count: count,
+        kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0,
+        variant: 0, count: count,
         extra: 0, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .select, party: party, inputBits: inputBits, authenticated: authenticated)
-    guard let ring = try? Ring(bits: h.inputBits) else { throw .corruptKey("select ring width \(h.inputBits)") }
+  public init(
+    record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false
+  ) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(
+      record, kind: .select, party: party, inputBits: inputBits, authenticated: authenticated)
+    guard let ring = try? Ring(bits: h.inputBits) else {
+      throw .corruptKey("select ring width \(h.inputBits)")
+    }
     self.ring = ring
     valueMask = try r.elements(h.count, bits: ring.bits)
     bitMask = try r.elements(h.count, bits: ring.bits)
@@ -369,10 +425,16 @@ extension TruncationKey {
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .truncation, party: party, inputBits: inputBits, authenticated: authenticated)
-    guard let kind = TruncationKind(rawValue: h.variant) else { throw .corruptKey("truncation variant \(h.variant)") }
-    guard (1...64).contains(h.inputBits), (1...64).contains(h.outputBits), h.shift < h.inputBits else {
+  public init(
+    record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false
+  ) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(
+      record, kind: .truncation, party: party, inputBits: inputBits, authenticated: authenticated)
+    guard let kind = TruncationKind(rawValue: h.variant) else {
+      throw .corruptKey("truncation variant \(h.variant)")
+    }
+    guard (1...64).contains(h.inputBits), (1...64).contains(h.outputBits), h.shift < h.inputBits
+    else {
       throw .corruptKey("truncation widths \(h.inputBits)/\(h.shift)/\(h.outputBits)")
     }
     self.kind = kind
@@ -380,7 +442,9 @@ extension TruncationKey {
     shift = h.shift
     outputBits = h.outputBits
     compare = try DPFKeys.read(
-      from: &r, bits: TruncationGate.compareBits(kind: kind, inputBits: h.inputBits, shift: h.shift), count: h.count)
+      from: &r,
+      bits: TruncationGate.compareBits(kind: kind, inputBits: h.inputBits, shift: h.shift),
+      count: h.count)
     bitMaskShares = try r.bits(h.count)
     corrections = try r.elements(2 * h.count, bits: h.outputBits)
     wrapShares = try r.elements(kind == .slack ? h.count : 0, bits: h.outputBits)
@@ -393,16 +457,22 @@ extension LUTKey {
     var w = KeyRecord.payloadWriter(capacity: point.byteCount + count / 8 + 1 + 4 * count * 8)
     point.write(to: &w)
     w.bits(signMaskShares)
-    for part in [valueMask, signFactor, signedValueMask, outputMask] { w.elements(part, bits: outputRing.bits) }
+    for part in [valueMask, signFactor, signedValueMask, outputMask] {
+      w.elements(part, bits: outputRing.bits)
+    }
     return KeyRecord.seal(
       KeyRecordHeader(
-        kind: .lut, party: party, inputBits: inputBits, outputBits: outputRing.bits, shift: 0, variant: 0,
+        kind: .lut, party: party, inputBits: inputBits, outputBits: outputRing.bits, shift: 0,
+        variant: 0,
         count: count, extra: 0, payloadLength: 0), w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .lut, party: party, inputBits: inputBits, authenticated: authenticated)
+  public init(
+    record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false
+  ) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(
+      record, kind: .lut, party: party, inputBits: inputBits, authenticated: authenticated)
     guard let ring = try? Ring(bits: h.outputBits), (1...24).contains(h.inputBits) else {
       throw .corruptKey("lookup widths \(h.inputBits)/\(h.outputBits)")
     }
@@ -417,3 +487,25 @@ extension LUTKey {
     try KeyRecord.finish(r)
   }
 }
+
+/// A key type read from one party's record. Records come as slices of verified key-stream
+/// segments (no copy); a standalone record array reads the same.
+public protocol KeyRecordDecodable {
+  init(record: ArraySlice<UInt8>, party: Int, inputBits: Int?, authenticated: Bool) throws(FSSError)
+}
+
+extension KeyRecordDecodable {
+  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false)
+    throws(FSSError)
+  {
+    try self.init(
+      record: record[...], party: party, inputBits: inputBits, authenticated: authenticated)
+  }
+}
+
+extension DPFKeys: KeyRecordDecodable {}
+extension DReLUKey: KeyRecordDecodable {}
+extension SelectKey: KeyRecordDecodable {}
+extension TruncationKey: KeyRecordDecodable {}
+extension LUTKey: KeyRecordDecodable {}
+extension ShareBundle: KeyRecordDecodable {}

@@ -38,7 +38,9 @@ import Foundation
 
 /// What a stream is for.
 public enum KeyStreamKind: UInt8, Sendable {
-  case setup = 1, inference = 2, client = 3
+  case setup = 1
+  case inference = 2
+  case client = 3
 }
 
 /// The public facts a key stream is bound to. Both parties and the dealer derive them from the
@@ -93,13 +95,19 @@ public struct KeyStreamHeader: Sendable, Equatable {
     w.u16(Self.version)
     w.u8(kind.rawValue)
     w.u8(UInt8(party))
-    for (field, length) in [(runID, 16), (modelSetupID, 16), (modelDigest, 32), (graphDigest, 32), (prgKeyID, 8)] {
-      w.raw(Array(field.prefix(length)) + [UInt8](repeating: 0, count: Swift.max(0, length - field.count)))
+    for (field, length) in [
+      (runID, 16), (modelSetupID, 16), (modelDigest, 32), (graphDigest, 32), (prgKeyID, 8),
+    ] {
+      w.raw(
+        Array(field.prefix(length))
+          + [UInt8](repeating: 0, count: Swift.max(0, length - field.count)))
     }
     let name = Array(recipe.utf8.prefix(32))
     w.u8(UInt8(name.count))
     w.raw(name)
-    for v in [recipeVersion, ringBits, fractionalBits, sequenceLength, batch, opCount] { w.u32(UInt32(clamping: v)) }
+    for v in [recipeVersion, ringBits, fractionalBits, sequenceLength, batch, opCount] {
+      w.u32(UInt32(clamping: v))
+    }
     return w.bytes
   }
 
@@ -108,7 +116,9 @@ public struct KeyStreamHeader: Sendable, Equatable {
     let version = try r.u16()
     guard version == Self.version else { throw .unsupportedVersion(Int(version)) }
     let kindByte = try r.u8()
-    guard let kind = KeyStreamKind(rawValue: kindByte) else { throw .corruptKey("unknown stream kind \(kindByte)") }
+    guard let kind = KeyStreamKind(rawValue: kindByte) else {
+      throw .corruptKey("unknown stream kind \(kindByte)")
+    }
     let party = Int(try r.u8())
     let runID = try r.raw(16)
     let setup = try r.raw(16)
@@ -122,7 +132,8 @@ public struct KeyStreamHeader: Sendable, Equatable {
     var numbers: [Int] = []
     for _ in 0..<6 { numbers.append(Int(try r.u32())) }
     return KeyStreamHeader(
-      kind: kind, party: party, runID: runID, modelSetupID: setup, modelDigest: model, graphDigest: graph,
+      kind: kind, party: party, runID: runID, modelSetupID: setup, modelDigest: model,
+      graphDigest: graph,
       recipe: recipe, recipeVersion: numbers[0], ringBits: numbers[1], fractionalBits: numbers[2],
       sequenceLength: numbers[3], batch: numbers[4], opCount: numbers[5], prgKeyID: prg)
   }
@@ -144,12 +155,15 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .mismatch(let field): return "key stream refused: its \(field) does not match this run"
-    case .runAlreadyUsed(let id): return "key stream refused: run \(id) was already used (keys are single-use)"
-    case .outOfOrder(let e, let f): return "key stream refused: expected the key of op \(e), found op \(f)"
+    case .runAlreadyUsed(let id):
+      return "key stream refused: run \(id) was already used (keys are single-use)"
+    case .outOfOrder(let e, let f):
+      return "key stream refused: expected the key of op \(e), found op \(f)"
     case .segmentOutOfOrder(let e, let f):
       return "key stream refused: expected segment \(e), found segment \(f) (reordered or spliced)"
     case .segmentTooLarge(let declared, let limit):
-      return "key stream refused: a segment declares \(declared) payload bytes, more than the limit of \(limit)"
+      return
+        "key stream refused: a segment declares \(declared) payload bytes, more than the limit of \(limit)"
     case .dataAfterFinalSegment: return "key stream refused: bytes follow its final segment"
     case .truncated: return "key stream refused: it ends before its final segment (truncated)"
     case .badMAC: return "key stream refused: the dealer's MAC does not verify"
@@ -166,20 +180,23 @@ enum KeyStreamSegment {
 
   /// The segment header followed by the payload and its MAC, as the dealer seals it.
   static func seal(
-    index: Int, final: Bool, recordCount: Int, payload: [UInt8], headerDigest: [UInt8], macKey: SymmetricKey
+    index: Int, final: Bool, recordCount: Int, payload: [UInt8], headerDigest: [UInt8],
+    macKey: SymmetricKey
   ) -> [UInt8] {
     var segment = [UInt8](repeating: 0, count: headerSize)
     segment.reserveCapacity(headerSize + payload.count + macSize)
     segment += payload
     sealInPlace(
-      &segment, index: index, final: final, recordCount: recordCount, headerDigest: headerDigest, macKey: macKey)
+      &segment, index: index, final: final, recordCount: recordCount, headerDigest: headerDigest,
+      macKey: macKey)
     return segment
   }
 
   /// Seals a buffer holding `headerSize` bytes of room followed by the payload: fills in the
   /// segment header and appends the tag, without copying the payload.
   static func sealInPlace(
-    _ segment: inout [UInt8], index: Int, final: Bool, recordCount: Int, headerDigest: [UInt8], macKey: SymmetricKey
+    _ segment: inout [UInt8], index: Int, final: Bool, recordCount: Int, headerDigest: [UInt8],
+    macKey: SymmetricKey
   ) {
     var w = ByteWriter()
     w.u32(UInt32(index))
@@ -188,7 +205,8 @@ enum KeyStreamSegment {
     w.u64(UInt64(segment.count - headerSize))
     segment.replaceSubrange(0..<headerSize, with: w.bytes)
     segment += mac(
-      index: index, headerDigest: headerDigest, segmentHeader: w.bytes[...], payload: segment[headerSize...],
+      index: index, headerDigest: headerDigest, segmentHeader: w.bytes[...],
+      payload: segment[headerSize...],
       macKey: macKey)
   }
 
@@ -201,7 +219,8 @@ enum KeyStreamSegment {
     for j in 0..<8 { nonce[j] = UInt8(truncatingIfNeeded: UInt64(index) >> UInt64(8 * j)) }
     // A 12-byte nonce and a 16- or 32-byte key cannot be refused; an empty tag fails every check.
     guard let gcmNonce = try? AES.GCM.Nonce(data: nonce),
-      let box = try? AES.GCM.seal(headerDigest + segmentHeader, using: macKey, nonce: gcmNonce, authenticating: payload)
+      let box = try? AES.GCM.seal(
+        headerDigest + segmentHeader, using: macKey, nonce: gcmNonce, authenticating: payload)
     else { return [] }
     return Array(box.tag)
   }
@@ -255,7 +274,8 @@ public struct KeyStreamWriter {
     var out = payload
     payload = Self.emptyPayload(capacity: out.capacity)
     KeyStreamSegment.sealInPlace(
-      &out, index: segment, final: final, recordCount: records, headerDigest: headerDigest, macKey: macKey)
+      &out, index: segment, final: final, recordCount: records, headerDigest: headerDigest,
+      macKey: macKey)
     if segment == 0 { out = encodedHeader + out }
     records = 0
     segment += 1
@@ -310,7 +330,7 @@ public struct KeyStreamReader {
   /// Bytes of the current incomplete unit (stream header, segment header or segment body).
   private var pending: [UInt8] = []
   /// Verified records not yet taken, from `head` on.
-  private var records: [(op: Int, bytes: [UInt8])] = []
+  private var records: [(op: Int, bytes: ArraySlice<UInt8>)] = []
   private var head = 0
   /// Once refused, a reader stays refused.
   private var failure: KeyStreamError?
@@ -333,7 +353,8 @@ public struct KeyStreamReader {
     bytes: [UInt8], expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger,
     maximumSegmentBytes: Int = defaultMaximumSegmentBytes
   ) throws(KeyStreamError) {
-    self.init(expected: expected, macKey: macKey, ledger: ledger, maximumSegmentBytes: maximumSegmentBytes)
+    self.init(
+      expected: expected, macKey: macKey, ledger: ledger, maximumSegmentBytes: maximumSegmentBytes)
     try feed(bytes)
     try endOfInput()
   }
@@ -372,7 +393,7 @@ public struct KeyStreamReader {
   /// The next verified record, which must belong to op `opIndex`; nil when none is available
   /// (not yet arrived, or after the last one — `isFinished` tells which). A reader that has
   /// refused its stream hands out nothing more.
-  public mutating func next(opIndex: Int) throws(KeyStreamError) -> [UInt8]? {
+  public mutating func next(opIndex: Int) throws(KeyStreamError) -> ArraySlice<UInt8>? {
     if let failure { throw failure }
     guard head < records.count else { return nil }
     let op = records[head].op
@@ -409,17 +430,24 @@ public struct KeyStreamReader {
         throw .segmentTooLarge(declared: length, limit: maximumSegmentBytes)
       }
       phase = .segmentBody(
-        index: index, final: flag == 1, recordCount: count, payloadLength: Int(length), header: Array(bytes))
+        index: index, final: flag == 1, recordCount: count, payloadLength: Int(length),
+        header: Array(bytes))
       return true
     case .segmentBody(let index, let final, let recordCount, let payloadLength, let segmentHeader):
-      guard let body = unit(payloadLength + KeyStreamSegment.macSize, from: &input) else { return false }
+      guard let body = unit(payloadLength + KeyStreamSegment.macSize, from: &input) else {
+        return false
+      }
       let payload = body.prefix(payloadLength)
       let mac = KeyStreamSegment.mac(
-        index: index, headerDigest: headerDigest, segmentHeader: segmentHeader[...], payload: payload, macKey: macKey)
-      guard KeyStreamSegment.equalTags(mac, body.suffix(KeyStreamSegment.macSize)) else { throw .badMAC }
+        index: index, headerDigest: headerDigest, segmentHeader: segmentHeader[...],
+        payload: payload, macKey: macKey)
+      guard KeyStreamSegment.equalTags(mac, body.suffix(KeyStreamSegment.macSize)) else {
+        throw .badMAC
+      }
       let found = try Self.records(in: payload, segment: index)
       guard found.count == recordCount else {
-        throw .record(.corruptKey("segment \(index) declares \(recordCount) records but holds \(found.count)"))
+        throw .record(
+          .corruptKey("segment \(index) declares \(recordCount) records but holds \(found.count)"))
       }
       // Burn the run id before any key is handed out: a crashed run is never retried.
       if index == 0, let header { try ledger.consume(runID: header.runID) }
@@ -434,7 +462,8 @@ public struct KeyStreamReader {
 
   /// Collects the stream header; once complete, decodes it and checks it against `expected`.
   /// Its size follows from the recipe-name length at offset 112, so it is read in two parts.
-  private mutating func readHeader(_ input: inout ArraySlice<UInt8>) throws(KeyStreamError) -> Bool {
+  private mutating func readHeader(_ input: inout ArraySlice<UInt8>) throws(KeyStreamError) -> Bool
+  {
     // 112 bytes of fixed fields, the name length, the name, six u32 numbers.
     let need = pending.count > 112 ? 113 + Int(pending[112]) + 24 : 113
     let take = Swift.min(need - pending.count, input.count)
@@ -459,7 +488,8 @@ public struct KeyStreamReader {
       ("recipe", decoded.recipe == e.recipe && decoded.recipeVersion == e.recipeVersion),
       ("ring width", decoded.ringBits == e.ringBits),
       ("fractional bits", decoded.fractionalBits == e.fractionalBits),
-      ("sequence length", decoded.sequenceLength == e.sequenceLength), ("batch", decoded.batch == e.batch),
+      ("sequence length", decoded.sequenceLength == e.sequenceLength),
+      ("batch", decoded.batch == e.batch),
       ("op count", decoded.opCount == e.opCount), ("PRG key", decoded.prgKeyID == e.prgKeyID),
     ]
     if let failed = checks.first(where: { !$0.1 }) { throw .mismatch(field: failed.0) }
@@ -472,7 +502,9 @@ public struct KeyStreamReader {
 
   /// The next `count` bytes of the current unit once all have arrived: straight from `input`
   /// when nothing is pending and it holds them all, else gathered in `pending`.
-  private mutating func unit(_ count: Int, from input: inout ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+  private mutating func unit(_ count: Int, from input: inout ArraySlice<UInt8>) -> ArraySlice<
+    UInt8
+  >? {
     if pending.isEmpty && input.count >= count {
       defer { input = input.dropFirst(count) }
       return input.prefix(count)
@@ -489,8 +521,8 @@ public struct KeyStreamReader {
   /// whose length its header gives); every byte must belong to a whole record.
   private static func records(
     in payload: ArraySlice<UInt8>, segment: Int
-  ) throws(KeyStreamError) -> [(op: Int, bytes: [UInt8])] {
-    var found: [(op: Int, bytes: [UInt8])] = []
+  ) throws(KeyStreamError) -> [(op: Int, bytes: ArraySlice<UInt8>)] {
+    var found: [(op: Int, bytes: ArraySlice<UInt8>)] = []
     var p = payload.startIndex
     while p < payload.endIndex {
       let remaining = payload.endIndex - p
@@ -503,7 +535,8 @@ public struct KeyStreamReader {
         throw .record(.corruptKey("segment \(segment) ends inside a record"))
       }
       let end = p + 4 + KeyRecordHeader.size + Int(length) + 4
-      found.append((op, Array(payload[(p + 4)..<end])))
+      // A slice of the verified segment, not a copy: the segment lives until its last record is used.
+      found.append((op, payload[(p + 4)..<end]))
       p = end
     }
     return found

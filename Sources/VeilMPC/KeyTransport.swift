@@ -163,7 +163,7 @@ actor KeySource {
   }
 
   /// The record of op `opIndex`, waiting for the dealer while it has not arrived.
-  func next(opIndex: Int) async throws -> [UInt8] {
+  func next(opIndex: Int) async throws -> ArraySlice<UInt8> {
     while true {
       if let record = try reader.next(opIndex: opIndex) { return record }
       let start = clock.now

@@ -78,7 +78,7 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   /// The next key record, which must be this gate's.
-  private func record() async throws -> [UInt8] {
+  private func record() async throws -> ArraySlice<UInt8> {
     defer { op += 1 }
     let bytes = try await keys.next(opIndex: op)
     recordBytes += bytes.count
@@ -86,7 +86,8 @@ public actor PartyBackend: MaskedWireBackend {
   }
 
   /// Decodes a key record, naming the gate when it does not fit.
-  private func key<K>(_ site: GateSite, _ decode: ([UInt8]) throws(FSSError) -> K) async throws -> K
+  private func key<K>(_ site: GateSite, _ decode: (ArraySlice<UInt8>) throws(FSSError) -> K)
+    async throws -> K
   {
     let bytes = try await record()
     do { return try decode(bytes) } catch { throw MPCError.keyMismatch(site, error.description) }
@@ -292,7 +293,8 @@ public actor PartyBackend: MaskedWireBackend {
   /// The keys of an elementwise gate, one record per chunk of `elementChunks(count)`, each
   /// checked to cover its chunk.
   private func chunkKeys<K>(
-    _ site: GateSite, count: Int, _ decode: ([UInt8]) throws(FSSError) -> K, elements: (K) -> Int
+    _ site: GateSite, count: Int, _ decode: (ArraySlice<UInt8>) throws(FSSError) -> K,
+    elements: (K) -> Int
   ) async throws -> [(range: Range<Int>, key: K)] {
     var keys: [(range: Range<Int>, key: K)] = []
     for range in elementChunks(count) {

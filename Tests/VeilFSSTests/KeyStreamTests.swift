@@ -15,7 +15,8 @@ import VeilTestSupport
       kind: .inference, party: party, runID: runID, modelSetupID: [UInt8](repeating: 9, count: 16),
       modelDigest: Array(SHA256.hash(data: Data("model".utf8))),
       graphDigest: Array(SHA256.hash(data: Data("graph".utf8))),
-      recipe: "sigma", recipeVersion: 1, ringBits: 50, fractionalBits: 12, sequenceLength: 16, batch: 1, opCount: 6,
+      recipe: "sigma", recipeVersion: 1, ringBits: 50, fractionalBits: 12, sequenceLength: 16,
+      batch: 1, opCount: 6,
       prgKeyID: prg.keyID)
   }
 
@@ -31,10 +32,14 @@ import VeilTestSupport
   }
 
   /// Three DReLU records for party 0, ops 0…2, in one final segment.
-  func stream(order: [Int] = [0, 1, 2], header: KeyStreamHeader? = nil) throws -> ([UInt8], [DReLUKey]) {
+  func stream(order: [Int] = [0, 1, 2], header: KeyStreamHeader? = nil) throws -> (
+    [UInt8], [DReLUKey]
+  ) {
     var writer = KeyStreamWriter(header: header ?? self.header(), macKey: macKey)
     let made = try keys(order.count)
-    for (op, key) in zip(order, made) { writer.append(opIndex: op, record: key.serialized(party: 0)) }
+    for (op, key) in zip(order, made) {
+      writer.append(opIndex: op, record: key.serialized(party: 0))
+    }
     return (writer.finish(), made)
   }
 
@@ -46,7 +51,9 @@ import VeilTestSupport
     records given: [[UInt8]]? = nil
   ) throws -> (parts: [[UInt8]], records: [[UInt8]]) {
     let header = header ?? self.header()
-    let records = try given ?? keys(segments.reduce(0, +), elements: 2).map { $0.serialized(party: header.party) }
+    let records =
+      try given
+      ?? keys(segments.reduce(0, +), elements: 2).map { $0.serialized(party: header.party) }
     var writer = KeyStreamWriter(header: header, macKey: macKey)
     var parts: [[UInt8]] = []
     var op = 0
@@ -59,13 +66,14 @@ import VeilTestSupport
     }
     if emptyFinal { parts.append(writer.seal(final: true)) }
     let headerSize = header.encoded().count
-    parts.replaceSubrange(0...0, with: [Array(parts[0].prefix(headerSize)), Array(parts[0].dropFirst(headerSize))])
+    parts.replaceSubrange(
+      0...0, with: [Array(parts[0].prefix(headerSize)), Array(parts[0].dropFirst(headerSize))])
     return (parts, records)
   }
 
   /// Takes every record available now, numbering ops after those already taken.
   func drain(_ reader: inout KeyStreamReader, into taken: inout [[UInt8]]) throws {
-    while let record = try reader.next(opIndex: taken.count) { taken.append(record) }
+    while let record = try reader.next(opIndex: taken.count) { taken.append(Array(record)) }
   }
 
   /// Feeds `bytes` in `chunk`-sized pieces, taking records as they come; returns the records
@@ -78,7 +86,7 @@ import VeilTestSupport
     do throws(KeyStreamError) {
       for start in stride(from: 0, to: bytes.count, by: chunk) {
         try reader.feed(Array(bytes[start..<Swift.min(start + chunk, bytes.count)]))
-        while let record = try reader.next(opIndex: taken.count) { taken.append(record) }
+        while let record = try reader.next(opIndex: taken.count) { taken.append(Array(record)) }
       }
       try reader.endOfInput()
       return (taken, nil)
@@ -91,7 +99,8 @@ import VeilTestSupport
 
   @Test func recordsComeBackInOpOrder() throws {
     let (bytes, keys) = try stream()
-    var reader = try KeyStreamReader(bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
+    var reader = try KeyStreamReader(
+      bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
     for op in 0..<3 {
       let record = try #require(try reader.next(opIndex: op))
       #expect(try DReLUKey(record: record, party: 0, inputBits: 50) == keys[op])
@@ -146,14 +155,14 @@ import VeilTestSupport
     #expect(try reader.next(opIndex: 0) == nil)
     try reader.feed(Array(parts[1].suffix(1)))
     #expect(reader.hasPendingRecords)
-    #expect(try reader.next(opIndex: 0) == records[0])
-    #expect(try reader.next(opIndex: 1) == records[1])
+    #expect(try reader.next(opIndex: 0).map(Array.init) == records[0])
+    #expect(try reader.next(opIndex: 1).map(Array.init) == records[1])
     #expect(try reader.next(opIndex: 2) == nil)
     #expect(!reader.isFinished)
     #expect(throws: KeyStreamError.truncated) { try reader.endOfInput() }
     try reader.feed(parts[2] + parts[3])
     #expect(reader.isFinished)
-    #expect(try reader.next(opIndex: 2) == records[2])
+    #expect(try reader.next(opIndex: 2).map(Array.init) == records[2])
     try reader.endOfInput()
   }
 
@@ -166,27 +175,35 @@ import VeilTestSupport
     let first = writer.seal(final: false)
     #expect(writer.pendingBytes == 0)
     let headerSize = header().encoded().count
-    #expect(first.count == headerSize + KeyStreamSegment.headerSize + 4 + records[0].count + KeyStreamSegment.macSize)
+    #expect(
+      first.count == headerSize + KeyStreamSegment.headerSize + 4 + records[0].count
+        + KeyStreamSegment.macSize)
     writer.append(opIndex: 1, record: records[1])
     let second = writer.seal(final: false)
-    #expect(second.count == KeyStreamSegment.headerSize + 4 + records[1].count + KeyStreamSegment.macSize)
+    #expect(
+      second.count == KeyStreamSegment.headerSize + 4 + records[1].count + KeyStreamSegment.macSize)
     let last = writer.finish()
     #expect(last.count == KeyStreamSegment.headerSize + KeyStreamSegment.macSize)
     var reader = try KeyStreamReader(
       bytes: first + second + last, expected: header(), macKey: macKey, ledger: RunLedger())
-    #expect(try reader.next(opIndex: 0) == records[0])
-    #expect(try reader.next(opIndex: 1) == records[1])
+    #expect(try reader.next(opIndex: 0).map(Array.init) == records[0])
+    #expect(try reader.next(opIndex: 1).map(Array.init) == records[1])
   }
 
   // MARK: - Run ledger
 
   @Test func aReusedRunIsRefusedEvenAcrossRestarts() throws {
     let (bytes, _) = try stream()
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("veil-ledger-\(UUID().uuidString)").path
-    _ = try KeyStreamReader(bytes: bytes, expected: header(), macKey: macKey, ledger: try RunLedger(path: path))
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "veil-ledger-\(UUID().uuidString)"
+    ).path
+    _ = try KeyStreamReader(
+      bytes: bytes, expected: header(), macKey: macKey, ledger: try RunLedger(path: path))
     // A new process (a fresh ledger object over the same file) still refuses the run.
     #expect(throws: KeyStreamError.runAlreadyUsed("000102030405060708090a0b0c0d0e0f")) {
-      try KeyStreamReader(bytes: bytes, expected: self.header(), macKey: self.macKey, ledger: try RunLedger(path: path))
+      try KeyStreamReader(
+        bytes: bytes, expected: self.header(), macKey: self.macKey,
+        ledger: try RunLedger(path: path))
     }
     try? FileManager.default.removeItem(atPath: path)
   }
@@ -205,12 +222,13 @@ import VeilTestSupport
     var other = header()
     other.batch = 4
     #expect(throws: KeyStreamError.mismatch(field: "batch")) {
-      try KeyStreamReader(bytes: Array(parts.joined()), expected: other, macKey: self.macKey, ledger: ledger)
+      try KeyStreamReader(
+        bytes: Array(parts.joined()), expected: other, macKey: self.macKey, ledger: ledger)
     }
     // The first verified segment burns the run, before any record is taken...
     var first = KeyStreamReader(expected: header(), macKey: macKey, ledger: ledger)
     try first.feed(parts[0] + parts[1])
-    #expect(try first.next(opIndex: 0) == records[0])
+    #expect(try first.next(opIndex: 0).map(Array.init) == records[0])
     // ...so a second reader on the same ledger is refused at its first segment, whole or streamed.
     var second = KeyStreamReader(expected: header(), macKey: macKey, ledger: ledger)
     try second.feed(parts[0])
@@ -248,12 +266,15 @@ import VeilTestSupport
       var expected = header()
       change(&expected)
       #expect(throws: KeyStreamError.mismatch(field: field)) {
-        try KeyStreamReader(bytes: bytes, expected: expected, macKey: self.macKey, ledger: RunLedger())
+        try KeyStreamReader(
+          bytes: bytes, expected: expected, macKey: self.macKey, ledger: RunLedger())
       }
       // Streamed: refused as soon as the header is complete, before any segment.
       var reader = KeyStreamReader(expected: expected, macKey: macKey, ledger: RunLedger())
       try reader.feed(Array(bytes.prefix(headerSize - 1)))
-      #expect(throws: KeyStreamError.mismatch(field: field)) { try reader.feed([bytes[headerSize - 1]]) }
+      #expect(throws: KeyStreamError.mismatch(field: field)) {
+        try reader.feed([bytes[headerSize - 1]])
+      }
     }
     // The run id is new per run: another one is no mismatch.
     let fresh = header(runID: [UInt8](repeating: 7, count: 16))
@@ -272,7 +293,9 @@ import VeilTestSupport
     var old = bytes
     old[4] = 1
     var v1 = KeyStreamReader(expected: header(), macKey: macKey, ledger: RunLedger())
-    #expect(throws: KeyStreamError.record(.unsupportedVersion(1))) { try v1.feed(Array(old.prefix(6))) }
+    #expect(throws: KeyStreamError.record(.unsupportedVersion(1))) {
+      try v1.feed(Array(old.prefix(6)))
+    }
   }
 
   // MARK: - Truncation, tampering, reordering, splicing
@@ -282,21 +305,25 @@ import VeilTestSupport
     for length in stride(from: 0, to: bytes.count, by: 7) {
       #expect(throws: KeyStreamError.truncated) {
         try KeyStreamReader(
-          bytes: Array(bytes.prefix(length)), expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+          bytes: Array(bytes.prefix(length)), expected: self.header(), macKey: self.macKey,
+          ledger: RunLedger())
       }
     }
     #expect(throws: KeyStreamError.truncated) {
       try KeyStreamReader(
-        bytes: Array(bytes.dropLast(40)), expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+        bytes: Array(bytes.dropLast(40)), expected: self.header(), macKey: self.macKey,
+        ledger: RunLedger())
     }
     var tampered = bytes
     tampered[tampered.count / 2] ^= 1
     #expect(throws: KeyStreamError.badMAC) {
-      try KeyStreamReader(bytes: tampered, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+      try KeyStreamReader(
+        bytes: tampered, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
     }
     #expect(throws: KeyStreamError.badMAC) {
       try KeyStreamReader(
-        bytes: bytes, expected: self.header(), macKey: SymmetricKey(size: .bits256), ledger: RunLedger())
+        bytes: bytes, expected: self.header(), macKey: SymmetricKey(size: .bits256),
+        ledger: RunLedger())
     }
   }
 
@@ -305,7 +332,8 @@ import VeilTestSupport
       let (parts, records) = try segmented([2, 1, 3], emptyFinal: emptyFinal)
       let cut = Array(parts.dropLast().joined())
       #expect(throws: KeyStreamError.truncated) {
-        try KeyStreamReader(bytes: cut, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+        try KeyStreamReader(
+          bytes: cut, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
       }
       // Streamed, the verified segments' records still come out; the end of input is refused.
       let (taken, error) = feedInChunks(cut, chunk: 100)
@@ -319,13 +347,20 @@ import VeilTestSupport
     let refusals: [([[UInt8]], KeyStreamError)] = [
       ([parts[0], parts[2], parts[1], parts[3]], .segmentOutOfOrder(expected: 0, found: 1)),
       ([parts[0], parts[1], parts[3], parts[2]], .segmentOutOfOrder(expected: 1, found: 2)),
-      ([parts[0], parts[1], parts[1], parts[2], parts[3]], .segmentOutOfOrder(expected: 1, found: 0)),
-      ([parts[0], parts[1], parts[2], parts[2], parts[3]], .segmentOutOfOrder(expected: 2, found: 1)),
+      (
+        [parts[0], parts[1], parts[1], parts[2], parts[3]],
+        .segmentOutOfOrder(expected: 1, found: 0)
+      ),
+      (
+        [parts[0], parts[1], parts[2], parts[2], parts[3]],
+        .segmentOutOfOrder(expected: 2, found: 1)
+      ),
     ]
     for (pieces, error) in refusals {
       #expect(throws: error) {
         try KeyStreamReader(
-          bytes: Array(pieces.joined()), expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+          bytes: Array(pieces.joined()), expected: self.header(), macKey: self.macKey,
+          ledger: RunLedger())
       }
     }
   }
@@ -337,7 +372,8 @@ import VeilTestSupport
       [2, 1, 3], header: header(runID: [UInt8](repeating: 0xAA, count: 16)), records: records)
     let (otherParty, _) = try segmented([2, 1, 3], header: header(party: 1))
     // Another run's header before this run's segments: the first segment's MAC fails.
-    let (taken, error) = feedInChunks(Array(([otherRun[0]] + parts.dropFirst()).joined()), chunk: 333)
+    let (taken, error) = feedInChunks(
+      Array(([otherRun[0]] + parts.dropFirst()).joined()), chunk: 333)
     #expect(taken.isEmpty && error == .badMAC)
     for foreign in [otherRun, otherParty] {
       for i in 1..<parts.count {
@@ -367,7 +403,9 @@ import VeilTestSupport
       let (taken, error) = feedInChunks(tampered, chunk: 1 + i % 700)
       #expect(error != nil, "byte \(i)")
       #expect(taken == Array(records.prefix(taken.count)), "byte \(i)")
-      let inSegmentHeader = segmentStarts.contains { (0..<KeyStreamSegment.headerSize).contains(i - $0) }
+      let inSegmentHeader = segmentStarts.contains {
+        (0..<KeyStreamSegment.headerSize).contains(i - $0)
+      }
       let inRunID = (8..<24).contains(i)
       if i >= headerSize && !inSegmentHeader || inRunID {
         #expect(error == .badMAC, "byte \(i)")
@@ -402,18 +440,26 @@ import VeilTestSupport
           #expect(throws: refused) { try reader.next(opIndex: 2) }
         }
         switch byte {
-        case 0..<4: #expect(refused == .segmentOutOfOrder(expected: 1, found: 1 ^ (1 << (8 * byte + bit))))
-        case 4: #expect(refused == (bit == 0 ? .badMAC : .record(.corruptKey("segment 1 has final flag \(1 << bit)"))))
+        case 0..<4:
+          #expect(refused == .segmentOutOfOrder(expected: 1, found: 1 ^ (1 << (8 * byte + bit))))
+        case 4:
+          #expect(
+            refused
+              == (bit == 0 ? .badMAC : .record(.corruptKey("segment 1 has final flag \(1 << bit)")))
+          )
         case 5..<9: #expect(refused == .badMAC)
         default:
           // The payload length: too large, past the end of the stream, or misplacing the MAC.
-          let length = UInt64(parts[2].count - KeyStreamSegment.headerSize - KeyStreamSegment.macSize)
+          let length = UInt64(
+            parts[2].count - KeyStreamSegment.headerSize - KeyStreamSegment.macSize)
           let flipped = length ^ (1 << UInt64(8 * (byte - 9) + bit))
           let limit = KeyStreamReader.defaultMaximumSegmentBytes
-          let available = bytes.count - start - KeyStreamSegment.headerSize - KeyStreamSegment.macSize
+          let available =
+            bytes.count - start - KeyStreamSegment.headerSize - KeyStreamSegment.macSize
           let expected: KeyStreamError =
             flipped > UInt64(limit)
-            ? .segmentTooLarge(declared: flipped, limit: limit) : flipped > UInt64(available) ? .truncated : .badMAC
+            ? .segmentTooLarge(declared: flipped, limit: limit)
+            : flipped > UInt64(available) ? .truncated : .badMAC
           #expect(refused == expected, "byte \(byte) bit \(bit)")
         }
       }
@@ -425,10 +471,12 @@ import VeilTestSupport
     let bytes = Array(parts.joined())
     for extra in [[0], Array(parts[1]), bytes] as [[UInt8]] {
       #expect(throws: KeyStreamError.dataAfterFinalSegment) {
-        try KeyStreamReader(bytes: bytes + extra, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+        try KeyStreamReader(
+          bytes: bytes + extra, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
       }
     }
-    var reader = try KeyStreamReader(bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
+    var reader = try KeyStreamReader(
+      bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
     try reader.feed([])
     #expect(throws: KeyStreamError.dataAfterFinalSegment) { try reader.feed([1]) }
     #expect(!reader.isFinished)
@@ -446,7 +494,8 @@ import VeilTestSupport
     var reader = KeyStreamReader(expected: header(), macKey: macKey, ledger: RunLedger())
     try reader.feed(parts[0] + w.bytes.prefix(16))
     #expect(
-      throws: KeyStreamError.segmentTooLarge(declared: 1 << 60, limit: KeyStreamReader.defaultMaximumSegmentBytes)
+      throws: KeyStreamError.segmentTooLarge(
+        declared: 1 << 60, limit: KeyStreamReader.defaultMaximumSegmentBytes)
     ) {
       try reader.feed([w.bytes[16]])
     }
@@ -454,7 +503,8 @@ import VeilTestSupport
     let limit = parts[1].count - KeyStreamSegment.headerSize - KeyStreamSegment.macSize - 1
     #expect(throws: KeyStreamError.segmentTooLarge(declared: UInt64(limit + 1), limit: limit)) {
       try KeyStreamReader(
-        bytes: Array(parts.joined()), expected: self.header(), macKey: self.macKey, ledger: RunLedger(),
+        bytes: Array(parts.joined()), expected: self.header(), macKey: self.macKey,
+        ledger: RunLedger(),
         maximumSegmentBytes: limit)
     }
   }
@@ -471,20 +521,29 @@ import VeilTestSupport
       (2, tagged.bytes, .record(.corruptKey("segment 0 declares 2 records but holds 1"))),
       (1, Array(tagged.bytes.dropLast()), .record(.corruptKey("segment 0 ends inside a record"))),
       (2, tagged.bytes + [0, 0, 0], .record(.corruptKey("segment 0 ends inside a record"))),
-      (2, tagged.bytes + tagged.bytes.prefix(40), .record(.corruptKey("segment 0 ends inside a record"))),
+      (
+        2, tagged.bytes + tagged.bytes.prefix(40),
+        .record(.corruptKey("segment 0 ends inside a record"))
+      ),
     ]
     for (count, payload, error) in cases {
       let segment = KeyStreamSegment.seal(
-        index: 0, final: true, recordCount: count, payload: payload, headerDigest: digest, macKey: macKey)
+        index: 0, final: true, recordCount: count, payload: payload, headerDigest: digest,
+        macKey: macKey)
       #expect(throws: error) {
-        try KeyStreamReader(bytes: encoded + segment, expected: self.header(), macKey: self.macKey, ledger: RunLedger())
+        try KeyStreamReader(
+          bytes: encoded + segment, expected: self.header(), macKey: self.macKey,
+          ledger: RunLedger())
       }
     }
   }
 
   @Test func recordsOutOfOrderAreRefused() throws {
     let (bytes, _) = try stream(order: [1, 0, 2])
-    var reader = try KeyStreamReader(bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
-    #expect(throws: KeyStreamError.outOfOrder(expected: 0, found: 1)) { try reader.next(opIndex: 0) }
+    var reader = try KeyStreamReader(
+      bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
+    #expect(throws: KeyStreamError.outOfOrder(expected: 0, found: 1)) {
+      try reader.next(opIndex: 0)
+    }
   }
 }

@@ -13,20 +13,26 @@ import VeilModels
   static func header(sequenceLength: Int = 8, model: UInt8 = 1, run: UInt8 = 7) -> KeyStreamHeader {
     KeyStreamHeader(
       kind: .inference, party: 0, runID: [UInt8](repeating: run, count: 16),
-      modelSetupID: [UInt8](repeating: 3, count: 16), modelDigest: [UInt8](repeating: model, count: 32),
-      graphDigest: [UInt8](repeating: 4, count: 32), recipe: "sigma", recipeVersion: 1, ringBits: 50,
-      fractionalBits: 12, sequenceLength: sequenceLength, batch: 1, opCount: 0, prgKeyID: [UInt8](repeating: 5, count: 8))
+      modelSetupID: [UInt8](repeating: 3, count: 16),
+      modelDigest: [UInt8](repeating: model, count: 32),
+      graphDigest: [UInt8](repeating: 4, count: 32), recipe: "sigma", recipeVersion: 1,
+      ringBits: 50,
+      fractionalBits: 12, sequenceLength: sequenceLength, batch: 1, opCount: 0,
+      prgKeyID: [UInt8](repeating: 5, count: 8))
   }
 
   static let record = ShareBundle(bits: 50, explicit: [[1, 2, 3]]).serialized(party: 0)
 
   /// A dealer writing `records` records under `header` into a fresh pipe; the stream is closed
   /// with its final segment unless `truncate`.
-  static func stream(_ header: KeyStreamHeader, key: SymmetricKey, records: Int = 3, truncate: Bool = false)
+  static func stream(
+    _ header: KeyStreamHeader, key: SymmetricKey, records: Int = 3, truncate: Bool = false
+  )
     async throws -> KeyPipe
   {
     let pipe = KeyPipe(capacity: 1 << 20)
-    let streams = DealerKeyStreams(headers: [header], macKeys: [key], pipes: [pipe], segmentBytes: 1)
+    let streams = DealerKeyStreams(
+      headers: [header], macKeys: [key], pipes: [pipe], segmentBytes: 1)
     for op in 0..<records { try await streams.append([(0, op, record)]) }
     if truncate { await pipe.close() } else { try await streams.ship(final: true) }
     return pipe
@@ -35,17 +41,23 @@ import VeilModels
   @Test func aFullStreamIsReadInOrder() async throws {
     let key = SymmetricKey(size: .bits256)
     let source = KeySource(
-      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key, ledger: RunLedger())
-    for op in 0..<3 { #expect(try await source.next(opIndex: op) == Self.record) }
+      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key,
+      ledger: RunLedger())
+    for op in 0..<3 { #expect(Array(try await source.next(opIndex: op)) == Self.record) }
     try await source.finish(afterOp: 3)
   }
 
   @Test func anotherShapeOrModelIsRefusedNamingTheField() async throws {
     let key = SymmetricKey(size: .bits256)
-    for (dealt, field) in [(Self.header(sequenceLength: 9), "sequence length"), (Self.header(model: 2), "model digest")] {
+    for (dealt, field) in [
+      (Self.header(sequenceLength: 9), "sequence length"), (Self.header(model: 2), "model digest"),
+    ] {
       let source = KeySource(
-        pipe: try await Self.stream(dealt, key: key), expected: Self.header(), macKey: key, ledger: RunLedger())
-      await #expect(throws: KeyStreamError.mismatch(field: field)) { _ = try await source.next(opIndex: 0) }
+        pipe: try await Self.stream(dealt, key: key), expected: Self.header(), macKey: key,
+        ledger: RunLedger())
+      await #expect(throws: KeyStreamError.mismatch(field: field)) {
+        _ = try await source.next(opIndex: 0)
+      }
     }
   }
 
@@ -53,10 +65,12 @@ import VeilModels
     let key = SymmetricKey(size: .bits256)
     let ledger = RunLedger()
     let first = KeySource(
-      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key, ledger: ledger)
+      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key,
+      ledger: ledger)
     _ = try await first.next(opIndex: 0)
     let replay = KeySource(
-      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key, ledger: ledger)
+      pipe: try await Self.stream(Self.header(), key: key), expected: Self.header(), macKey: key,
+      ledger: ledger)
     await #expect(throws: KeyStreamError.runAlreadyUsed(String(repeating: "07", count: 16))) {
       _ = try await replay.next(opIndex: 0)
     }
@@ -65,7 +79,8 @@ import VeilModels
   @Test func aTruncatedStreamIsRefused() async throws {
     let key = SymmetricKey(size: .bits256)
     let source = KeySource(
-      pipe: try await Self.stream(Self.header(), key: key, truncate: true), expected: Self.header(), macKey: key,
+      pipe: try await Self.stream(Self.header(), key: key, truncate: true), expected: Self.header(),
+      macKey: key,
       ledger: RunLedger())
     for op in 0..<3 { _ = try await source.next(opIndex: op) }
     await #expect(throws: KeyStreamError.truncated) { try await source.finish(afterOp: 3) }
@@ -74,12 +89,14 @@ import VeilModels
 
   @Test func aForeignKeyOrAnExtraRecordIsRefused() async throws {
     let source = KeySource(
-      pipe: try await Self.stream(Self.header(), key: SymmetricKey(size: .bits256)), expected: Self.header(),
+      pipe: try await Self.stream(Self.header(), key: SymmetricKey(size: .bits256)),
+      expected: Self.header(),
       macKey: SymmetricKey(size: .bits256), ledger: RunLedger())
     await #expect(throws: KeyStreamError.badMAC) { _ = try await source.next(opIndex: 0) }
     let key = SymmetricKey(size: .bits256)
     let longer = KeySource(
-      pipe: try await Self.stream(Self.header(), key: key, records: 4), expected: Self.header(), macKey: key,
+      pipe: try await Self.stream(Self.header(), key: key, records: 4), expected: Self.header(),
+      macKey: key,
       ledger: RunLedger())
     for op in 0..<3 { _ = try await longer.next(opIndex: op) }
     await #expect(throws: MPCError.self) { try await longer.finish(afterOp: 3) }

@@ -66,8 +66,8 @@ public struct ShareBundle: Sendable, Equatable {
   }
 
   /// Decodes one party's record, refusing another kind, party or ring width.
-  public init(record: [UInt8], party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
-    var (h, r, _) = try KeyRecord.decode(record, kind: .shares, party: party, inputBits: inputBits, authenticated: authenticated)
+  public init(record: ArraySlice<UInt8>, party: Int, inputBits: Int? = nil, authenticated: Bool = false) throws(FSSError) {
+    var (h, r) = try KeyRecord.decode(record, kind: .shares, party: party, inputBits: inputBits, authenticated: authenticated)
     guard (1...64).contains(h.inputBits) else { throw .corruptKey("share ring width \(h.inputBits)") }
     func lengths(_ r: inout ByteReader) throws(FSSError) -> [Int] {
       let count = Int(try r.u32())
