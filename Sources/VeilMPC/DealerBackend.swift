@@ -100,9 +100,7 @@ public actor DealerBackend: MaskedWireBackend {
   public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
     -> WireTensor
   {
-    let shape = try weights.shape(table)
-    guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
-    let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
+    let (t, v, d, n) = try embeddingShape(tokens, table: table, site)
     let e = try weights.plain(table)
     return try await gate(.embedding, site, elements: t * d) { random in
       // a = G(s0) + G(s1): the client gets both seeds, P_b only s_b.

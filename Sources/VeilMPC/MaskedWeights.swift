@@ -148,7 +148,7 @@ public enum WeightSetup {
     _ id: WeightID, _ tensor: Tensor<Double>, format: FixedPointFormat, transpose: Bool,
     random: inout SecureRandom, peers: (any Channel, any Channel)
   ) async throws -> (masked: [UInt64], chunkSeeds: [[[UInt8]]]) {
-    let scalars = transpose ? transposed(tensor) : tensor.scalars
+    let scalars = transpose ? try tensor.transposed().scalars : tensor.scalars
     var masked: [UInt64] = []
     masked.reserveCapacity(scalars.count)
     var chunkSeeds: [[[UInt8]]] = []
@@ -172,17 +172,5 @@ public enum WeightSetup {
       chunkSeeds.append(seeds)
     }
     return (masked, chunkSeeds)
-  }
-
-  /// A [rows, columns] tensor's values in [columns, rows] order.
-  private static func transposed(_ tensor: Tensor<Double>) -> [Double] {
-    let (rows, columns) = (tensor.shape[0], tensor.shape[1])
-    var out = [Double](repeating: 0, count: tensor.count)
-    tensor.scalars.withUnsafeBufferPointer { src in
-      out.withUnsafeMutableBufferPointer { dst in
-        for i in 0..<rows { for j in 0..<columns { dst[j * rows + i] = src[i * columns + j] } }
-      }
-    }
-    return out
   }
 }

@@ -290,6 +290,15 @@ extension MaskedWireBackend {
 
   // MARK: Shape checks shared by the dealer and the parties (the clear back end's rules)
 
+  /// (tokens, vocabulary, d, ring bits) of a token-embedding lookup in a [vocabulary, d] table.
+  func embeddingShape(_ tokens: TokenInput, table: WeightID, _ site: GateSite) throws(MPCError) -> (
+    t: Int, v: Int, d: Int, n: Int
+  ) {
+    let shape = try wireWeights.shape(table)
+    guard shape.count == 2 else { throw .badShape(site, shape, "embedding table") }
+    return (tokens.count, shape[0], shape[1], inputFormat.bits)
+  }
+
   /// (rows, inner, outputs, output format) of x·Wᵀ for x [..., inner] and W [outputs, inner].
   func linearShape(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> (
     rows: Int, inner: Int, outputs: Int, format: WireFormat
@@ -403,7 +412,7 @@ enum RingMath {
   static func matmul(
     _ a: [UInt64], _ b: [UInt64], batch: Int, m: Int, k: Int, n: Int, transposeB: Bool, bits: Int
   ) -> [UInt64] {
-    let right = transposeB ? transposeBatch(b, batch: batch, rows: n, columns: k) : b
+    let right = transposeB ? Tensor.transposeMatrices(b, batch: batch, rows: n, columns: k) : b
     var out = [UInt64](repeating: 0, count: batch * m * n)
     let kernel = RingGEMMKernel.best(forBits: bits)
     a.withUnsafeBufferPointer { pa in
@@ -414,22 +423,6 @@ enum RingMath {
               kernel: kernel, m: m, n: n, k: k, a: pa, aOffset: s * m * k, b: pb,
               bOffset: s * k * n, c: pc,
               cOffset: s * m * n, mask: ringMask(bits))
-          }
-        }
-      }
-    }
-    return out
-  }
-
-  /// Each of `batch` row-major [rows, columns] matrices transposed.
-  static func transposeBatch(_ x: [UInt64], batch: Int, rows: Int, columns: Int) -> [UInt64] {
-    var out = [UInt64](repeating: 0, count: x.count)
-    x.withUnsafeBufferPointer { src in
-      out.withUnsafeMutableBufferPointer { dst in
-        for s in 0..<batch {
-          let base = s * rows * columns
-          for i in 0..<rows {
-            for j in 0..<columns { dst[base + j * rows + i] = src[base + i * columns + j] }
           }
         }
       }

@@ -170,9 +170,7 @@ public actor PartyBackend: MaskedWireBackend {
   public func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws
     -> WireTensor
   {
-    let shape = try masked.shape(table)
-    guard shape.count == 2 else { throw MPCError.badShape(site, shape, "embedding table") }
-    let (t, v, d, n) = (tokens.count, shape[0], shape[1], inputFormat.bits)
+    let (t, v, d, n) = try embeddingShape(tokens, table: table, site)
     return try await gate(.embedding, site, elements: t * d) {
       let parts = try await shares(site, bits: n, lengths: [t * v, t * d])
       let hat = try masked.plain(table)

@@ -48,7 +48,7 @@ public protocol TransformerGraph: Sendable {
 
 /// BERT's weight names and graph. `prefix` is "" for sentence-transformers checkpoints and
 /// "bert." for `BertModel` checkpoints saved from a task model.
-public struct BertModel: TransformerGraph {
+public struct BertModel: TransformerGraph, LayeredGraph {
   public let config: ModelConfig
   public let prefix: String
 
@@ -135,28 +135,21 @@ public struct BertModel: TransformerGraph {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
-    func dense(_ input: E.Value, _ name: String, _ index: Int) async throws -> E.Value {
-      try await e.linear(
-        input, weight: layerWeight(layer, name + ".weight"),
-        bias: layerWeight(layer, name + ".bias"),
-        site: site(.linear, index))
-    }
     let context = try await selfAttention(
-      x, config: config, mask: mask, layer: layer, engine: e,
-      projection: { (layerWeight(layer, $0 + ".weight"), layerWeight(layer, $0 + ".bias")) },
-      names: ("attention.self.query", "attention.self.key", "attention.self.value"))
+      x, names: ("attention.self.query", "attention.self.key", "attention.self.value"), mask: mask,
+      layer: layer, engine: e)
     let attended = try await e.add(
-      try await dense(context, "attention.output.dense", 3), x, site: site(.add, 0))
-    let h = try await e.layerNorm(
-      attended, gamma: layerWeight(layer, "attention.output.LayerNorm.weight"),
-      beta: layerWeight(layer, "attention.output.LayerNorm.bias"), epsilon: config.normEpsilon,
-      site: site(.layerNorm, 0))
-    let inner = try await e.gelu(try await dense(h, "intermediate.dense", 4), site: site(.gelu, 0))
-    let out = try await e.add(try await dense(inner, "output.dense", 5), h, site: site(.add, 1))
-    return try await e.layerNorm(
-      out, gamma: layerWeight(layer, "output.LayerNorm.weight"),
-      beta: layerWeight(layer, "output.LayerNorm.bias"),
-      epsilon: config.normEpsilon, site: site(.layerNorm, 1))
+      try await dense(context, "attention.output.dense", layer: layer, index: 3, engine: e), x,
+      site: site(.add, 0))
+    let h = try await norm(
+      attended, "attention.output.LayerNorm", layer: layer, index: 0, engine: e)
+    let inner = try await e.gelu(
+      try await dense(h, "intermediate.dense", layer: layer, index: 4, engine: e),
+      site: site(.gelu, 0))
+    let out = try await e.add(
+      try await dense(inner, "output.dense", layer: layer, index: 5, engine: e), h,
+      site: site(.add, 1))
+    return try await norm(out, "output.LayerNorm", layer: layer, index: 1, engine: e)
   }
 
   /// The sentence embedding.

@@ -117,29 +117,54 @@ public protocol InferenceEngine: Sendable {
   func l2Normalize(_ x: Value, site: OpSite) async throws -> Value
 }
 
-/// Multi-head self-attention up to the merged context [T, d], before the output projection:
-/// the query, key and value projections (`linear` sites 0, 1, 2), scaled scores, the masked
-/// softmax and P·V. `projection` names a projection's (weight, bias).
-func selfAttention<E: InferenceEngine>(
-  _ x: E.Value, config: ModelConfig, mask: AttentionMask, layer: Int, engine e: E,
-  projection: (String) -> (weight: WeightID, bias: WeightID),
-  names: (query: String, key: String, value: String)
-) async throws -> E.Value {
-  func site(_ kind: OpKind, _ index: Int) -> OpSite {
-    OpSite(layer: layer, kind: kind, index: index)
+/// A graph whose block weights are named per layer: the pieces every block is built from,
+/// written once for BERT and GPT-2.
+protocol LayeredGraph: TransformerGraph {
+  func layerWeight(_ layer: Int, _ name: String) -> WeightID
+}
+
+extension LayeredGraph {
+  /// x·Wᵀ + b with the layer's `name.weight` and `name.bias` (linear site `index`).
+  func dense<E: InferenceEngine>(_ x: E.Value, _ name: String, layer: Int, index: Int, engine e: E)
+    async throws -> E.Value
+  {
+    try await e.linear(
+      x, weight: layerWeight(layer, name + ".weight"), bias: layerWeight(layer, name + ".bias"),
+      site: OpSite(layer: layer, kind: .linear, index: index))
   }
-  var heads: [E.Value] = []
-  for (index, name) in [names.query, names.key, names.value].enumerated() {
-    let (weight, bias) = projection(name)
-    let projected = try await e.linear(x, weight: weight, bias: bias, site: site(.linear, index))
-    heads.append(
-      try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
+
+  /// LayerNorm with the layer's `name.weight` (γ) and `name.bias` (β) (layerNorm site `index`).
+  func norm<E: InferenceEngine>(_ x: E.Value, _ name: String, layer: Int, index: Int, engine e: E)
+    async throws -> E.Value
+  {
+    try await e.layerNorm(
+      x, gamma: layerWeight(layer, name + ".weight"), beta: layerWeight(layer, name + ".bias"),
+      epsilon: config.normEpsilon, site: OpSite(layer: layer, kind: .layerNorm, index: index))
   }
-  let scores = try await e.attentionScores(
-    heads[0], heads[1], scale: 1 / Double(config.headDimension).squareRoot(),
-    site: site(.attentionScores, 0))
-  let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
-  return try await e.mergeHeads(
-    try await e.attentionContext(probabilities, heads[2], site: site(.attentionContext, 0)),
-    site: site(.reshape, 3))
+
+  /// Multi-head self-attention up to the merged context [T, d], before the output projection:
+  /// the query, key and value projections (`linear` sites 0, 1, 2), scaled scores, the masked
+  /// softmax and P·V.
+  func selfAttention<E: InferenceEngine>(
+    _ x: E.Value, names: (query: String, key: String, value: String), mask: AttentionMask,
+    layer: Int,
+    engine e: E
+  ) async throws -> E.Value {
+    func site(_ kind: OpKind, _ index: Int) -> OpSite {
+      OpSite(layer: layer, kind: kind, index: index)
+    }
+    var heads: [E.Value] = []
+    for (index, name) in [names.query, names.key, names.value].enumerated() {
+      let projected = try await dense(x, name, layer: layer, index: index, engine: e)
+      heads.append(
+        try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
+    }
+    let scores = try await e.attentionScores(
+      heads[0], heads[1], scale: 1 / Double(config.headDimension).squareRoot(),
+      site: site(.attentionScores, 0))
+    let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
+    return try await e.mergeHeads(
+      try await e.attentionContext(probabilities, heads[2], site: site(.attentionContext, 0)),
+      site: site(.reshape, 3))
+  }
 }

@@ -6,7 +6,7 @@
 // Conv1D [in, out] matrices; the benchmarks run random weights at these shapes.
 
 /// GPT-2's weight names and graph.
-public struct GPT2Model: TransformerGraph {
+public struct GPT2Model: TransformerGraph, LayeredGraph {
   public let config: ModelConfig
 
   public init(config: ModelConfig) { self.config = config }
@@ -68,27 +68,19 @@ public struct GPT2Model: TransformerGraph {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
-    func dense(_ input: E.Value, _ name: String, _ index: Int) async throws -> E.Value {
-      try await e.linear(
-        input, weight: layerWeight(layer, name + ".weight"),
-        bias: layerWeight(layer, name + ".bias"),
-        site: site(.linear, index))
-    }
-    func norm(_ input: E.Value, _ name: String, _ index: Int) async throws -> E.Value {
-      try await e.layerNorm(
-        input, gamma: layerWeight(layer, name + ".weight"),
-        beta: layerWeight(layer, name + ".bias"),
-        epsilon: config.normEpsilon, site: site(.layerNorm, index))
-    }
     let context = try await selfAttention(
-      try await norm(x, "ln_1", 0), config: config, mask: mask, layer: layer, engine: e,
-      projection: { (layerWeight(layer, $0 + ".weight"), layerWeight(layer, $0 + ".bias")) },
-      names: ("attn.query", "attn.key", "attn.value"))
+      try await norm(x, "ln_1", layer: layer, index: 0, engine: e),
+      names: ("attn.query", "attn.key", "attn.value"),
+      mask: mask, layer: layer, engine: e)
     let attended = try await e.add(
-      x, try await dense(context, "attn.c_proj", 3), site: site(.add, 0))
+      x, try await dense(context, "attn.c_proj", layer: layer, index: 3, engine: e),
+      site: site(.add, 0))
+    let hidden = try await norm(attended, "ln_2", layer: layer, index: 1, engine: e)
     let inner = try await e.gelu(
-      try await dense(try await norm(attended, "ln_2", 1), "mlp.c_fc", 4), site: site(.gelu, 0))
-    return try await e.add(attended, try await dense(inner, "mlp.c_proj", 5), site: site(.add, 1))
+      try await dense(hidden, "mlp.c_fc", layer: layer, index: 4, engine: e), site: site(.gelu, 0))
+    return try await e.add(
+      attended, try await dense(inner, "mlp.c_proj", layer: layer, index: 5, engine: e),
+      site: site(.add, 1))
   }
 
   /// The last real token's final hidden state [1, d] (what the LM head reads for the next token).

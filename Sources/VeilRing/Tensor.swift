@@ -14,7 +14,8 @@ public struct Tensor<Scalar: Sendable>: Sendable {
     }
     guard shape.reduce(1, *) == scalars.count else {
       throw .invalidShape(
-        operation: "init", shape: shape, reason: "needs \(shape.reduce(1, *)) scalars, got \(scalars.count)")
+        operation: "init", shape: shape,
+        reason: "needs \(shape.reduce(1, *)) scalars, got \(scalars.count)")
     }
     self.shape = shape
     self.scalars = scalars
@@ -49,21 +50,30 @@ public struct Tensor<Scalar: Sendable>: Sendable {
     }
     let rows = shape[rank - 2]
     let cols = shape[rank - 1]
-    let batch = count / max(rows * cols, 1)
+    let out = Self.transposeMatrices(
+      scalars, batch: count / max(rows * cols, 1), rows: rows, columns: cols)
+    var newShape = shape
+    newShape.swapAt(rank - 2, rank - 1)
+    return Tensor(uncheckedShape: newShape, scalars: out)
+  }
+
+  /// Each of `batch` row-major [rows, columns] matrices stored one after another in `scalars`,
+  /// transposed (for flat buffers that are not a `Tensor`).
+  public static func transposeMatrices(_ scalars: [Scalar], batch: Int, rows: Int, columns: Int)
+    -> [Scalar]
+  {
     var out = scalars
     scalars.withUnsafeBufferPointer { src in
       out.withUnsafeMutableBufferPointer { dst in
         for b in 0..<batch {
-          let base = b * rows * cols
+          let base = b * rows * columns
           for i in 0..<rows {
-            for j in 0..<cols { dst[base + j * rows + i] = src[base + i * cols + j] }
+            for j in 0..<columns { dst[base + j * rows + i] = src[base + i * columns + j] }
           }
         }
       }
     }
-    var newShape = shape
-    newShape.swapAt(rank - 2, rank - 1)
-    return Tensor(uncheckedShape: newShape, scalars: out)
+    return out
   }
 
   /// The sub-tensor with `axis` restricted to `range`.
@@ -95,7 +105,8 @@ public struct Tensor<Scalar: Sendable>: Sendable {
     out.reserveCapacity(indices.count * width)
     for index in indices {
       guard index >= 0, index < shape[0] else {
-        throw .invalidShape(operation: "rows", shape: shape, reason: "row \(index) is out of bounds")
+        throw .invalidShape(
+          operation: "rows", shape: shape, reason: "row \(index) is out of bounds")
       }
       out.append(contentsOf: scalars[(index * width)..<((index + 1) * width)])
     }
