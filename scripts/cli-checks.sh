@@ -81,6 +81,26 @@ assert "extrapolated_full_model" in r and r["online_bytes"] > 0 and r["rounds"] 
 ' "$work/bench.json"
 expect_failure "bad transport" "transport" -- "$veil" bench model --model bert-tiny --transport carrier-pigeon
 
+# PUMA's recipe securely on MiniLM (its published ring, 64/18) meets the 0.999 bar; the per-op
+# bench reports every operation's costs and accuracy; a recipe that does not fit its ring is
+# refused with the reason.
+"$veil" embed --model "$model" --recipe puma --json "Secret shares hide the text." >"$work/puma.json" 2>"$work/err"
+check "embed --recipe puma --json" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["params"]["engine"] == "secure-puma" and r["params"]["ring_bits"] == 64, r["params"]
+assert min(r["cosine"]) >= 0.999, r["cosine"]
+' "$work/puma.json"
+"$veil" bench ops --recipe secformer --op layernorm --json "$work/ops.json" >/dev/null 2>"$work/err"
+check "bench ops --recipe secformer" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["recipe"] == "secformer" and [o["op"] for o in r["ops"]] == ["layernorm"], r["ops"]
+assert r["ops"][0]["rounds"] > 0 and r["ops"][0]["key_bytes_per_party"] > 0
+assert {a["op"] for a in r["accuracy"]} >= {"gelu", "softmax", "layerNorm"}
+' "$work/ops.json"
+expect_failure "recipe too wide for the ring" "need n ≥ 2f \+ 16" -- "$veil" bench ops --recipe puma --ring-bits 37 --fractional-bits 12
+
 # A long text is truncated with a warning; with --no-truncate it is refused.
 long="$(python3 -c 'print(" ".join(["word"] * 400))')"
 "$veil" embed --model "$model" --plaintext --json "$long" >"$work/long.json" 2>"$work/err"

@@ -564,6 +564,21 @@ public struct ClearBackend: GateBackend {
       x.values.map { entries[Int(UInt64(bitPattern: $0) & mask)] }, table.output, x.shape, site)
   }
 
+  public func sineSeries(
+    _ x: FixedTensor, coefficients: [Double], outputScale: Int, site: GateSite
+  ) async throws -> FixedTensor {
+    let n = inputFormat.bits
+    try SineSeries.validate(
+      angleBits: x.format.bits, terms: coefficients.count, outputScale: outputScale, ringBits: n,
+      site)
+    let table = TurnTable(bits: x.format.bits)
+    let values = x.values.map {
+      SineSeries.rounded(
+        UInt64(bitPattern: $0), coefficients: coefficients, table: table, scale: outputScale)
+    }
+    return emit(values, WireFormat(bits: n, scale: outputScale), x.shape, site)
+  }
+
   // Batching and deferred openings change the protocol, not the integers.
   public func selectUnopened(_ bits: BitTensor, _ x: FixedTensor, site: GateSite) async throws
     -> FixedTensor

@@ -19,7 +19,7 @@ public struct GateCost: Sendable, Equatable {
 
   public init() {}
 
-  static func + (a: GateCost, b: GateCost) -> GateCost {
+  public static func + (a: GateCost, b: GateCost) -> GateCost {
     var c = a
     c.calls += b.calls
     c.elements += b.elements

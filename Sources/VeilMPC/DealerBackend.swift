@@ -254,6 +254,34 @@ public actor DealerBackend: MaskedWireBackend {
     return WireTensor(x.format, x.shape, r, opened: opened)
   }
 
+  /// Per element: shares of β_k·cos(kr) and β_k·sin(kr) for the angle's mask r (uniform in
+  /// the angle ring, so modulo the period) and of the output mask.
+  public func sineSeries(
+    _ x: WireTensor, coefficients: [Double], outputScale: Int, site: GateSite
+  ) async throws -> WireTensor {
+    try requireOpened(x, site: site)
+    let (m, n) = (x.format.bits, inputFormat.bits)
+    try SineSeries.validate(
+      angleBits: m, terms: coefficients.count, outputScale: outputScale, ringBits: n, site)
+    let table = TurnTable(bits: m)
+    let secretScale = outputScale - SineSeries.publicScale(outputScale)
+    let r = random.elements(x.count, bits: n)
+    try await chunkedGate(.sine, site, count: x.count, elements: x.count) { range, random in
+      var cosines: [UInt64] = []
+      var sines: [UInt64] = []
+      cosines.reserveCapacity(range.count * coefficients.count)
+      sines.reserveCapacity(range.count * coefficients.count)
+      for i in range {
+        SineSeries.maskTerms(
+          x.values[i], coefficients: coefficients, table: table, scale: secretScale,
+          cosines: &cosines, sines: &sines, bits: n)
+      }
+      return serialized(
+        try ShareBundle.deal([cosines, sines, Array(r[range])], bits: n, random: &random))
+    }
+    return WireTensor(WireFormat(bits: n, scale: outputScale), x.shape, r)
+  }
+
   /// The records of each lookup in turn (chunked); the parties merge their openings.
   public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)
     async throws -> [WireTensor]

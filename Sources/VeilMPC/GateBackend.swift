@@ -14,6 +14,7 @@
 // | compare                  | `DReLUGate` (one DPF key, several public offsets)           |
 // | select                   | `SelectGate`                                               |
 // | lookup                   | `LUTGate` (public table)                                   |
+// | sineSeries               | dealer-shared β·cos(kr), β·sin(kr) (SecFormer), one opening |
 // | selectUnopened, lookups, open | the same gates with openings deferred and merged      |
 // | reveal                   | open to the client only                                    |
 // | assertRange              | nothing (only the clear back end can see values)           |
@@ -189,6 +190,13 @@ public protocol GateBackend: Sendable {
   func select(_ bits: Bits, _ x: Value, site: GateSite) async throws -> Value
   /// table[x mod 2^inputBits] for x in Z_2^table.inputBits; the format of the table output.
   func lookup(_ x: Value, table: LookupTable, site: GateSite) async throws -> Value
+  /// Σ_k coefficients[k − 1]·sin(2πk·x/2^m) for x in Z_2^m (a whole turn is 2^m; x's scale is
+  /// not read), at (inputFormat.bits, outputScale): SecFormer's secure sine with the mask
+  /// uniform modulo the period (`SineSeries`), one opening. The clear back end returns the
+  /// rounded series; the secure result is within (Σ_k |β_k| + K)·2^⌈S/2⌉ + K units of it at
+  /// output scale S (products of rounded public sines and rounded shares).
+  func sineSeries(_ x: Value, coefficients: [Double], outputScale: Int, site: GateSite)
+    async throws -> Value
 
   // MARK: Batched and unopened gates (fewer rounds, fewer bytes; same integers)
 

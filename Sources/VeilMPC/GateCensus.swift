@@ -10,7 +10,7 @@ import VeilModels
 /// The gate kinds of the back-end protocol that cost communication (local ones are free).
 public enum GateKind: String, Sendable, Hashable, CaseIterable {
   case embedding, linear, multiplyWeight, multiply, matmul, truncate, compare, select, lookup,
-    reveal
+    sine, reveal
   /// A select whose output stays unopened, and the opening of an unopened value.
   case selectUnopened, open
 
@@ -259,6 +259,15 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
   public func lookup(_ x: Value, table: LookupTable, site: GateSite) async throws -> Value {
     let out = try await inner.lookup(x, table: table, site: site)
     tally.add(.lookup, site, elements: count(x), bits: table.inputBits)
+    return out
+  }
+
+  public func sineSeries(_ x: Value, coefficients: [Double], outputScale: Int, site: GateSite)
+    async throws -> Value
+  {
+    let out = try await inner.sineSeries(
+      x, coefficients: coefficients, outputScale: outputScale, site: site)
+    tally.add(.sine, site, elements: count(x), bits: format(of: x).bits)
     return out
   }
 

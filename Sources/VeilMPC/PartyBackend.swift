@@ -388,6 +388,43 @@ public actor PartyBackend: MaskedWireBackend {
     }
   }
 
+  /// Σ_k sin(kφ̂)·[β_k cos(kr)] − cos(kφ̂)·[β_k sin(kr)] + [r_out], opened.
+  public func sineSeries(
+    _ x: WireTensor, coefficients: [Double], outputScale: Int, site: GateSite
+  ) async throws -> WireTensor {
+    try requireOpened(x, site: site)
+    let (m, n, terms) = (x.format.bits, inputFormat.bits, coefficients.count)
+    try SineSeries.validate(
+      angleBits: m, terms: terms, outputScale: outputScale, ringBits: n, site)
+    return try await gate(.sine, site, elements: x.count) {
+      let party = party
+      let table = TurnTable(bits: m)
+      let publicScale = SineSeries.publicScale(outputScale)
+      var mine: [UInt64] = []
+      mine.reserveCapacity(x.count)
+      let keys = try await chunkKeys(
+        site, count: x.count,
+        { (bytes) throws(FSSError) in
+          try ShareBundle(record: bytes, party: party, inputBits: n, authenticated: true).parts()
+        },
+        elements: { $0.count == 3 && $0[0].count == $0[2].count * terms ? $0[2].count : -1 })
+      for (range, parts) in keys {
+        guard parts[1].count == parts[0].count else {
+          throw MPCError.keyMismatch(site, "sine terms of unequal lengths")
+        }
+        for (j, i) in range.enumerated() {
+          mine.append(
+            SineSeries.share(
+              x.values[i], cosines: parts[0][(j * terms)..<((j + 1) * terms)],
+              sines: parts[1][(j * terms)..<((j + 1) * terms)], outputMask: parts[2][j],
+              table: table, publicScale: publicScale, bits: n))
+        }
+      }
+      return WireTensor(
+        WireFormat(bits: n, scale: outputScale), x.shape, try await open(mine, bits: n, site))
+    }
+  }
+
   /// Every lookup's round 1 (sign bits and signed values) goes in one exchange, and every
   /// output in a second one (or none, unopened).
   public func lookups(_ inputs: [WireTensor], tables: [LookupTable], open: Bool, site: GateSite)

@@ -64,7 +64,7 @@ public struct SecureRunReport: Sendable {
 /// A model whose weights went through the one-time masking setup.
 public final class SecureModel: Sendable {
   public let model: any TransformerGraph
-  public let parameters: SigmaParameters
+  public let parameters: RecipeParameters
   let setupID: [UInt8]
   /// The parties' Ŵ at the run's ring (public to both, so one process keeps one copy: the only
   /// kept copy of the model); the dealer's r_W and each party's W_b, derived from mask seeds.
@@ -81,7 +81,7 @@ public final class SecureModel: Sendable {
   /// Encodes the weights at (n, f), shares them as the owner, masks them as the dealer and
   /// opens Ŵ between the parties — one weight at a time, so the setup's peak memory is the
   /// kept weights plus one weight's intermediates.
-  public init(model: any TransformerGraph, weights: Float64Weights, parameters: SigmaParameters)
+  public init(model: any TransformerGraph, weights: Float64Weights, parameters: RecipeParameters)
     async throws
   {
     try parameters.validate()
@@ -138,7 +138,7 @@ public final class SecureModel: Sendable {
     // Model digest = H(setup id ‖ config ‖ shapes ‖ n ‖ f ‖ recipe) (DESIGN §7): public facts only.
     var hasher = SHA256()
     hasher.update(data: setupID)
-    hasher.update(data: Data("\(model.config)|\(parameters)|sigma".utf8))
+    hasher.update(data: Data("\(model.config)|\(parameters)".utf8))
     for id in ids { hasher.update(data: Data("\(id.name)\(shapes[id] ?? [])".utf8)) }
     modelDigest = Array(hasher.finalize())
     setupSeconds = (clock.now - start).seconds
@@ -172,12 +172,12 @@ public final class SecureModel: Sendable {
     let (output, report) = try await run(
       sequenceLength: t, graph: "\(model.config.architecture)|\(t)|\(valid)", options: options,
       dealer: { dealer in
-        let engine = try SigmaEngine(backend: dealer, parameters: parameters)
+        let engine = try RecipeEngine(backend: dealer, parameters: parameters)
         _ = try await dealer.reveal(
           try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
       },
       party: { party in
-        let engine = try SigmaEngine(backend: party, parameters: parameters)
+        let engine = try RecipeEngine(backend: party, parameters: parameters)
         _ = try await party.reveal(
           try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
       },
@@ -206,7 +206,8 @@ public final class SecureModel: Sendable {
     func header(_ kind: KeyStreamKind, _ party: Int) -> KeyStreamHeader {
       KeyStreamHeader(
         kind: kind, party: party, runID: runID, modelSetupID: setupID, modelDigest: modelDigest,
-        graphDigest: graphDigest, recipe: "sigma", recipeVersion: 1, ringBits: parameters.ringBits,
+        graphDigest: graphDigest, recipe: parameters.recipeName, recipeVersion: 1,
+        ringBits: parameters.ringBits,
         fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0,
         prgKeyID: prg.keyID)
     }

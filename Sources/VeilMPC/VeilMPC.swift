@@ -1,9 +1,11 @@
 // VeilMPC owns the engines and the recipes (DESIGN.md §4, §9): the gate back-end protocol a
-// recipe is written over (`GateBackend`), SIGMA's recipe (`SigmaRecipe`: GeLU, softmax,
-// LayerNorm, reciprocal and rsqrt by lookup tables, exact truncations), the engine that runs a
-// model graph with that recipe over any back end (`SigmaEngine`), and the fixed-point
-// in-the-clear back end (`ClearBackend`) with its value-range statistics. The dealer and party
-// back ends implement the same protocol, so they compute bit for bit what the clear one does.
+// recipe is written over (`GateBackend`), the recipe (`Recipe`: exact truncations and the
+// shared layers, with SIGMA's lookup tables, PUMA's polynomials or SecFormer's Fourier series
+// and Goldschmidt iterations per `RecipeParameters`), the engine that runs a model graph with
+// it over any back end (`RecipeEngine`), and the fixed-point in-the-clear back end
+// (`ClearBackend`) with its value-range statistics. The dealer and party back ends implement
+// the same protocol, so they compute what the clear one does (bit for bit, except SecFormer's
+// secure sine, which is within a documented bound).
 import VeilModels
 
 /// Errors of the engines and recipes. Each case names the gate (op site and gate label) or the

@@ -5,11 +5,14 @@ import VeilRing
 
 struct Bench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure Veil's building blocks.", subcommands: [GEMMBench.self, FSSBench.self, NetBench.self, ModelBench.self])
+    abstract: "Measure Veil's building blocks.",
+    subcommands: [GEMMBench.self, FSSBench.self, NetBench.self, ModelBench.self, OpsBench.self])
 }
 
 /// Seconds of the fastest of several timed runs of `body`, running at least `minimumSeconds`.
-func bestTime(minimumSeconds: Double, maximumRuns: Int = 50, _ body: () -> Void) -> (best: Double, runs: Int) {
+func bestTime(minimumSeconds: Double, maximumRuns: Int = 50, _ body: () -> Void) -> (
+  best: Double, runs: Int
+) {
   var best = Double.infinity
   var total = 0.0
   var runs = 0
@@ -44,8 +47,10 @@ struct GEMMBench: ParsableCommand {
       }
       let (m, k, n) = (dims[0], dims[1], dims[2])
       var rng = SystemRandomNumberGenerator()
-      let a = try RingTensor(ring: ring, shape: [m, k], reducing: (0..<(m * k)).map { _ in rng.next() })
-      let b = try RingTensor(ring: ring, shape: [k, n], reducing: (0..<(k * n)).map { _ in rng.next() })
+      let a = try RingTensor(
+        ring: ring, shape: [m, k], reducing: (0..<(m * k)).map { _ in rng.next() })
+      let b = try RingTensor(
+        ring: ring, shape: [k, n], reducing: (0..<(k * n)).map { _ in rng.next() })
       let madds = Double(m * k * n)
       func record(_ path: String, _ timing: (best: Double, runs: Int)) {
         let rate = madds / timing.best
@@ -53,13 +58,20 @@ struct GEMMBench: ParsableCommand {
           "shape": [m, k, n], "kernel": path, "seconds": timing.best, "runs": timing.runs,
           "multiply_adds_per_second": rate,
         ])
-        printError(String(format: "%@ %-22@ %8.3f ms  %7.2f G madd/s", "\(m)x\(k)x\(n)", path, timing.best * 1e3, rate / 1e9))
+        printError(
+          String(
+            format: "%@ %-22@ %8.3f ms  %7.2f G madd/s", "\(m)x\(k)x\(n)", path, timing.best * 1e3,
+            rate / 1e9))
       }
       var reference: RingTensor?
       for kernel in RingGEMMKernel.usable(forBits: bits) {
         var product = RingTensor.zeros(ring: ring, shape: [m, n])
-        let timing = bestTime(minimumSeconds: seconds) { product = (try? a.matmul(b, kernel: kernel)) ?? product }
-        if let reference, reference != product { throw ValidationError("kernel \(kernel) disagrees with the others") }
+        let timing = bestTime(minimumSeconds: seconds) {
+          product = (try? a.matmul(b, kernel: kernel)) ?? product
+        }
+        if let reference, reference != product {
+          throw ValidationError("kernel \(kernel) disagrees with the others")
+        }
         reference = product
         record("ring-\(kernel)", timing)
       }
@@ -67,14 +79,20 @@ struct GEMMBench: ParsableCommand {
       let fb = b.scalars.map { Double(ring.signed($0)) * 1e-9 }
       let ta = try Tensor(shape: [m, k], scalars: fa)
       let tbT = try Tensor(shape: [k, n], scalars: fb).transposed()
-      record("float64-avx512-fma", bestTime(minimumSeconds: seconds) { _ = try? ta.matmul(tbT, transposeB: true) })
+      record(
+        "float64-avx512-fma",
+        bestTime(minimumSeconds: seconds) { _ = try? ta.matmul(tbT, transposeB: true) })
       if !noNaive {
-        record("ring-naive-swift", bestTime(minimumSeconds: seconds, maximumRuns: 3) {
-          _ = RingGEMM.naive(a.scalars, b.scalars, m: m, k: k, n: n, mask: ring.mask)
-        })
-        record("float64-naive-swift", bestTime(minimumSeconds: seconds, maximumRuns: 3) {
-          _ = naiveFloat(fa, fb, m: m, k: k, n: n)
-        })
+        record(
+          "ring-naive-swift",
+          bestTime(minimumSeconds: seconds, maximumRuns: 3) {
+            _ = RingGEMM.naive(a.scalars, b.scalars, m: m, k: k, n: n, mask: ring.mask)
+          })
+        record(
+          "float64-naive-swift",
+          bestTime(minimumSeconds: seconds, maximumRuns: 3) {
+            _ = naiveFloat(fa, fb, m: m, k: k, n: n)
+          })
       }
     }
     if let json {

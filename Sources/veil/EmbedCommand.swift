@@ -9,7 +9,8 @@ struct Embed: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Sentence embeddings of texts, on secret shares.",
     discussion: """
-      By default each text runs securely with SIGMA's recipe: the weights are masked once \
+      By default each text runs securely with SIGMA's recipe (--recipe puma or secformer for \
+      the others): the weights are masked once \
       (Ŵ = W + r_W, opened between P0 and P1), then for each text the dealer streams keys to P0, \
       P1 and the client, the client sends its masked one-hot rows, P0 and P1 walk the BERT graph \
       on masked values and only the client unmasks the embedding. All roles run in this process \
@@ -22,11 +23,10 @@ struct Embed: AsyncParsableCommand {
   @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
   @Flag(help: "Only the Float64 reference engine, in the clear.") var plaintext = false
   @Flag(
-    help: "SIGMA's fixed-point recipe in the clear (what the secure run computes), against Float64."
+    help: "The fixed-point recipe in the clear (what the secure run computes), against Float64."
   )
   var fixedPoint = false
-  @Option(help: "Ring width n.") var ringBits = 50
-  @Option(help: "Fractional bits f.") var fractionalBits = 12
+  @OptionGroup var recipe: RecipeOptions
   @Option(help: "Key-stream buffer per party in MiB: the dealer pauses when it is full.")
   var keyBufferMib = 256
   @Flag(help: "Print JSON to stdout.") var json = false
@@ -42,8 +42,8 @@ struct Embed: AsyncParsableCommand {
     guard keyBufferMib >= 1 else { throw ValidationError("--key-buffer-mib must be at least 1") }
   }
 
-  var engineName: String {
-    plaintext ? "float64" : fixedPoint ? "fixed-point-sigma" : "secure-sigma"
+  func engineName(_ parameters: RecipeParameters) -> String {
+    plaintext ? "float64" : (fixedPoint ? "fixed-point-" : "secure-") + parameters.recipeName
   }
 
   func run() async throws {
@@ -60,7 +60,7 @@ struct Embed: AsyncParsableCommand {
     let start = Date()
     for tokens in tokenized { plain.append(try await embedder.embed(tokens, weights: weights)) }
     let plainSeconds = Date().timeIntervalSince(start)
-    let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
+    let parameters = try recipe.parameters()
 
     var results: [[Double]] = plain
     var report: [String: Any] = [:]
@@ -96,8 +96,9 @@ struct Embed: AsyncParsableCommand {
       var out = RunInfo.envelope(
         schema: "veil.embed/2",
         params: [
-          "engine": engineName, "tokens": tokenized.map { $0.ids.count }, "ring_bits": ringBits,
-          "fractional_bits": fractionalBits, "recipe": "sigma",
+          "engine": engineName(parameters), "tokens": tokenized.map { $0.ids.count },
+          "ring_bits": parameters.ringBits, "fractional_bits": parameters.fractionalBits,
+          "recipe": parameters.recipeName,
         ],
         kernels: [:])
       out.merge(report) { $1 }
@@ -130,18 +131,20 @@ struct Embed: AsyncParsableCommand {
       print(
         String(
           format:
-            "SIGMA fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
-          ringBits, fractionalBits, report["seconds"] as? Double ?? 0, worst,
+            "%@ fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
+          parameters.recipeName, parameters.ringBits, parameters.fractionalBits,
+          report["seconds"] as? Double ?? 0, worst,
           report["range_violations"] as? Int ?? 0))
       return
     }
     print(
       String(
         format: """
-          secure SIGMA (n=%d, f=%d): cosine to Float64 ≥ %.6f
+          secure %@ (n=%d, f=%d): cosine to Float64 ≥ %.6f
             online %.2f s, offline %.2f s, %.1f MB between P0 and P1 in %d rounds, client %.1f MB
             keys %.1f MB per party; setup (once) %.2f s, %.1f MB; peak memory %.2f GB
-          """, ringBits, fractionalBits, worst, report["online_seconds"] as? Double ?? 0,
+          """, parameters.recipeName, parameters.ringBits, parameters.fractionalBits, worst,
+        report["online_seconds"] as? Double ?? 0,
         report["offline_seconds"] as? Double ?? 0,
         Double(report["online_bytes"] as? Int ?? 0) / 1e6,
         report["rounds"] as? Int ?? 0, Double(report["client_bytes"] as? Int ?? 0) / 1e6,

@@ -23,19 +23,14 @@ struct ModelBench: AsyncParsableCommand {
   @Option(help: "A model folder to run instead of a named shape.") var modelDir: String?
   @Option(help: "Sequence length in tokens.") var seq = 128
   @Option(help: "Run only the first K blocks (default: all).") var layers: Int?
-  @Option(help: "Ring width n.") var ringBits = 50
-  @Option(help: "Fractional bits f.") var fractionalBits = 12
+  @OptionGroup var recipe: RecipeOptions
   @Option(help: "Key-stream buffer per party in MiB.") var keyBufferMib = 256
-  @Option(help: "The approximation recipe (sigma; PUMA and SecFormer come with their issue).")
-  var recipe = "sigma"
   @Option(help: "P0-P1 channel: in-memory, tcp or tls (over loopback, both ends in this process).")
   var transport = "in-memory"
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() async throws {
-    guard recipe == "sigma" else {
-      throw CommandError("unknown recipe '\(recipe)': only sigma is built so far")
-    }
+    let parameters = try recipe.parameters()
     guard ["in-memory", "tcp", "tls"].contains(transport) else {
       throw CommandError("--transport must be in-memory, tcp or tls, not '\(transport)'")
     }
@@ -66,7 +61,6 @@ struct ModelBench: AsyncParsableCommand {
     guard (1...config.maxPositions).contains(seq) else {
       throw CommandError("--seq must be 1…\(config.maxPositions)")
     }
-    let parameters = SigmaParameters(ringBits: ringBits, fractionalBits: fractionalBits)
     printError("\(name): masking the weights once…")
     // Random weights only for the blocks that run; the doubles are dropped after the setup
     // (peak RSS counts what a run needs).
@@ -128,7 +122,8 @@ struct ModelBench: AsyncParsableCommand {
       var out = RunInfo.envelope(
         schema: "veil.bench.model/1",
         params: [
-          "recipe": recipe, "ring_bits": ringBits, "fractional_bits": fractionalBits,
+          "recipe": parameters.recipeName, "ring_bits": parameters.ringBits,
+          "fractional_bits": parameters.fractionalBits, "recipe_parameters": parameters.description,
           "transport": transport,
         ],
         kernels: [:])

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
-import VeilTestSupport
 import VeilFSS
 import VeilModels
 import VeilRing
+import VeilTestSupport
 
 @testable import VeilMPC
 
@@ -12,8 +12,9 @@ import VeilRing
 @Suite struct ApproximationTests {
   @Test(arguments: [37, 50, 64])
   func geluMatchesFloat64OnMinusEightToEight(bits n: Int) async throws {
-    let recipe = try makeRecipe(SigmaParameters(ringBits: n))
-    let xs = (0...4096).map { -8 + Double($0) / 256 } + [-1e-4, 1e-4, 3.98, 3.99, -3.98, -3.99, 100, -100]
+    let recipe = try makeRecipe(RecipeParameters(ringBits: n))
+    let xs =
+      (0...4096).map { -8 + Double($0) / 256 } + [-1e-4, 1e-4, 3.98, 3.99, -3.98, -3.99, 100, -100]
     let x = try encode(xs, shape: [xs.count], bits: n)
     let y = try await recipe.gelu(x, op: testOp).decoded().scalars
     var worst = 0.0
@@ -30,7 +31,7 @@ import VeilRing
 
   @Test func geluCountsInputsBeyondItsBound() async throws {
     // n = 37, f = 12: the bound is |x| < 2^(n−f−1) at scale f, i.e. |x| < 2^12 = 4096.
-    let recipe = try makeRecipe(SigmaParameters(ringBits: 37))
+    let recipe = try makeRecipe(RecipeParameters(ringBits: 37))
     let x = try encode([1, 4095, 4096.5, -5000], shape: [4], bits: 37)
     _ = try await recipe.gelu(x, op: testOp)
     #expect(recipe.backend.recorder.violationTotals[.recipeBound] == 2)
@@ -58,13 +59,16 @@ import VeilRing
         var logits = (0..<(rows * width)).map { _ in Double.random(in: -20...20, using: &rng) }
         if width > 2 { for j in 0..<width { logits[j] = 3 } }  // one row of equal scores
         let x = try encode(logits, shape: [1, rows, width])
-        let p = try await recipe.softmax(x, mask: AttentionMask(validKeys: valid), op: testOp).decoded().scalars
+        let p = try await recipe.softmax(x, mask: AttentionMask(validKeys: valid), op: testOp)
+          .decoded().scalars
         let decoded = x.decoded().scalars
         for r in 0..<rows {
           let row = Array(decoded[(r * width)..<((r + 1) * width)])
           let reference = softmaxReference(row, valid: valid)
           let got = Array(p[(r * width)..<((r + 1) * width)])
-          for j in valid..<width { #expect(got[j] == 0, "masked key \(j) of \(width) got \(got[j])") }
+          for j in valid..<width {
+            #expect(got[j] == 0, "masked key \(j) of \(width) got \(got[j])")
+          }
           for (a, b) in zip(got, reference) { worst = max(worst, abs(a - b)) }
           // The row's common factor 1/s is within 1/128 (its index is s to 2^-7); each of
           // the `valid` probabilities adds at most ½ ulp of rounding.
@@ -74,7 +78,8 @@ import VeilRing
         }
       }
     }
-    print("softmax: max |error| \(worst), max |row sum − 1| \(worstRawSum) (\(worstSum) of its bound)")
+    print(
+      "softmax: max |error| \(worst), max |row sum − 1| \(worstRawSum) (\(worstSum) of its bound)")
     // The reciprocal's index is the sum to 2^-7 (≤ 0.8 % of 1/s near s = 1) plus ≈2 ulp.
     #expect(worst < 0.0085)
     #expect(worstSum <= 1)
@@ -87,7 +92,8 @@ import VeilRing
     let (heads, t) = (2, 9)
     let logits = (0..<(heads * t * t)).map { _ in Double.random(in: -8...8, using: &rng) }
     let x = try encode(logits, shape: [heads, t, t])
-    let p = try await recipe.softmax(x, mask: AttentionMask(validKeys: t, causal: true), op: testOp).decoded().scalars
+    let p = try await recipe.softmax(x, mask: AttentionMask(validKeys: t, causal: true), op: testOp)
+      .decoded().scalars
     let decoded = x.decoded().scalars
     var worst = 0.0
     for r in 0..<(heads * t) {
@@ -108,7 +114,9 @@ import VeilRing
     let gamma = (0..<d).map { _ in Double.random(in: 0.5...1.5, using: &rng) }
     let beta = (0..<d).map { _ in Double.random(in: -0.5...0.5, using: &rng) }
     let recipe = try makeRecipe(
-      weights: ["g": try Tensor(shape: [d], scalars: gamma), "b": try Tensor(shape: [d], scalars: beta)])
+      weights: [
+        "g": try Tensor(shape: [d], scalars: gamma), "b": try Tensor(shape: [d], scalars: beta),
+      ])
     // Rows of different spreads and offsets, one constant row (variance 0), one tiny spread.
     let spreads: [Double] = [1, 0.3, 3, 10, 0.05, 0, 1, 30]
     let offsets: [Double] = [0, 2, -5, 1, 0.5, 7.25, -0.3, 4]
@@ -117,7 +125,8 @@ import VeilRing
       rows += (0..<d).map { _ in offset + spread * rng.normal() }
     }
     let x = try encode(rows, shape: [spreads.count, d])
-    let y = try await recipe.layerNorm(x, gamma: "g", beta: "b", epsilon: 1e-12, op: testOp).decoded().scalars
+    let y = try await recipe.layerNorm(x, gamma: "g", beta: "b", epsilon: 1e-12, op: testOp)
+      .decoded().scalars
     let decoded = x.decoded().scalars
     var worst = 0.0
     for r in 0..<spreads.count {
@@ -129,7 +138,9 @@ import VeilRing
         let reference = variance == 0 ? beta[j] : (row[j] - mean) * inverse * gamma[j] + beta[j]
         let error = abs(y[r * d + j] - reference)
         worst = max(worst, error)
-        if spreads[r] == 0 { #expect(error < 1e-3, "constant row: \(y[r * d + j]) vs β \(beta[j])") }
+        if spreads[r] == 0 {
+          #expect(error < 1e-3, "constant row: \(y[r * d + j]) vs β \(beta[j])")
+        }
       }
     }
     print("LayerNorm d=384: max |error| \(worst)")
@@ -140,23 +151,31 @@ import VeilRing
 
   @Test(arguments: [37, 50, 64])
   func rsqrtIsWithinItsMantissaPrecision(bits n: Int) async throws {
-    let recipe = try makeRecipe(SigmaParameters(ringBits: n))
-    var values: [Int64] = [1, 2, 3, 127, 128, 129, 255, 256, 4095, 4096, 1 << 20, (1 << 24) + 12345]
+    let recipe = try makeRecipe(RecipeParameters(ringBits: n))
+    var values: [Int64] = [
+      1, 2, 3, 127, 128, 129, 255, 256, 4095, 4096, 1 << 20, (1 << 24) + 12345,
+    ]
     var rng = SplitMix64(seed: 5)
     let top = Int64(1) << Int64(n - 2)
     for _ in 0..<500 {
       let exponent = Int64.random(in: 0..<Int64(n - 2), using: &rng)
-      values.append(max(1, Int64.random(in: 0..<(Int64(1) << exponent), using: &rng) | (Int64(1) << exponent)))
+      values.append(
+        max(1, Int64.random(in: 0..<(Int64(1) << exponent), using: &rng) | (Int64(1) << exponent)))
     }
     values.append(top - 1)
-    let v = try FixedTensor(format: WireFormat(bits: n, scale: 24), shape: [values.count, 1], values: values)
+    let v = try FixedTensor(
+      format: WireFormat(bits: n, scale: 24), shape: [values.count, 1], values: values)
     let r = try await recipe.rsqrt(v, numerator: 384, op: testOp).decoded().scalars
     var worst = 0.0
     for (value, got) in zip(values, r) {
       let exact = (384 / (Double(value) / Double(1 << 24))).squareRoot()
       let relative = abs(got - exact) / exact
       // Outputs below ≈ 2^-4 lose relative precision to the output's own ulp.
-      if exact > 1 / 16 { worst = max(worst, relative) } else { #expect(abs(got - exact) <= 1.0 / 4096) }
+      if exact > 1 / 16 {
+        worst = max(worst, relative)
+      } else {
+        #expect(abs(got - exact) <= 1.0 / 4096)
+      }
     }
     print("rsqrt n=\(n): max relative error \(worst)")
     #expect(worst < 1.0 / 256 + 2e-3)
@@ -169,7 +188,7 @@ import VeilRing
       var sums: [Double] = [1, Double(terms)]
       for i in 0..<200 { sums.append(1 + Double(terms - 1) * Double(i) / 199) }
       let x = try encode(sums, shape: [sums.count, 1])
-      let r = try await recipe.reciprocal(x, terms: terms, op: testOp).decoded().scalars
+      let r = try await recipe.tableReciprocal(x, terms: terms, op: testOp).decoded().scalars
       var worst = 0.0
       for (s, got) in zip(x.decoded().scalars, r) { worst = max(worst, abs(got * s - 1)) }
       print("reciprocal T=\(terms): max relative error \(worst)")

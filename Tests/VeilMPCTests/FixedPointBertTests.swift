@@ -25,7 +25,7 @@ import VeilTestSupport
     let config = TinyBert.config(heads: heads)
     let weights = TinyBert.weights(config)
     let engine = try FixedPointEngine(
-      weights: weights, parameters: SigmaParameters(ringBits: n, fractionalBits: f))
+      weights: weights, parameters: RecipeParameters(ringBits: n, fractionalBits: f))
     let bert = BertModel(config: config)
     for ids in [[2, 5, 3], [2, 5, 6, 7, 8, 5, 9, 10, 3], Array(repeating: 6, count: 33)] {
       let fixed = try await engine.sentenceEmbedding(bert, ids: ids)
@@ -63,9 +63,9 @@ import VeilTestSupport
     let weights = TinyBert.weights(config, seed: 3)
     let bert = BertModel(config: config)
     let slack = try FixedPointEngine(
-      weights: weights, parameters: SigmaParameters(productTruncation: .slack))
+      weights: weights, parameters: RecipeParameters(productTruncation: .slack))
     let floor = try FixedPointEngine(
-      weights: weights, parameters: SigmaParameters(productTruncation: .reduce))
+      weights: weights, parameters: RecipeParameters(productTruncation: .reduce))
     let ids = [2, 7, 8, 9, 3]
     let a = try await bert.sentenceEmbedding(TokenInput(ids: ids), engine: slack)
     let b = try await bert.sentenceEmbedding(TokenInput(ids: ids), engine: floor)
@@ -92,18 +92,18 @@ import VeilTestSupport
       shape: [32], scalars: [1e12] + Array(repeating: 0, count: 31))
     #expect(throws: MPCError.self) {
       try FixedPointEngine(
-        weights: Float64Weights(tensors: tensors), parameters: SigmaParameters(ringBits: 37))
+        weights: Float64Weights(tensors: tensors), parameters: RecipeParameters(ringBits: 37))
     }
   }
 
   @Test func invalidParametersAreRefused() throws {
     let weights = TinyBert.weights(TinyBert.config(layers: 1))
     #expect(throws: MPCError.self) {
-      try FixedPointEngine(weights: weights, parameters: SigmaParameters(ringBits: 30))
+      try FixedPointEngine(weights: weights, parameters: RecipeParameters(ringBits: 30))
     }
     #expect(throws: MPCError.self) {
       try FixedPointEngine(
-        weights: weights, parameters: SigmaParameters(productTruncation: .signExtend))
+        weights: weights, parameters: RecipeParameters(productTruncation: .signExtend))
     }
   }
 }
@@ -115,10 +115,10 @@ import VeilTestSupport
     let config = TinyBert.config(layers: 2)
     let weights = TinyBert.weights(config, seed: 4)
     let bert = BertModel(config: config)
-    let parameters = SigmaParameters()
+    let parameters = RecipeParameters()
     let clear = try FixedPointEngine(weights: weights, parameters: parameters)
     let census = CensusBackend(clear.backend)
-    let counted = try SigmaEngine(backend: census, parameters: parameters)
+    let counted = try RecipeEngine(backend: census, parameters: parameters)
     let ids = [2, 5, 6, 7, 8, 9, 3]
     let a = try await bert.sentenceEmbedding(TokenInput(ids: ids), engine: clear)
     let b = try await bert.sentenceEmbedding(TokenInput(ids: ids), engine: counted)

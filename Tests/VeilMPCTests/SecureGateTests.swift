@@ -14,7 +14,7 @@ import VeilTestSupport
 @Suite(.serialized) struct SecureGateTests {
   static let config = TinyBert.config()
   static let weights = TinyBert.weights(config, seed: 5)
-  static let parameters = SigmaParameters()
+  static let parameters = RecipeParameters()
   static let model = Task {
     try await SecureModel(
       model: BertModel(config: config), weights: weights, parameters: parameters)
@@ -62,10 +62,10 @@ import VeilTestSupport
   /// Runs `gate` at the dealer (on masks) and at both parties (on masked inputs) and returns
   /// the unmasked output and both parties' masked outputs.
   func secure(
-    _ inputs: [Input],
+    _ inputs: [Input], model: SecureModel? = nil,
     _ gate: @escaping @Sendable (any MaskedWireBackend, [WireTensor]) async throws -> WireTensor
   ) async throws -> (output: [Int64], views: [WireTensor]) {
-    let model = try await Self.model.value
+    let model = if let model { model } else { try await Self.model.value }
     var random = try SecureRandom()
     let masks = inputs.map { input in
       WireTensor(

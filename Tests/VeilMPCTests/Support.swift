@@ -15,16 +15,19 @@ let testOp = OpSite(layer: 0, kind: .add, index: 0)
 
 /// A clear back end and recipe at (n, f) holding `weights`.
 func makeRecipe(
-  _ parameters: SigmaParameters = SigmaParameters(), weights: [String: Tensor<Double>] = [:]
-) throws -> SigmaRecipe<ClearBackend> {
-  let format = try FixedPointFormat(bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
+  _ parameters: RecipeParameters = RecipeParameters(), weights: [String: Tensor<Double>] = [:]
+) throws -> Recipe<ClearBackend> {
+  let format = try FixedPointFormat(
+    bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
   let tensors = Dictionary(uniqueKeysWithValues: weights.map { (WeightID($0.key), $0.value) })
-  let backend = ClearBackend(weights: try ClearWeights(Float64Weights(tensors: tensors), format: format))
-  return try SigmaRecipe(backend: backend, parameters: parameters)
+  let backend = ClearBackend(
+    weights: try ClearWeights(Float64Weights(tensors: tensors), format: format))
+  return try Recipe(backend: backend, parameters: parameters)
 }
 
 /// Reals encoded at the format (round to nearest), as a clear value.
-func encode(_ reals: [Double], shape: [Int], bits: Int = 50, scale: Int = 12) throws -> FixedTensor {
+func encode(_ reals: [Double], shape: [Int], bits: Int = 50, scale: Int = 12) throws -> FixedTensor
+{
   let format = try FixedPointFormat(bits: bits, fractionalBits: scale)
   return try FixedTensor(
     format: WireFormat(bits: bits, scale: scale), shape: shape,

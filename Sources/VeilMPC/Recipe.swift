@@ -1,21 +1,23 @@
-// SIGMA's recipe (RECIPES.md §2.1–2.3, §2.6), written once over `GateBackend`: linear layers
-// with exact truncation, GeLU = ReLU − LUT after a truncate-reduce, softmax with a max tree,
-// exp(−z) = T_hi·T_lo and a reciprocal table (any row length, padding and causal masks),
-// LayerNorm with ε and a float-like rsqrt table, mean pooling and L2 normalisation.
-// Deviations from SIGMA are marked "Deviation:" where they are made; each keeps SIGMA's gate
-// structure and costs no extra round unless it says so.
+// The recipe a model runs with, written once over `GateBackend` (DESIGN §4, §9): what every
+// recipe shares — linear layers and attention products with exact truncation, exact division,
+// the softmax and LayerNorm skeletons (valid-key cut, causal packing, ε, γ, β), mean pooling and
+// L2 normalisation — and the dispatch of GeLU, softmax's exponential and reciprocal, and rsqrt
+// to the approximation `RecipeParameters` names: SIGMA's tables (SigmaApproximations.swift),
+// PUMA's polynomials (PumaApproximations.swift) or SecFormer's Fourier series and Goldschmidt
+// iterations (SecFormerApproximations.swift). Deviations from a paper are marked "Deviation:"
+// where they are made.
 import VeilFSS
 import VeilModels
 
-/// The SIGMA approximations over a gate back end.
-public struct SigmaRecipe<Backend: GateBackend>: Sendable {
+/// A model's approximations over a gate back end.
+public struct Recipe<Backend: GateBackend>: Sendable {
   public let backend: Backend
-  public let parameters: SigmaParameters
+  public let parameters: RecipeParameters
   let geluTable: LookupTable
   let expHighTable: LookupTable
   let expLowTable: LookupTable
 
-  public init(backend: Backend, parameters: SigmaParameters) throws(MPCError) {
+  public init(backend: Backend, parameters: RecipeParameters) throws(MPCError) {
     try parameters.validate()
     let format = backend.inputFormat
     guard format.bits == parameters.ringBits, format.scale == parameters.fractionalBits else {
@@ -28,13 +30,13 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     (expHighTable, expLowTable) = try SigmaTables.exponential(parameters)
   }
 
-  private var b: Backend { backend }
-  private func site(_ op: OpSite, _ gate: String) -> GateSite { GateSite(op: op, gate: gate) }
+  var b: Backend { backend }
+  func site(_ op: OpSite, _ gate: String) -> GateSite { GateSite(op: op, gate: gate) }
 
   // MARK: Layout helpers (local)
 
   /// [rows, width] view of any value whose last axis is `width`.
-  private func rowsAndWidth(_ x: Backend.Value, _ op: OpSite) throws -> (rows: Int, width: Int) {
+  func rowsAndWidth(_ x: Backend.Value, _ op: OpSite) throws -> (rows: Int, width: Int) {
     let shape = b.shape(of: x)
     guard let width = shape.last, width > 0 else {
       throw MPCError.badShape(site(op, "rows"), shape, "no last axis")
@@ -42,7 +44,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     return (shape.reduce(1, *) / width, width)
   }
 
-  private func reshape(_ x: Backend.Value, _ shape: [Int], _ op: OpSite) async throws
+  func reshape(_ x: Backend.Value, _ shape: [Int], _ op: OpSite) async throws
     -> Backend.Value
   {
     try await b.gather(
@@ -50,7 +52,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   }
 
   /// Columns `range` of a [rows, width] value.
-  private func columns(_ x: Backend.Value, _ range: Range<Int>, _ op: OpSite) async throws
+  func columns(_ x: Backend.Value, _ range: Range<Int>, _ op: OpSite) async throws
     -> Backend.Value
   {
     let (rows, width) = try rowsAndWidth(x, op)
@@ -62,8 +64,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   }
 
   /// A [rows, 1] value repeated along a new last axis of `width`.
-  private func broadcast(_ x: Backend.Value, width: Int, _ op: OpSite) async throws -> Backend.Value
-  {
+  func broadcast(_ x: Backend.Value, width: Int, _ op: OpSite) async throws -> Backend.Value {
     let rows = b.shape(of: x).reduce(1, *)
     var indices: [Int] = []
     indices.reserveCapacity(rows * width)
@@ -72,10 +73,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       x, indices: indices, shape: [rows, width], site: site(op, "broadcast"))
   }
 
-  /// Drops the trailing axis of length 1 that `compare` adds for a single offset.
   /// A flat value's elements placed at `positions` of a tensor of `shape`, zeros elsewhere
   /// (local: a gather from the value with one zero appended).
-  private func scatter(_ flat: Backend.Value, to positions: [Int], shape: [Int], _ op: OpSite)
+  func scatter(_ flat: Backend.Value, to positions: [Int], shape: [Int], _ op: OpSite)
     async throws
     -> Backend.Value
   {
@@ -87,7 +87,8 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     return try await b.gather(padded, indices: indices, shape: shape, site: site(op, "scatter"))
   }
 
-  private func singleBits(_ bits: Backend.Bits, _ shape: [Int], _ op: OpSite) async throws
+  /// Drops the trailing axis of length 1 that `compare` adds for a single offset.
+  func singleBits(_ bits: Backend.Bits, _ shape: [Int], _ op: OpSite) async throws
     -> Backend.Bits
   {
     try await b.gather(
@@ -95,7 +96,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
   }
 
   /// Bits of offset `i` out of `count` from a `compare` result, in the value's shape.
-  private func offsetBits(
+  func offsetBits(
     _ bits: Backend.Bits, _ i: Int, of count: Int, _ shape: [Int], _ op: OpSite
   ) async throws
     -> Backend.Bits
@@ -217,173 +218,47 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       product, by: b.format(of: p).scale, gate: "context.truncate", op: op)
   }
 
-  // MARK: GeLU
+  // MARK: Dispatch to the approximations
 
-  /// GeLU(x) = ReLU(x) − T[c] (RECIPES §2.1): TrWithSlack from n bits at scale f to
-  /// n − 2f + s + 1 bits at scale s (s = 6), which needs the integer x·2^f to satisfy
-  /// |x·2^f| < 2^(n−f−1) (SIGMA's bound; asserted and counted); one DReLU key at offsets 0,
-  /// −(2^b − 1), 2^b − 1 gives the sign d and the in-range bits; two selects in Z_2^b form the
-  /// clipped index; d·x is ReLU; one b-bit LUT; 6 rounds.
-  ///
-  /// - Note: Deviation: the index is the one's complement of the floor for negative inputs
-  ///   (|x|·2^s between k and k + 1 ↦ k for both signs) and the table holds h at bucket
-  ///   midpoints; SIGMA
-  ///   uses min(|⌊x·2^s⌋|, 255) and h(k/2^s). The index comes from c = (2^b − 1) + e·(2x+1) −
-  ///   i·x (mod 2^b), e = [0 ≤ x < 2^b − 1], i = [|x + ½| < 2^b − ½]: the same two selects that
-  ///   SIGMA's 4-way mux replaces, in one round.
+  /// GeLU by the chosen approximation, at x's format.
   public func gelu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
-    let format = b.format(of: x)
-    let (n, f) = (format.bits, format.scale)
-    let s = parameters.geluInputScale
-    let indexBits = parameters.geluIndexBits
-    guard f == parameters.fractionalBits, n == parameters.ringBits else {
-      throw MPCError.formatMismatch(
-        site(op, "gelu"),
-        "GeLU takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
+    switch parameters.gelu {
+    case .sigma: return try await tableGelu(x, op: op)
+    case .puma: return try await polynomialGelu(x, op: op)
+    case .secformer: return try await fourierGelu(x, op: op)
     }
-    let bound = Int64(1) << Int64(n - f - 1)
-    try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, "gelu.inputBound"))
-    let reducedBits = n - 2 * f + s + 1
-    // Floor, not rounding: the sign of the result must be the sign of x.
-    let xt = try await b.truncate(
-      x, kind: .slack, shift: f - s, outputBits: reducedBits, site: site(op, "gelu.truncate"))
-    let limit = Int64(1) << Int64(indexBits) - 1
-    let shape = b.shape(of: x)
-    let tests = try await b.compare(
-      xt, offsets: [0, -limit, limit], site: site(op, "gelu.compare"))
-    let nonNegative = try await offsetBits(tests, 0, of: 3, shape, op)
-    let aboveLow = try await offsetBits(tests, 1, of: 3, shape, op)
-    let aboveHigh = try await offsetBits(tests, 2, of: 3, shape, op)
-    let positiveInRange = try await b.xor(nonNegative, aboveHigh, site: site(op, "gelu.bits"))
-    let inRange = try await b.xor(aboveLow, aboveHigh, site: site(op, "gelu.bits"))
-    let small = try await b.reduceRing(xt, bits: indexBits, site: site(op, "gelu.index"))
-    let doubled = try await b.multiplyConstant(
-      small, 2, fractionalBits: 0, site: site(op, "gelu.index"))
-    let odd = try await b.addConstant(doubled, 1, site: site(op, "gelu.index"))
-    // The two clip selects are opened together as their difference (one round), and ReLU's
-    // select is opened with the table's output (their difference is GeLU): 6 rounds in all.
-    let positivePart = try await b.selectUnopened(positiveInRange, odd, site: site(op, "gelu.clip"))
-    let rangePart = try await b.selectUnopened(inRange, small, site: site(op, "gelu.clip"))
-    let difference = try await b.open(
-      try await b.subtract(positivePart, rangePart, site: site(op, "gelu.index")),
-      site: site(op, "gelu.index"))
-    let index = try await b.addConstant(difference, limit, site: site(op, "gelu.index"))
-    let relu = try await b.selectUnopened(nonNegative, x, site: site(op, "gelu.relu"))
-    let correction = try await b.lookups(
-      [try await b.withScale(index, 0, site: site(op, "gelu.index"))], tables: [geluTable],
-      open: false,
-      site: site(op, "gelu.lut"))[0]
-    return try await b.open(
-      try await b.subtract(relu, correction, site: site(op, "gelu.output")),
-      site: site(op, "gelu.output"))
   }
 
-  // MARK: Softmax
-
-  /// Row max of a [rows, width] value by a tree of DReLU + select (⌈log2 width⌉ levels); an
-  /// odd element waits for the next level, so any width works. Returns [rows, 1].
-  public func rowMax(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
-    let (rows, fullWidth) = try rowsAndWidth(x, op)
-    var width = fullWidth
-    var current = try await reshape(x, [rows, width], op)
-    while width > 1 {
-      let half = width / 2
-      let left = try await columns(current, 0..<half, op)
-      let right = try await columns(current, half..<(2 * half), op)
-      let difference = try await b.subtract(left, right, site: site(op, "max.difference"))
-      let larger = try await singleBits(
-        try await b.compare(difference, offsets: [0], site: site(op, "max.compare")), [rows, half],
-        op)
-      let excess = try await b.select(larger, difference, site: site(op, "max.select"))
-      let maximum = try await b.add(right, excess, site: site(op, "max.combine"))
-      if width % 2 == 1 {
-        let odd = try await columns(current, (width - 1)..<width, op)
-        current = try await b.concatenate([maximum, odd], axis: 1, site: site(op, "max.carry"))
-      } else {
-        current = maximum
-      }
-      width = half + width % 2
-    }
-    return current
-  }
-
-  /// exp(−z) for z ≥ 0 at scale f (RECIPES §2.2 nExp): z is brought to scale 12, clipped to
-  /// 16 bits (z < 16; exp(−16) is below ½ ulp) with one DReLU + select, split into its high
-  /// byte (truncate-reduce) and low byte (local), looked up in two tables and multiplied, with
-  /// an exact truncation.
-  public func negativeExp(_ z: Backend.Value, op: OpSite) async throws -> Backend.Value {
-    let format = b.format(of: z)
-    let f = format.scale
-    let shape = b.shape(of: z)
-    let inputScale = parameters.expInputScale
-    let clipBits = parameters.expClipBits
-    let lowBits = clipBits / 2
-    var scaled = z
-    if f > inputScale {
-      scaled = try await truncateProduct(z, by: f - inputScale, gate: "exp.rescale", op: op)
-    } else if f < inputScale {
-      scaled = try await b.multiplyConstant(
-        z, Int64(1) << Int64(inputScale - f), fractionalBits: inputScale - f,
-        site: site(op, "exp.rescale"))
-    }
-    let cap = Int64(1) << Int64(clipBits) - 1
-    let excess = try await b.addConstant(scaled, -cap, site: site(op, "exp.clip"))
-    let over = try await singleBits(
-      try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
-    let cut = try await b.select(over, excess, site: site(op, "exp.clip"))
-    let clipped = try await b.subtract(scaled, cut, site: site(op, "exp.clip"))
-    let narrow = try await b.reduceRing(clipped, bits: clipBits, site: site(op, "exp.split"))
-    let low = try await b.reduceRing(narrow, bits: lowBits, site: site(op, "exp.split"))
-    let high = try await b.truncate(
-      narrow, kind: .reduce, shift: lowBits, outputBits: clipBits - lowBits,
-      site: site(op, "exp.high"))
-    // Both tables in the rounds of one lookup.
-    let e = try await b.lookups(
-      [high, low], tables: [expHighTable, expLowTable], open: true, site: site(op, "exp.lut"))
-    let product = try await b.multiply(e[0], e[1], site: site(op, "exp.product"))
-    return try await truncateProduct(
-      product, by: expLowTable.output.scale, gate: "exp.truncate", op: op)
-  }
-
-  /// 1/s for row sums s ∈ [1, terms] at scale f (RECIPES §2.2 step 5): TrWithSlack straight
-  /// into the table's index ring, then a ⌈log2 terms⌉ + 6-bit LUT.
-  ///
-  /// - Note: Deviation: the index is round(s·2^6) − 2^6 instead of ⌊s·2^6⌋, so a row of
-  ///   2^k equal scores (s = 2^k exactly) does not wrap the index to 0, and rounding halves the
-  ///   index error.
-  public func reciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws -> Backend.Value
+  /// 1/s for softmax row sums s ∈ [1, terms] ([rows, 1]) at scale `reciprocalOutputScale`, by
+  /// softmax's approximation (SecFormer's assumes 2Quad sums: s ∈ (0, terms·4^q]).
+  public func reciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws
+    -> Backend.Value
   {
-    let f = b.format(of: sum).scale
-    let inputScale = parameters.reciprocalInputScale
-    let table = try SigmaTables.reciprocal(parameters, terms: terms)
-    try await b.assertRange(
-      sum, (Int64(1) << Int64(f))...(Int64(terms) << Int64(f)),
-      site: site(op, "reciprocal.inputBound"))
-    let shift = f - inputScale
-    var shifted = try await b.addConstant(
-      sum, -(Int64(1) << Int64(f)), site: site(op, "reciprocal.index"))
-    if parameters.roundProducts && shift > 0 {
-      shifted = try await b.addConstant(
-        shifted, Int64(1) << Int64(shift - 1), site: site(op, "reciprocal.index"))
+    switch parameters.softmax {
+    case .sigma: return try await tableReciprocal(sum, terms: terms, op: op)
+    case .puma: return try await normalisedReciprocal(sum, terms: terms, op: op)
+    case .secformer: return try await quadReciprocal(sum, terms: terms, op: op)
     }
-    let index: Backend.Value
-    if shift > 0 {
-      index = try await b.truncate(
-        shifted, kind: .slack, shift: shift, outputBits: table.inputBits,
-        site: site(op, "reciprocal.truncate"))
-    } else {
-      index = try await b.reduceRing(
-        shifted, bits: table.inputBits, site: site(op, "reciprocal.index"))
-    }
-    return try await b.lookup(
-      try await b.withScale(index, 0, site: site(op, "reciprocal.index")), table: table,
-      site: site(op, "reciprocal.lut"))
   }
 
-  /// Softmax over the last axis with SIGMA's recipe, in the `softmaxRingBits` ring up to the
-  /// exp tables (whose outputs are n-bit again). Keys at or beyond `mask.validKeys` get
-  /// probability exactly 0 and cost nothing (the row is cut to the valid keys, a public
-  /// length); under a causal mask only the visible scores pay for exponentials and products.
+  /// round(2^fo · √numerator / √(v / 2^scale)) for v ≥ 1 ([rows, 1]) at scale
+  /// `rsqrtOutputScale`, by the chosen approximation.
+  public func rsqrt(_ v: Backend.Value, numerator: Double, op: OpSite) async throws
+    -> Backend.Value
+  {
+    switch parameters.normalization {
+    case .sigma: return try await tableRsqrt(v, numerator: numerator, op: op)
+    case .puma: return try await polynomialRsqrt(v, numerator: numerator, op: op)
+    case .secformer: return try await goldschmidtRsqrt(v, numerator: numerator, op: op)
+    }
+  }
+
+  /// Softmax over the last axis: max tree and z = max − x in the `softmaxRingBits` ring, then
+  /// exp(−z) and one reciprocal per row by the chosen approximation (SIGMA: T_hi·T_lo and a
+  /// table; PUMA: (1 + x/2^k)^(2^k) and Goldschmidt), or SecFormer's 2Quad (x + 5)² with a
+  /// Goldschmidt division and no max. Keys at or beyond `mask.validKeys` get probability
+  /// exactly 0 and cost nothing (the row is cut to the valid keys, a public length); under a
+  /// causal mask only the visible scores pay for exponentials and products.
   public func softmax(_ x: Backend.Value, mask: AttentionMask, op: OpSite) async throws
     -> Backend.Value
   {
@@ -397,8 +272,9 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     guard valid > 0 else { throw MPCError.badShape(site(op, "softmax"), shape, "no valid keys") }
     var scores =
       valid < width ? try await columns(x, 0..<valid, op) : try await reshape(x, [rows, width], op)
+    let approximation = parameters.softmax
     let ringBits = parameters.softmaxRingBits
-    if ringBits < b.format(of: scores).bits {
+    if approximation != .secformer, ringBits < b.format(of: scores).bits {
       let bound = Int64(1) << Int64(ringBits - 2)
       try await b.assertRange(
         scores, (-bound + 1)...(bound - 1), site: site(op, "softmax.inputBound"))
@@ -432,10 +308,19 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
       guard let visible else { return v }
       return try await scatter(v, to: visible, shape: [rows, valid], op)
     }
-    let maximum = try await rowMax(scores, op: op)
-    let z = try await b.subtract(
-      try await broadcast(maximum, width: valid, op), scores, site: site(op, "softmax.z"))
-    let exponentials = try await unpacked(try await negativeExp(try await packed(z), op: op))
+    let numerators: Backend.Value
+    if approximation == .secformer {
+      numerators = try await quadNumerators(try await packed(scores), op: op)
+    } else {
+      let maximum = try await rowMax(scores, op: op)
+      let z = try await packed(
+        try await b.subtract(
+          try await broadcast(maximum, width: valid, op), scores, site: site(op, "softmax.z")))
+      numerators =
+        approximation == .sigma
+        ? try await negativeExp(z, op: op) : try await iteratedNegativeExp(z, op: op)
+    }
+    let exponentials = try await unpacked(numerators)
     let total = try await b.sumLastAxis(exponentials, site: site(op, "softmax.sum"))
     let inverse = try await reciprocal(total, terms: valid, op: op)
     let product = try await b.multiply(
@@ -455,73 +340,7 @@ public struct SigmaRecipe<Backend: GateBackend>: Sendable {
     return try await reshape(probabilities, shape, op)
   }
 
-  // MARK: rsqrt, LayerNorm, pooling, normalisation
-
-  /// round(2^fo · √numerator / √(v / 2^scale)) for v ≥ 1 (RECIPES §2.3, SIGMA's float-like
-  /// 13-bit LUT): one DReLU key against 2^0 … 2^(n−2) gives the exponent's thermometer code,
-  /// XORs of neighbours its one-hot code h; Σ_k h_k·v·2^(n−3−k) (one select round, local
-  /// shifts) puts the leading one at bit n − 3; TrWithSlack keeps the M bits below it in a
-  /// 13-bit ring, where Σ_k h_k·k·2^M (a second select in the same round) adds the exponent;
-  /// one 13-bit LUT. Needs v < 2^(n−2) (asserted).
-  ///
-  /// - Note: Deviation: SIGMA's F2BF16 conversion takes 3 rounds of its own protocol; this one
-  ///   uses only DReLU, select and TrWithSlack gates (1 + 1 + 2 rounds) before the LUT.
-  public func rsqrt(_ v: Backend.Value, numerator: Double, op: OpSite) async throws -> Backend.Value
-  {
-    let format = b.format(of: v)
-    let n = format.bits
-    let (rows, width) = try rowsAndWidth(v, op)
-    guard width == 1 else {
-      throw MPCError.badShape(site(op, "rsqrt"), b.shape(of: v), "rsqrt takes [rows, 1]")
-    }
-    let m = parameters.rsqrtMantissaBits
-    let top = n - 3
-    let table = try SigmaTables.rsqrt(parameters, inputScale: format.scale, numerator: numerator)
-    let indexBits = table.inputBits
-    try await b.assertRange(
-      v, 1...(Int64(1) << Int64(n - 2) - 1), site: site(op, "rsqrt.inputBound"))
-    // b_k = [v ≥ 2^k] for k = 0 … top + 1 (b_0 = 1 and b_(top+1) = 0 by the bound).
-    let offsets = (0...(top + 1)).map { Int64(1) << Int64($0) }
-    let thermometer = try await b.compare(v, offsets: offsets, site: site(op, "rsqrt.compare"))
-    let count = offsets.count
-    var lowerIndices: [Int] = []
-    var upperIndices: [Int] = []
-    for r in 0..<rows {
-      for k in 0...top {
-        lowerIndices.append(r * count + k)
-        upperIndices.append(r * count + k + 1)
-      }
-    }
-    let codeShape = [rows, top + 1]
-    let lower = try await b.gather(
-      bits: thermometer, indices: lowerIndices, shape: codeShape, site: site(op, "rsqrt.bits"))
-    let upper = try await b.gather(
-      bits: thermometer, indices: upperIndices, shape: codeShape, site: site(op, "rsqrt.bits"))
-    let oneHot = try await b.xor(lower, upper, site: site(op, "rsqrt.bits"))
-    let spread = try await broadcast(v, width: top + 1, op)
-    let picked = try await b.select(oneHot, spread, site: site(op, "rsqrt.normalise"))
-    let shifts = (0..<rows).flatMap { _ in (0...top).map { Int64(1) << Int64(top - $0) } }
-    let normalised = try await b.sumLastAxis(
-      try await b.multiplyConstants(
-        picked, shifts, fractionalBits: 0, site: site(op, "rsqrt.normalise")),
-      site: site(op, "rsqrt.normalise"))
-    let exponents = try await b.constant(
-      (0..<rows).flatMap { _ in (0...top).map { Int64($0) << Int64(m) } }, shape: codeShape,
-      format: WireFormat(bits: indexBits, scale: 0), site: site(op, "rsqrt.exponent"))
-    let exponentPart = try await b.sumLastAxis(
-      try await b.select(oneHot, exponents, site: site(op, "rsqrt.exponent")),
-      site: site(op, "rsqrt.exponent"))
-    // The normalised value is 1.xxx at scale `top`; keep M fractional bits in the index ring.
-    let mantissa = try await b.truncate(
-      try await b.withScale(normalised, top, site: site(op, "rsqrt.mantissa")), kind: .slack,
-      shift: top - m,
-      outputBits: indexBits, site: site(op, "rsqrt.mantissa"))
-    let fraction = try await b.withScale(
-      try await b.addConstant(mantissa, -(Int64(1) << Int64(m)), site: site(op, "rsqrt.index")), 0,
-      site: site(op, "rsqrt.index"))
-    let index = try await b.add(fraction, exponentPart, site: site(op, "rsqrt.index"))
-    return try await b.lookup(index, table: table, site: site(op, "rsqrt.lut"))
-  }
+  // MARK: LayerNorm, pooling, normalisation
 
   /// LayerNorm with ε (DESIGN §9): μ by exact division, (x − μ)² by a Beaver square, the row
   /// sum d·var at scale 2f plus ε·d at that scale rounded up to at least one unit (this also

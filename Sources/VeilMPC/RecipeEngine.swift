@@ -1,20 +1,20 @@
-// The engine that runs a model graph with SIGMA's recipe over any gate back end (DESIGN §4):
-// over `ClearBackend` it is the fixed-point in-the-clear engine; over the dealer and party
-// back ends it will be the secure run, gate for gate the same.
+// The engine that runs a model graph with a recipe over any gate back end (DESIGN §4): over
+// `ClearBackend` it is the fixed-point in-the-clear engine; over the dealer and party back ends
+// it is the secure run, gate for gate the same.
 import VeilFSS
 import VeilModels
 import VeilRing
 
-/// `InferenceEngine` with SIGMA's recipe over a gate back end.
-public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
+/// `InferenceEngine` with a recipe over a gate back end.
+public struct RecipeEngine<Backend: GateBackend>: InferenceEngine {
   public typealias Value = Backend.Value
 
-  public let recipe: SigmaRecipe<Backend>
+  public let recipe: Recipe<Backend>
   public var backend: Backend { recipe.backend }
-  public var parameters: SigmaParameters { recipe.parameters }
+  public var parameters: RecipeParameters { recipe.parameters }
 
-  public init(backend: Backend, parameters: SigmaParameters) throws(MPCError) {
-    recipe = try SigmaRecipe(backend: backend, parameters: parameters)
+  public init(backend: Backend, parameters: RecipeParameters) throws(MPCError) {
+    recipe = try Recipe(backend: backend, parameters: parameters)
   }
 
   private func site(_ op: OpSite, _ gate: String) -> GateSite { GateSite(op: op, gate: gate) }
@@ -119,14 +119,14 @@ public struct SigmaEngine<Backend: GateBackend>: InferenceEngine {
   }
 }
 
-/// The fixed-point in-the-clear engine: SIGMA's recipe on plain integers mod 2^n, bit for bit
+/// The fixed-point in-the-clear engine: a recipe on plain integers mod 2^n, bit for bit
 /// what the secure run computes, with value ranges and bound violations recorded.
-public typealias FixedPointEngine = SigmaEngine<ClearBackend>
+public typealias FixedPointEngine = RecipeEngine<ClearBackend>
 
-extension SigmaEngine where Backend == ClearBackend {
+extension RecipeEngine where Backend == ClearBackend {
   /// Encodes the weights once at (n, f) from `parameters` (a weight that does not fit is an
   /// error) and builds the engine.
-  public init(weights: Float64Weights, parameters: SigmaParameters = SigmaParameters()) throws {
+  public init(weights: Float64Weights, parameters: RecipeParameters = RecipeParameters()) throws {
     try parameters.validate()
     let format = try FixedPointFormat(
       bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)

@@ -1,0 +1,226 @@
+// PUMA's approximations (RECIPES.md §2.1–2.3) in the two-party masked-wire engine: the
+// 4-segment GeLU polynomial, exp(x) ≈ (1 + x/2^k)^(2^k) with a cut-off, one Goldschmidt
+// reciprocal per softmax row after normalising into [0.5, 1), and rsqrt by the degree-4
+// polynomial after normalising into [0.25, 0.5). Comparisons are DReLU keys, selections FSS
+// selects, products Beaver-style products with exact truncation (DESIGN §3); PUMA itself runs
+// them on replicated 3PC shares with probabilistic truncation.
+import Foundation
+import VeilFSS
+import VeilModels
+
+/// PUMA's published coefficients (spu `hack_gelu`, `fxp_approx.cc`).
+enum PumaCoefficients {
+  /// −4 ≤ x < −1.95.
+  static let geluLow: [Double] = [
+    -0.5054031199708174, -0.42226581151983866, -0.11807612951181953, -0.011034134030615728,
+  ]
+  /// −1.95 ≤ x ≤ 3.
+  static let geluMiddle: [Double] = [
+    0.008526321541038084, 0.5, 0.3603292692789629, 0, -0.037688200365904236, 0,
+    0.0018067462606141187,
+  ]
+  /// rsqrt(u) on u ∈ [0.25, 0.5).
+  static let rsqrt: [Double] = [
+    4.14285016, -15.47994394, 38.4714796, -49.86605845, 26.02942339,
+  ]
+  /// The reciprocal's initial guess w = 2.9142 − 2c on c ∈ [0.5, 1).
+  static let reciprocalGuess = 2.9142
+}
+
+extension Recipe {
+  /// DReLU against public thresholds (at x's scale) on x reduced to f + 12 bits (exact while
+  /// |x| < 2^10, asserted): a narrower DPF than the full ring, the same bits. One bit tensor
+  /// per threshold, in x's shape.
+  func thresholds(_ x: Backend.Value, _ levels: [Int64], gate: String, op: OpSite) async throws
+    -> [Backend.Bits]
+  {
+    let format = b.format(of: x)
+    let bits = min(format.bits, format.scale + 12)
+    var narrow = x
+    if bits < format.bits {
+      let bound = Int64(1) << Int64(bits - 2)
+      try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, gate + ".inputBound"))
+      narrow = try await b.reduceRing(x, bits: bits, site: site(op, gate + ".reduce"))
+    }
+    let shape = b.shape(of: x)
+    let tests = try await b.compare(narrow, offsets: levels, site: site(op, gate + ".compare"))
+    var out: [Backend.Bits] = []
+    for i in levels.indices {
+      out.append(try await offsetBits(tests, i, of: levels.count, shape, op))
+    }
+    return out
+  }
+
+  /// PUMA's GeLU: 0 below −4, F0 on [−4, −1.95), F1 on [−1.95, 3], x above 3. One DReLU key
+  /// at three thresholds; x², x³, x⁴, x⁶ in three product levels; the three pieces selected
+  /// unopened, opened together and truncated once (13 rounds).
+  func polynomialGelu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    let f = b.format(of: x).scale
+    let coefficientBits = f
+    let bits = try await thresholds(
+      x, [fixed(-4, scale: f), fixed(-1.95, scale: f), fixed(3, scale: f) + 1], gate: "gelu",
+      op: op)
+    let low = try await b.xor(bits[0], bits[1], site: site(op, "gelu.bits"))
+    let middle = try await b.xor(bits[1], bits[2], site: site(op, "gelu.bits"))
+    let p = try await powers(x, [2, 3, 4, 6], gate: "gelu", op: op)
+    let f0 = try await polynomial(
+      PumaCoefficients.geluLow, powers: p, coefficientBits: coefficientBits, gate: "gelu.low",
+      op: op)
+    let f1 = try await polynomial(
+      PumaCoefficients.geluMiddle, powers: p, coefficientBits: coefficientBits,
+      gate: "gelu.middle", op: op)
+    let identity = try await b.multiplyConstant(
+      x, Int64(1) << Int64(coefficientBits), fractionalBits: coefficientBits,
+      site: site(op, "gelu.identity"))
+    var pieces = try await b.selectUnopened(low, f0, site: site(op, "gelu.select"))
+    pieces = try await b.add(
+      pieces, try await b.selectUnopened(middle, f1, site: site(op, "gelu.select")),
+      site: site(op, "gelu.select"))
+    pieces = try await b.add(
+      pieces, try await b.selectUnopened(bits[2], identity, site: site(op, "gelu.select")),
+      site: site(op, "gelu.select"))
+    let opened = try await b.open(pieces, site: site(op, "gelu.select"))
+    return try await truncateProduct(opened, by: coefficientBits, gate: "gelu.truncate", op: op)
+  }
+
+  /// exp(−z) for z ≥ 0 (PUMA's softmax exponential): z is clipped at the cut-off c (one DReLU
+  /// + select; PUMA zeroes exp below −c with the same gates, and (1 − c/2^k)^(2^k) < 2^−f for
+  /// c = 14, k = 5), brought back to the full ring, and 1 − z/2^k is squared k times, each
+  /// square truncated exactly (the first by f + 2k, so z/2^k needs no truncation of its own).
+  func iteratedNegativeExp(_ z: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    let format = b.format(of: z)
+    let f = format.scale
+    let n = parameters.ringBits
+    let k = parameters.expIterations
+    let shape = b.shape(of: z)
+    let cutoff = Int64(parameters.expCutoff) << Int64(f)
+    let excess = try await b.addConstant(z, -cutoff, site: site(op, "exp.clip"))
+    let over = try await singleBits(
+      try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
+    var clipped = try await b.subtract(
+      z, try await b.select(over, excess, site: site(op, "exp.clip")), site: site(op, "exp.clip"))
+    if format.bits < n {
+      clipped = try await b.truncate(
+        clipped, kind: .signExtend, shift: 0, outputBits: n, site: site(op, "exp.extend"))
+    }
+    // 1 − z/2^k at scale f + k: 2^(f+k) − z, exact.
+    var base = try await b.addConstant(
+      try await b.multiplyConstant(clipped, -1, fractionalBits: k, site: site(op, "exp.base")),
+      Int64(1) << Int64(f + k), site: site(op, "exp.base"))
+    for _ in 0..<k {
+      let square = try await b.square(base, site: site(op, "exp.square"))
+      base = try await truncateProduct(
+        square, by: b.format(of: square).scale - f, gate: "exp.squareTruncate", op: op)
+    }
+    return base
+  }
+
+  /// 1/s for row sums s ∈ [1, terms] at scale f (PUMA's reciprocal): c = s·2^−(e+1) ∈ [0.5, 1)
+  /// by `leadingOne`, w = 2.9142 − 2c, then `reciprocalIterations` Goldschmidt steps
+  /// r ← r(1 + e), e ← e² from e = 1 − c·w (batched per step), and r·2^(f − e − 1) by the
+  /// one-hot code; at scale `reciprocalOutputScale`.
+  func normalisedReciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws
+    -> Backend.Value
+  {
+    let f = b.format(of: sum).scale
+    let (low, high) = (f, f + ceilLog2(max(terms, 2)))
+    let (code, normalised) = try await leadingOne(
+      sum, low: low, high: high, gate: "reciprocal", op: op)
+    let c = try await b.truncate(
+      try await b.withScale(normalised, high + 1, site: site(op, "reciprocal.normalise")),
+      kind: .slack, shift: high + 1 - f, outputBits: b.format(of: sum).bits,
+      site: site(op, "reciprocal.normalise"))
+    let one = Int64(1) << Int64(f)
+    let w = try await b.addConstant(
+      try await b.multiplyConstant(c, -2, fractionalBits: 0, site: site(op, "reciprocal.guess")),
+      fixed(PumaCoefficients.reciprocalGuess, scale: f), site: site(op, "reciprocal.guess"))
+    let cw = try await truncateProduct(
+      try await b.multiply(c, w, site: site(op, "reciprocal.error")), by: f,
+      gate: "reciprocal.errorTruncate", op: op)
+    var e = try await b.addConstant(
+      try await b.multiplyConstant(cw, -1, fractionalBits: 0, site: site(op, "reciprocal.error")),
+      one, site: site(op, "reciprocal.error"))
+    var r = w
+    let iterations = parameters.reciprocalIterations
+    for i in 0..<iterations {
+      let onePlusE = try await b.addConstant(e, one, site: site(op, "reciprocal.step"))
+      if i == iterations - 1 {
+        r = try await truncateProduct(
+          try await b.multiply(r, onePlusE, site: site(op, "reciprocal.step")), by: f,
+          gate: "reciprocal.stepTruncate", op: op)
+      } else {
+        (r, e) = try await pairProduct((r, onePlusE), (e, e), gate: "reciprocal.step", op: op)
+      }
+    }
+    // 1/s = r·2^(f − k − 1) for the leading one k; at high + 1 − f bits every factor is an
+    // integer power of two.
+    let constants = (low...high).map { k in Double(sign: .plus, exponent: f - k - 1, significand: 1)
+    }
+    let scaled = try await scaleByCode(
+      r, code: code, constants: constants, constantBits: high + 1 - f, gate: "reciprocal", op: op)
+    return try await rescale(
+      scaled, to: parameters.reciprocalOutputScale, gate: "reciprocal.rescale", op: op)
+  }
+
+  /// The products a·b and c·d (a, c of one format, b, d of one format, all of one shape) in
+  /// one Beaver product and one exact truncation by b's scale, so the results keep a's scale
+  /// (3 rounds).
+  func pairProduct(
+    _ first: (Backend.Value, Backend.Value), _ second: (Backend.Value, Backend.Value),
+    gate: String, op: OpSite
+  ) async throws -> (Backend.Value, Backend.Value) {
+    let shape = b.shape(of: first.0)
+    let count = shape.reduce(1, *)
+    let f = b.format(of: first.1).scale
+    func flat(_ v: Backend.Value) async throws -> Backend.Value {
+      try await reshape(v, [count], op)
+    }
+    let left = try await b.concatenate(
+      [try await flat(first.0), try await flat(second.0)], axis: 0, site: site(op, gate))
+    let right = try await b.concatenate(
+      [try await flat(first.1), try await flat(second.1)], axis: 0, site: site(op, gate))
+    let product = try await truncateProduct(
+      try await b.multiply(left, right, site: site(op, gate)), by: f, gate: gate + "Truncate",
+      op: op)
+    return (
+      try await b.gather(product, indices: Array(0..<count), shape: shape, site: site(op, gate)),
+      try await b.gather(
+        product, indices: Array(count..<(2 * count)), shape: shape, site: site(op, gate))
+    )
+  }
+
+  /// √numerator/√(v/2^F) for v ≥ 1 ([rows, 1] at scale F; PUMA's rsqrt): u = v·2^−(e+2) ∈
+  /// [0.25, 0.5) by `leadingOne`, r(u) by the degree-4 polynomial (no Newton step), and
+  /// r·√numerator·2^(−(e + 2 − F)/2) by the one-hot code; at scale `rsqrtOutputScale`.
+  /// Needs v < 2^(n−2) (asserted).
+  func polynomialRsqrt(_ v: Backend.Value, numerator: Double, op: OpSite) async throws
+    -> Backend.Value
+  {
+    let format = b.format(of: v)
+    let (n, inputScale) = (format.bits, format.scale)
+    let f = parameters.fractionalBits
+    let top = n - 3
+    let (code, normalised) = try await leadingOne(v, low: 0, high: top, gate: "rsqrt", op: op)
+    let u = try await b.truncate(
+      try await b.withScale(normalised, top + 2, site: site(op, "rsqrt.normalise")), kind: .slack,
+      shift: top + 2 - f, outputBits: n, site: site(op, "rsqrt.normalise"))
+    let p = try await powers(u, [2, 3, 4], gate: "rsqrt", op: op)
+    let r = try await truncateProduct(
+      try await polynomial(
+        PumaCoefficients.rsqrt, powers: p, coefficientBits: f, gate: "rsqrt.polynomial", op: op),
+      by: f, gate: "rsqrt.polynomialTruncate", op: op)
+    let constants = (0...top).map { k in
+      numerator.squareRoot() * Foundation.exp2(-Double(k + 2 - inputScale) / 2)
+    }
+    // r ≤ 2 at scale f: the largest product must stay below 2^(n−2).
+    let largest = constants.max() ?? 1
+    let constantBits = min(40, n - 4 - (f + 1) - Int(largest.exponent) - 1)
+    guard constantBits >= 1 else {
+      throw MPCError.invalidParameters("rsqrt: numerator \(numerator) leaves no room at n = \(n)")
+    }
+    let scaled = try await scaleByCode(
+      r, code: code, constants: constants, constantBits: constantBits, gate: "rsqrt", op: op)
+    return try await rescale(
+      scaled, to: parameters.rsqrtOutputScale, gate: "rsqrt.rescale", op: op)
+  }
+}

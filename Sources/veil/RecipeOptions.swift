@@ -1,0 +1,36 @@
+// The options that choose a run's recipe, shared by `veil embed`, `veil bench model` and
+// `veil bench ops`: one published recipe, per-family overrides for experiments, and the ring.
+import ArgumentParser
+import VeilMPC
+
+extension Approximation: ExpressibleByArgument {}
+
+struct RecipeOptions: ParsableArguments {
+  @Option(help: "The approximation recipe: sigma, puma or secformer.")
+  var recipe: Approximation = .sigma
+  @Option(help: "GeLU's approximation, overriding --recipe (sigma, puma, secformer).")
+  var gelu: Approximation?
+  @Option(help: "Softmax's approximation, overriding --recipe.") var softmax: Approximation?
+  @Option(help: "LayerNorm's rsqrt approximation, overriding --recipe.") var norm: Approximation?
+  @Option(help: "Ring width n (default: the recipe's, 50 for SIGMA, 64 for PUMA and SecFormer).")
+  var ringBits: Int?
+  @Option(help: "Fractional bits f (default: the recipe's, 12 / 18 / 16).")
+  var fractionalBits: Int?
+  @Option(help: "PUMA: squarings k of exp ≈ (1 + x/2^k)^(2^k) (default 8; PUMA's runs used 5).")
+  var expIterations: Int?
+  @Option(help: "SecFormer: Goldschmidt iterations of rsqrt (default 16).")
+  var rsqrtIterations: Int?
+
+  /// The parameters these options name, checked.
+  func parameters() throws -> RecipeParameters {
+    var p = RecipeParameters.preset(
+      recipe, ringBits: ringBits, fractionalBits: fractionalBits)
+    if let gelu { p.gelu = gelu }
+    if let softmax { p.softmax = softmax }
+    if let norm { p.normalization = norm }
+    if let expIterations { p.expIterations = expIterations }
+    if let rsqrtIterations { p.rsqrtIterations = rsqrtIterations }
+    do { try p.validate() } catch { throw CommandError("\(error)") }
+    return p
+  }
+}
