@@ -19,6 +19,11 @@ enum PumaCoefficients {
     0.008526321541038084, 0.5, 0.3603292692789629, 0, -0.037688200365904236, 0,
     0.0018067462606141187,
   ]
+  /// SiLU: −8 ≤ x < −4 and −4 ≤ x ≤ 4 (spu `hack_silu`).
+  static let siluLow: [Double] = [-0.3067541139982155, -0.0819767021525476, -0.0055465625580307]
+  static let siluMiddle: [Double] = [
+    0.0085064025895951, 0.5, 0.2281430841728270, 0, -0.011113046708173, 0, 0.0002743776353465,
+  ]
   /// rsqrt(u) on u ∈ [0.25, 0.5).
   static let rsqrt: [Double] = [
     4.14285016, -15.47994394, 38.4714796, -49.86605845, 26.02942339,
@@ -28,6 +33,12 @@ enum PumaCoefficients {
 }
 
 extension Recipe {
+  /// Fractional bits of polynomial coefficients for values of `format`: as many as keep terms,
+  /// sums and x itself below 2^11 within TrWithSlack's headroom (n − 13 − f: 33 at 64/18, 25 at
+  /// 50/12). At f bits a degree-6 coefficient would be off by up to 2^−(f+1)·x⁶: 0.09 at x = 3
+  /// for f = 12.
+  func polynomialCoefficientBits(_ format: WireFormat) -> Int { format.bits - 13 - format.scale }
+
   /// DReLU against public thresholds (at x's scale) on x reduced to f + 12 bits (exact while
   /// |x| < 2^10, asserted): a narrower DPF than the full ring, the same bits. One bit tensor
   /// per threshold, in x's shape.
@@ -51,36 +62,55 @@ extension Recipe {
     return out
   }
 
-  /// PUMA's GeLU: 0 below −4, F0 on [−4, −1.95), F1 on [−1.95, 3], x above 3. One DReLU key
-  /// at three thresholds; x², x³, x⁴, x⁶ in three product levels; the three pieces selected
-  /// unopened, opened together and truncated once (13 rounds).
+  /// PUMA's GeLU: 0 below −4, F0 on [−4, −1.95), F1 on [−1.95, 3], x above 3 (13 rounds).
   func polynomialGelu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    try await piecewise(
+      x, edges: (-4, -1.95, 3), low: PumaCoefficients.geluLow,
+      middle: PumaCoefficients.geluMiddle, name: "gelu", op: op)
+  }
+
+  /// PUMA's SiLU: 0 below −8, a quadratic on [−8, −4), a degree-6 polynomial on [−4, 4], x
+  /// above 4.
+  func polynomialSilu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    try await piecewise(
+      x, edges: (-8, -4, 4), low: PumaCoefficients.siluLow, middle: PumaCoefficients.siluMiddle,
+      name: "silu", op: op)
+  }
+
+  /// 0 below a, low(x) on [a, b), middle(x) on [b, c], x above c: one DReLU key at the three
+  /// edges; the powers both polynomials need in ⌈log2 degree⌉ product levels; the three pieces
+  /// selected unopened, opened together and truncated once.
+  func piecewise(
+    _ x: Backend.Value, edges: (Double, Double, Double), low: [Double], middle: [Double],
+    name: String, op: OpSite
+  ) async throws -> Backend.Value {
     let f = b.format(of: x).scale
-    let coefficientBits = f
+    let coefficientBits = polynomialCoefficientBits(b.format(of: x))
     let bits = try await thresholds(
-      x, [fixed(-4, scale: f), fixed(-1.95, scale: f), fixed(3, scale: f) + 1], gate: "gelu",
-      op: op)
-    let low = try await b.xor(bits[0], bits[1], site: site(op, "gelu.bits"))
-    let middle = try await b.xor(bits[1], bits[2], site: site(op, "gelu.bits"))
-    let p = try await powers(x, [2, 3, 4, 6], gate: "gelu", op: op)
-    let f0 = try await polynomial(
-      PumaCoefficients.geluLow, powers: p, coefficientBits: coefficientBits, gate: "gelu.low",
-      op: op)
-    let f1 = try await polynomial(
-      PumaCoefficients.geluMiddle, powers: p, coefficientBits: coefficientBits,
-      gate: "gelu.middle", op: op)
+      x,
+      [fixed(edges.0, scale: f), fixed(edges.1, scale: f), fixed(edges.2, scale: f) + 1],
+      gate: name, op: op)
+    let lowBits = try await b.xor(bits[0], bits[1], site: site(op, name + ".bits"))
+    let middleBits = try await b.xor(bits[1], bits[2], site: site(op, name + ".bits"))
+    let degrees = Set(
+      (low.indices.filter { low[$0] != 0 } + middle.indices.filter { middle[$0] != 0 }))
+    let p = try await powers(x, degrees, gate: name, op: op)
+    let lowPiece = try await polynomial(
+      low, powers: p, coefficientBits: coefficientBits, gate: name + ".low", op: op)
+    let middlePiece = try await polynomial(
+      middle, powers: p, coefficientBits: coefficientBits, gate: name + ".middle", op: op)
     let identity = try await b.multiplyConstant(
       x, Int64(1) << Int64(coefficientBits), fractionalBits: coefficientBits,
-      site: site(op, "gelu.identity"))
-    var pieces = try await b.selectUnopened(low, f0, site: site(op, "gelu.select"))
-    pieces = try await b.add(
-      pieces, try await b.selectUnopened(middle, f1, site: site(op, "gelu.select")),
-      site: site(op, "gelu.select"))
-    pieces = try await b.add(
-      pieces, try await b.selectUnopened(bits[2], identity, site: site(op, "gelu.select")),
-      site: site(op, "gelu.select"))
-    let opened = try await b.open(pieces, site: site(op, "gelu.select"))
-    return try await truncateProduct(opened, by: coefficientBits, gate: "gelu.truncate", op: op)
+      site: site(op, name + ".identity"))
+    var pieces = try await b.selectUnopened(lowBits, lowPiece, site: site(op, name + ".select"))
+    for (selector, piece) in [(middleBits, middlePiece), (bits[2], identity)] {
+      pieces = try await b.add(
+        pieces, try await b.selectUnopened(selector, piece, site: site(op, name + ".select")),
+        site: site(op, name + ".select"))
+    }
+    let opened = try await b.open(pieces, site: site(op, name + ".select"))
+    return try await truncateProduct(
+      opened, by: coefficientBits, gate: name + ".truncate", op: op)
   }
 
   /// exp(−z) for z ≥ 0 (PUMA's softmax exponential): z is clipped at the cut-off c (one DReLU
@@ -205,10 +235,12 @@ extension Recipe {
       try await b.withScale(normalised, top + 2, site: site(op, "rsqrt.normalise")), kind: .slack,
       shift: top + 2 - f, outputBits: n, site: site(op, "rsqrt.normalise"))
     let p = try await powers(u, [2, 3, 4], gate: "rsqrt", op: op)
+    let coefficientBits = polynomialCoefficientBits(b.format(of: u))
     let r = try await truncateProduct(
       try await polynomial(
-        PumaCoefficients.rsqrt, powers: p, coefficientBits: f, gate: "rsqrt.polynomial", op: op),
-      by: f, gate: "rsqrt.polynomialTruncate", op: op)
+        PumaCoefficients.rsqrt, powers: p, coefficientBits: coefficientBits,
+        gate: "rsqrt.polynomial", op: op),
+      by: coefficientBits, gate: "rsqrt.polynomialTruncate", op: op)
     let constants = (0...top).map { k in
       numerator.squareRoot() * Foundation.exp2(-Double(k + 2 - inputScale) / 2)
     }

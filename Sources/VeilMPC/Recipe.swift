@@ -229,6 +229,18 @@ public struct Recipe<Backend: GateBackend>: Sendable {
     }
   }
 
+  /// SiLU by the activation family's approximation (LLaMA's MLP): SIGMA's 10-bit table or
+  /// PUMA's polynomial; SecFormer publishes none.
+  public func silu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    switch parameters.gelu {
+    case .sigma: return try await tableSilu(x, op: op)
+    case .puma: return try await polynomialSilu(x, op: op)
+    case .secformer:
+      throw MPCError.invalidParameters(
+        "SecFormer publishes no SiLU approximation: choose --gelu sigma or puma")
+    }
+  }
+
   /// 1/s for softmax row sums s ∈ [1, terms] ([rows, 1]) at scale `reciprocalOutputScale`, by
   /// softmax's approximation (SecFormer's assumes 2Quad sums: s ∈ (0, terms·4^q]).
   public func reciprocal(_ sum: Backend.Value, terms: Int, op: OpSite) async throws
@@ -354,14 +366,31 @@ public struct Recipe<Backend: GateBackend>: Sendable {
   ) async throws
     -> Backend.Value
   {
+    try await normalize(x, gamma: gamma, beta: beta, epsilon: epsilon, centre: true, op: op)
+  }
+
+  /// RMSNorm (LLaMA): x·rsqrt(mean(x²) + ε)·γ, LayerNorm's gates without the mean and β.
+  public func rmsNorm(_ x: Backend.Value, gamma: WeightID, epsilon: Double, op: OpSite)
+    async throws -> Backend.Value
+  {
+    try await normalize(x, gamma: gamma, beta: nil, epsilon: epsilon, centre: false, op: op)
+  }
+
+  func normalize(
+    _ x: Backend.Value, gamma: WeightID, beta: WeightID?, epsilon: Double, centre: Bool,
+    op: OpSite
+  ) async throws -> Backend.Value {
     let shape = b.shape(of: x)
     let (rows, d) = try rowsAndWidth(x, op)
     let f = b.format(of: x).scale
     let flat = try await reshape(x, [rows, d], op)
-    let sum = try await b.sumLastAxis(flat, site: site(op, "layerNorm.sum"))
-    let mean = try await divide(sum, by: d, gate: "layerNorm.mean", op: op)
-    let centred = try await b.subtract(
-      flat, try await broadcast(mean, width: d, op), site: site(op, "layerNorm.centre"))
+    var centred = flat
+    if centre {
+      let sum = try await b.sumLastAxis(flat, site: site(op, "layerNorm.sum"))
+      let mean = try await divide(sum, by: d, gate: "layerNorm.mean", op: op)
+      centred = try await b.subtract(
+        flat, try await broadcast(mean, width: d, op), site: site(op, "layerNorm.centre"))
+    }
     var squared = centred
     let shift = parameters.layerNormSquareShift
     if shift > 0 {
@@ -387,6 +416,7 @@ public struct Recipe<Backend: GateBackend>: Sendable {
       normalised, weight: gamma, site: site(op, "layerNorm.gamma"))
     let weighted = try await truncateProduct(
       product, by: b.format(of: product).scale - f, gate: "layerNorm.gammaTruncate", op: op)
+    guard let beta else { return try await reshape(weighted, shape, op) }
     let shifted = try await b.addWeight(weighted, bias: beta, site: site(op, "layerNorm.beta"))
     return try await reshape(shifted, shape, op)
   }

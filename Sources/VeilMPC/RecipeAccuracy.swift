@@ -26,10 +26,12 @@ public enum RecipeAccuracy {
   public static func measure(_ parameters: RecipeParameters, seed: UInt64 = 1) async throws
     -> [OpAccuracy]
   {
-    [
-      try await gelu(parameters), try await softmax(parameters, seed: seed),
-      try await reciprocal(parameters), try await rsqrt(parameters, seed: seed),
-      try await layerNorm(parameters, seed: seed),
+    var rows = [try await gelu(parameters)]
+    if parameters.gelu != .secformer { rows.append(try await silu(parameters)) }
+    return rows + [
+      try await softmax(parameters, seed: seed), try await reciprocal(parameters),
+      try await rsqrt(parameters, seed: seed), try await layerNorm(parameters, seed: seed),
+      try await layerNorm(parameters, seed: seed, rms: true),
     ]
   }
 
@@ -69,14 +71,28 @@ public enum RecipeAccuracy {
   }
 
   static func gelu(_ parameters: RecipeParameters) async throws -> OpAccuracy {
+    try await activation(parameters, "gelu", { try await $0.gelu($1, op: op) }) {
+      0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))
+    }
+  }
+
+  static func silu(_ parameters: RecipeParameters) async throws -> OpAccuracy {
+    try await activation(parameters, "silu", { try await $0.silu($1, op: op) }) {
+      $0 / (1 + exp(-$0))
+    }
+  }
+
+  static func activation(
+    _ parameters: RecipeParameters, _ name: String,
+    _ secure: (Recipe<ClearBackend>, FixedTensor) async throws -> FixedTensor,
+    reference: (Double) -> Double
+  ) async throws -> OpAccuracy {
     let recipe = try recipe(parameters)
     let xs = (0...4096).map { -8 + Double($0) / 256 }
     let x = try encode(xs, shape: [xs.count], parameters)
-    let y = try await recipe.gelu(x, op: op).decoded().scalars
-    let errors = zip(x.decoded().scalars, y).map { input, output in
-      abs(0.5 * input * (1 + erf(input / 2.0.squareRoot())) - output)
-    }
-    return summary("gelu", "x on [−8, 8], step 1/256", errors, recipe)
+    let y = try await secure(recipe, x).decoded().scalars
+    let errors = zip(x.decoded().scalars, y).map { abs(reference($0) - $1) }
+    return summary(name, "x on [−8, 8], step 1/256", errors, recipe)
   }
 
   static func softmax(_ parameters: RecipeParameters, seed: UInt64) async throws -> OpAccuracy {
@@ -135,7 +151,10 @@ public enum RecipeAccuracy {
       "rsqrt", "LayerNorm's d·var, var on [2^−6, 2^8], d = 768", errors, relative: true, recipe)
   }
 
-  static func layerNorm(_ parameters: RecipeParameters, seed: UInt64) async throws -> OpAccuracy {
+  /// LayerNorm, or RMSNorm (no mean, no β) with `rms`.
+  static func layerNorm(_ parameters: RecipeParameters, seed: UInt64, rms: Bool = false)
+    async throws -> OpAccuracy
+  {
     let d = 768
     var rng = SplitMix64(seed: seed)
     let gamma = try Tensor(shape: [d], scalars: [Double](repeating: 1, count: d))
@@ -148,18 +167,23 @@ public enum RecipeAccuracy {
       rows += (0..<d).map { _ in offset + spread * Double.random(in: -1.7...1.7, using: &rng) }
     }
     let x = try encode(rows, shape: [spreads.count, d], parameters)
-    let y = try await recipe.layerNorm(x, gamma: "g", beta: "b", epsilon: 1e-12, op: op)
-      .decoded().scalars
+    let normalized =
+      try await rms
+      ? recipe.rmsNorm(x, gamma: "g", epsilon: 1e-12, op: op)
+      : recipe.layerNorm(x, gamma: "g", beta: "b", epsilon: 1e-12, op: op)
+    let y = normalized.decoded().scalars
     let decoded = x.decoded().scalars
     var errors: [Double] = []
     for r in 0..<spreads.count {
       let row = decoded[(r * d)..<((r + 1) * d)]
-      let mean = row.reduce(0, +) / Double(d)
+      let mean = rms ? 0 : row.reduce(0, +) / Double(d)
       let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(d)
       for (j, v) in row.enumerated() {
         errors.append(abs((v - mean) / variance.squareRoot() - y[r * d + j]))
       }
     }
-    return summary("layerNorm", "rows of 768, spreads 0.1…30, γ = 1, β = 0", errors, recipe)
+    return summary(
+      rms ? "rmsNorm" : "layerNorm", "rows of 768, spreads 0.1…30, γ = 1\(rms ? "" : ", β = 0")",
+      errors, recipe)
   }
 }

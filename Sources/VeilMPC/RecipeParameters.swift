@@ -44,6 +44,8 @@ public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
   /// covers |x| < 255/64 ≈ 3.98).
   public var geluInputScale: Int
   public var geluIndexBits: Int
+  /// SiLU: the index bits of its table at GeLU's input scale (SIGMA: 10, |x| < 16).
+  public var siluIndexBits: Int
   /// Softmax runs in this many bits (max tree, z = max − x, clip): the scores are reduced
   /// into Z_2^m locally (exact while |score| < 2^(m−2), asserted), so each DReLU of the max
   /// tree and the clip compares m − 1 bits instead of n − 1.
@@ -102,6 +104,7 @@ public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
     normalization: Approximation = .sigma, ringBits: Int = 50, fractionalBits: Int = 12,
     productTruncation: TruncationKind = .slack,
     roundProducts: Bool = true, geluInputScale: Int = 6, geluIndexBits: Int = 8,
+    siluIndexBits: Int = 10,
     expInputScale: Int = 12,
     expClipBits: Int = 16, reciprocalInputScale: Int = 6, reciprocalOutputScale: Int? = nil,
     rsqrtMantissaBits: Int = 7, rsqrtOutputScale: Int? = nil, layerNormSquareShift: Int? = nil,
@@ -126,6 +129,7 @@ public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
     self.roundProducts = roundProducts
     self.geluInputScale = geluInputScale
     self.geluIndexBits = geluIndexBits
+    self.siluIndexBits = siluIndexBits
     self.expInputScale = expInputScale
     self.expClipBits = expClipBits
     self.reciprocalInputScale = reciprocalInputScale
@@ -161,7 +165,8 @@ public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
 
   public var description: String {
     "\(recipeName) n=\(ringBits) f=\(fractionalBits) trunc=\(productTruncation == .slack ? "slack" : "floor")"
-      + (roundProducts ? " round" : " floor-products") + " gelu=\(geluIndexBits)b@\(geluInputScale)"
+      + (roundProducts ? " round" : " floor-products")
+      + " gelu=\(geluIndexBits)b@\(geluInputScale) silu=\(siluIndexBits)b"
       + " exp=\(expClipBits)b@\(expInputScale) recip@\(reciprocalInputScale)→\(reciprocalOutputScale)"
       + " rsqrt=\(rsqrtMantissaBits)m→\(rsqrtOutputScale)"
       + (layerNormSquareShift > 0 ? " lnSquare>>\(layerNormSquareShift)" : "")
@@ -187,8 +192,10 @@ public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
     guard (1...f).contains(geluInputScale), (2...12).contains(geluIndexBits) else {
       throw .invalidParameters("GeLU table: input scale 1…f and 2…12 index bits")
     }
-    guard n - 2 * f + geluInputScale + 1 >= geluIndexBits + 3 else {
-      throw .invalidParameters("GeLU: the reduced ring is narrower than the table index")
+    guard n - 2 * f + geluInputScale + 1 >= max(geluIndexBits, siluIndexBits) + 3,
+      (2...12).contains(siluIndexBits)
+    else {
+      throw .invalidParameters("GeLU/SiLU: the reduced ring is narrower than the table index")
     }
     guard (4...24).contains(expInputScale), (4...24).contains(expClipBits), expClipBits < n - 2
     else {

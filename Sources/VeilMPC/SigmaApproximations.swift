@@ -19,50 +19,64 @@ extension Recipe {
   ///   i·x (mod 2^b), e = [0 ≤ x < 2^b − 1], i = [|x + ½| < 2^b − ½]: the same two selects that
   ///   SIGMA's 4-way mux replaces, in one round.
   func tableGelu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    try await reluMinusTable(x, table: geluTable, name: "gelu", op: op)
+  }
+
+  /// SIGMA's SiLU: `tableGelu`'s gates with a `siluIndexBits` table of ReLU − SiLU = |x|·σ(−|x|)
+  /// (SIGMA: 10 bits at input scale 6, |x| < 16).
+  func tableSilu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
+    try await reluMinusTable(x, table: try SigmaTables.silu(parameters), name: "silu", op: op)
+  }
+
+  /// ReLU(x) − T[clip(|x|·2^s)] for an even correction table T.
+  func reluMinusTable(_ x: Backend.Value, table: LookupTable, name: String, op: OpSite)
+    async throws -> Backend.Value
+  {
     let format = b.format(of: x)
     let (n, f) = (format.bits, format.scale)
     let s = parameters.geluInputScale
-    let indexBits = parameters.geluIndexBits
+    let indexBits = table.inputBits
     guard f == parameters.fractionalBits, n == parameters.ringBits else {
       throw MPCError.formatMismatch(
-        site(op, "gelu"),
-        "GeLU takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
+        site(op, name),
+        "\(name) takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
     }
     let bound = Int64(1) << Int64(n - f - 1)
-    try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, "gelu.inputBound"))
+    try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, name + ".inputBound"))
     let reducedBits = n - 2 * f + s + 1
     // Floor, not rounding: the sign of the result must be the sign of x.
     let xt = try await b.truncate(
-      x, kind: .slack, shift: f - s, outputBits: reducedBits, site: site(op, "gelu.truncate"))
+      x, kind: .slack, shift: f - s, outputBits: reducedBits, site: site(op, name + ".truncate"))
     let limit = Int64(1) << Int64(indexBits) - 1
     let shape = b.shape(of: x)
     let tests = try await b.compare(
-      xt, offsets: [0, -limit, limit], site: site(op, "gelu.compare"))
+      xt, offsets: [0, -limit, limit], site: site(op, name + ".compare"))
     let nonNegative = try await offsetBits(tests, 0, of: 3, shape, op)
     let aboveLow = try await offsetBits(tests, 1, of: 3, shape, op)
     let aboveHigh = try await offsetBits(tests, 2, of: 3, shape, op)
-    let positiveInRange = try await b.xor(nonNegative, aboveHigh, site: site(op, "gelu.bits"))
-    let inRange = try await b.xor(aboveLow, aboveHigh, site: site(op, "gelu.bits"))
-    let small = try await b.reduceRing(xt, bits: indexBits, site: site(op, "gelu.index"))
+    let positiveInRange = try await b.xor(nonNegative, aboveHigh, site: site(op, name + ".bits"))
+    let inRange = try await b.xor(aboveLow, aboveHigh, site: site(op, name + ".bits"))
+    let small = try await b.reduceRing(xt, bits: indexBits, site: site(op, name + ".index"))
     let doubled = try await b.multiplyConstant(
-      small, 2, fractionalBits: 0, site: site(op, "gelu.index"))
-    let odd = try await b.addConstant(doubled, 1, site: site(op, "gelu.index"))
+      small, 2, fractionalBits: 0, site: site(op, name + ".index"))
+    let odd = try await b.addConstant(doubled, 1, site: site(op, name + ".index"))
     // The two clip selects are opened together as their difference (one round), and ReLU's
     // select is opened with the table's output (their difference is GeLU): 6 rounds in all.
-    let positivePart = try await b.selectUnopened(positiveInRange, odd, site: site(op, "gelu.clip"))
-    let rangePart = try await b.selectUnopened(inRange, small, site: site(op, "gelu.clip"))
+    let positivePart = try await b.selectUnopened(
+      positiveInRange, odd, site: site(op, name + ".clip"))
+    let rangePart = try await b.selectUnopened(inRange, small, site: site(op, name + ".clip"))
     let difference = try await b.open(
-      try await b.subtract(positivePart, rangePart, site: site(op, "gelu.index")),
-      site: site(op, "gelu.index"))
-    let index = try await b.addConstant(difference, limit, site: site(op, "gelu.index"))
-    let relu = try await b.selectUnopened(nonNegative, x, site: site(op, "gelu.relu"))
+      try await b.subtract(positivePart, rangePart, site: site(op, name + ".index")),
+      site: site(op, name + ".index"))
+    let index = try await b.addConstant(difference, limit, site: site(op, name + ".index"))
+    let relu = try await b.selectUnopened(nonNegative, x, site: site(op, name + ".relu"))
     let correction = try await b.lookups(
-      [try await b.withScale(index, 0, site: site(op, "gelu.index"))], tables: [geluTable],
+      [try await b.withScale(index, 0, site: site(op, name + ".index"))], tables: [table],
       open: false,
-      site: site(op, "gelu.lut"))[0]
+      site: site(op, name + ".lut"))[0]
     return try await b.open(
-      try await b.subtract(relu, correction, site: site(op, "gelu.output")),
-      site: site(op, "gelu.output"))
+      try await b.subtract(relu, correction, site: site(op, name + ".output")),
+      site: site(op, name + ".output"))
   }
 
   /// exp(−z) for z ≥ 0 at scale f (RECIPES §2.2 nExp): z is brought to scale 12, clipped to

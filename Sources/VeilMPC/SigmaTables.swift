@@ -32,15 +32,32 @@ public enum SigmaTables {
   /// - Note: SIGMA indexes min(|⌊x·2^s⌋|, 2^b − 1) into h(k/2^s); the midpoint of the
   ///   bucket halves the worst error (0.5·max|h′|/2^s) at the same cost.
   public static func gelu(_ p: RecipeParameters) throws(MPCError) -> LookupTable {
-    let size = 1 << p.geluIndexBits
+    try reluMinus(p, name: "gelu.reluMinusGelu", indexBits: p.geluIndexBits, reluMinusGelu)
+  }
+
+  /// h(x) = ReLU(x) − SiLU(x) = |x|·σ(−|x|), even in x.
+  static func reluMinusSilu(_ x: Double) -> Double {
+    let a = abs(x)
+    return a / (1 + exp(a))
+  }
+
+  /// SiLU's correction table, laid out as GeLU's, with `siluIndexBits` (SIGMA: 10, so
+  /// |x| < 1023/64 ≈ 16, where h < 2·10⁻⁶).
+  public static func silu(_ p: RecipeParameters) throws(MPCError) -> LookupTable {
+    try reluMinus(p, name: "silu.reluMinusSilu", indexBits: p.siluIndexBits, reluMinusSilu)
+  }
+
+  static func reluMinus(
+    _ p: RecipeParameters, name: String, indexBits: Int, _ h: (Double) -> Double
+  ) throws(MPCError) -> LookupTable {
+    let size = 1 << indexBits
     let step = Double(sign: .plus, exponent: -p.geluInputScale, significand: 1)
     var entries = [Int64](repeating: 0, count: size)
     for k in 0..<(size - 1) {
-      entries[k] = fixed(reluMinusGelu((Double(k) + 0.5) * step), scale: p.fractionalBits)
+      entries[k] = fixed(h((Double(k) + 0.5) * step), scale: p.fractionalBits)
     }
     return try LookupTable(
-      name: "sigma.gelu.reluMinusGelu.\(p.geluIndexBits)@\(p.geluInputScale)",
-      inputBits: p.geluIndexBits,
+      name: "sigma.\(name).\(indexBits)@\(p.geluInputScale)", inputBits: indexBits,
       output: WireFormat(bits: p.ringBits, scale: p.fractionalBits), entries: entries)
   }
 

@@ -25,7 +25,9 @@ public struct RangeRecord: Sendable, Equatable {
   public var violations: [ViolationKind: Int] = [:]
 
   /// maxMagnitude / 2^scale.
-  public var maxReal: Double { Double(maxMagnitude) / Double(sign: .plus, exponent: format.scale, significand: 1) }
+  public var maxReal: Double {
+    Double(maxMagnitude) / Double(sign: .plus, exponent: format.scale, significand: 1)
+  }
 
   /// Bits a signed value of this magnitude needs (sign included).
   public var bitsUsed: Int { maxMagnitude == 0 ? 1 : 65 - maxMagnitude.leadingZeroBitCount }
@@ -57,7 +59,9 @@ public final class RangeRecorder: @unchecked Sendable {
 
   public init(messageLimit: Int = 20) { self.messageLimit = messageLimit }
 
-  static func key(_ site: GateSite) -> RangeKey { RangeKey(layer: site.op.layer, kind: site.op.kind, gate: site.gate) }
+  static func key(_ site: GateSite) -> RangeKey {
+    RangeKey(layer: site.op.layer, kind: site.op.kind, gate: site.gate)
+  }
 
   /// Records the output of a gate.
   func record(_ site: GateSite, format: WireFormat, maxMagnitude: Int64, elements: Int) {
@@ -73,7 +77,9 @@ public final class RangeRecorder: @unchecked Sendable {
   }
 
   /// Counts `count` violations of `kind` at a gate.
-  func violation(_ kind: ViolationKind, at site: GateSite, format: WireFormat, count: Int, detail: String) {
+  func violation(
+    _ kind: ViolationKind, at site: GateSite, format: WireFormat, count: Int, detail: String
+  ) {
     guard count > 0 else { return }
     lock.lock()
     defer { lock.unlock() }
@@ -129,7 +135,9 @@ public final class RangeRecorder: @unchecked Sendable {
         merged[name] = (key.kind, key.gate, record)
       }
     }
-    return merged.values.sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }.map { ($0.0, $0.1, $0.2) }
+    return merged.values.sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }.map {
+      ($0.0, $0.1, $0.2)
+    }
   }
 
   /// The largest output magnitude per (op kind, layer) over all gates of the op, as real
@@ -139,9 +147,13 @@ public final class RangeRecorder: @unchecked Sendable {
     for (key, record) in snapshot {
       let name = "\(key.kind.rawValue)/\(key.layer)"
       let previous = merged[name] ?? (key.kind, key.layer, 0, 0)
-      merged[name] = (key.kind, key.layer, max(previous.2, record.maxReal), previous.3 + record.violationCount)
+      merged[name] = (
+        key.kind, key.layer, max(previous.2, record.maxReal), previous.3 + record.violationCount
+      )
     }
-    return merged.values.sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }.map { ($0.0, $0.1, $0.2, $0.3) }
+    return merged.values.sorted { ($0.0.rawValue, $0.1) < ($1.0.rawValue, $1.1) }.map {
+      ($0.0, $0.1, $0.2, $0.3)
+    }
   }
 
   /// A plain-text table: one line per (kind, gate) with the largest real magnitude, the bits
@@ -152,10 +164,13 @@ public final class RangeRecorder: @unchecked Sendable {
     for (kind, gate, record) in byKind() {
       let name = (kind.rawValue + "/" + gate).padding(toLength: 44, withPad: " ", startingAt: 0)
       let magnitude = String(format: "%14.6g", record.maxReal)
-      let bits = "\(record.bitsUsed)/\(record.format.bits)".padding(toLength: 9, withPad: " ", startingAt: 0)
+      let bits = "\(record.bitsUsed)/\(record.format.bits)".padding(
+        toLength: 9, withPad: " ", startingAt: 0)
       let violations =
         record.violations.isEmpty
-        ? "0" : record.violations.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", ")
+        ? "0"
+        : record.violations.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(
+          separator: ", ")
       lines.append("\(name) \(magnitude)  \(bits)  \(violations)")
     }
     return lines.joined(separator: "\n")

@@ -15,12 +15,15 @@ struct Certs: ParsableCommand {
       """)
 
   @Option(help: "Folder for the PEM files.") var out: String
-  @Option(help: "Comma-separated roles to issue certificates for.") var roles = "p0,p1,dealer,client"
+  @Option(help: "Comma-separated roles to issue certificates for.") var roles =
+    "p0,p1,dealer,client"
   @Option(help: "Days until the certificates expire.") var days = 825
   @Flag(help: "Replace existing files.") var force = false
 
   func validate() throws {
-    guard (1...3650).contains(days) else { throw ValidationError("--days \(days) is outside 1…3650") }
+    guard (1...3650).contains(days) else {
+      throw ValidationError("--days \(days) is outside 1…3650")
+    }
     _ = try parsedRoles()
   }
 
@@ -38,7 +41,8 @@ struct Certs: ParsableCommand {
   }
 
   func run() throws {
-    let written = try CertificateFiles.write(to: out, roles: try parsedRoles(), validityDays: days, overwrite: force)
+    let written = try CertificateFiles.write(
+      to: out, roles: try parsedRoles(), validityDays: days, overwrite: force)
     for path in written { print(path) }
     printError("keep \(CertificateFiles.caPrivateKey) offline: whoever holds it can mint any role")
   }

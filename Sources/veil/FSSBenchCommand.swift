@@ -13,7 +13,8 @@ struct FSSBench: ParsableCommand {
 
   @Option(help: "Keys per DPF batch (large enough to stream from memory).") var batch = 262_144
   @Option(help: "Minimum seconds per measurement.") var seconds = 0.3
-  @Option(help: "Threads per evaluation (1 = one core, as when both parties share the machine).") var threads = 1
+  @Option(help: "Threads per evaluation (1 = one core, as when both parties share the machine).")
+  var threads = 1
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() throws {
@@ -23,8 +24,11 @@ struct FSSBench: ParsableCommand {
     func log(_ row: [String: Any]) {
       rows.append(row)
       let rate = (row["per_second"] as? Double) ?? 0
-      let ratio = (row["aes_fraction"] as? Double).map { String(format: "  %.0f%% of raw AES", $0 * 100) } ?? ""
-      printError(String(format: "%-34@ %12.3f M/s%@", row["name"] as? String ?? "", rate / 1e6, ratio))
+      let ratio =
+        (row["aes_fraction"] as? Double).map { String(format: "  %.0f%% of raw AES", $0 * 100) }
+        ?? ""
+      printError(
+        String(format: "%-34@ %12.3f M/s%@", row["name"] as? String ?? "", rate / 1e6, ratio))
     }
 
     // Raw AES, both kernels: the ceiling every DPF number is compared with.
@@ -39,7 +43,10 @@ struct FSSBench: ParsableCommand {
         }
       }
       rawAES[kernel.rawValue] = Double(blocks) / t.best
-      log(["name": "aes-raw-\(kernel.rawValue)", "per_second": Double(blocks) / t.best, "unit": "blocks"])
+      log([
+        "name": "aes-raw-\(kernel.rawValue)", "per_second": Double(blocks) / t.best,
+        "unit": "blocks",
+      ])
     }
     let aesLimit = rawAES[AESKernel.best.rawValue] ?? 1
 
@@ -54,17 +61,20 @@ struct FSSBench: ParsableCommand {
       let depth = Double(max(bits - 7, 0))
       for lessThan in [false, true] {
         let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-          _ = try? DPF.evalPoints(party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg, threads: threads)
+          _ = try? DPF.evalPoints(
+            party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg, threads: threads)
         }
         // AES calls performed per key: both children on every level (cheaper than compacting
         // the batch by path bit) and the leaf. The path itself needs depth + 1.
         let calls = 2 * depth + 1
         let rate = Double(n) / t.best
         log([
-          "name": "dpf-\(lessThan ? "compare" : "point")-\(bits)", "bits": bits, "per_second": rate, "unit": "evals",
+          "name": "dpf-\(lessThan ? "compare" : "point")-\(bits)", "bits": bits, "per_second": rate,
+          "unit": "evals",
           "aes_calls_per_second": rate * calls, "aes_fraction": rate * calls / aesLimit,
           "path_aes_fraction": rate * (depth + 1) / aesLimit,
-          "key_bytes": Double(k0.serialized(party: 0).count) / Double(n), "gen_per_second": Double(n) / genSeconds,
+          "key_bytes": Double(k0.serialized(party: 0).count) / Double(n),
+          "gen_per_second": Double(n) / genSeconds,
         ])
       }
     }
@@ -72,13 +82,17 @@ struct FSSBench: ParsableCommand {
     // Full-domain evaluation (lookup-table sized domains).
     for bits in [8, 13] {
       let n = max(1, batch >> (bits - 7))
-      let (k0, _, _) = try DPF.gen(bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
-      let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) { _ = try? DPF.evalAll(party: 0, keys: k0, prg: prg) }
+      let (k0, _, _) = try DPF.gen(
+        bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
+      let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+        _ = try? DPF.evalAll(party: 0, keys: k0, prg: prg)
+      }
       let leavesPerKey = Double(1 << bits)
       let blocksPerKey = Double(1 << (bits - 7))
       let calls = Double(n) * (2 * (blocksPerKey - 1) + blocksPerKey)
       log([
-        "name": "dpf-eval-all-\(bits)", "bits": bits, "per_second": Double(n) * leavesPerKey / t.best, "unit": "leaves",
+        "name": "dpf-eval-all-\(bits)", "bits": bits,
+        "per_second": Double(n) * leavesPerKey / t.best, "unit": "leaves",
         "aes_calls_per_second": calls / t.best, "aes_fraction": calls / t.best / aesLimit,
       ])
     }
@@ -89,32 +103,47 @@ struct FSSBench: ParsableCommand {
     let masks = random.elements(n, bits: 50)
     let masked = random.elements(n, bits: 50)
     let (d0, d1) = try DReLUGate.gen(
-      ring: ring, offsets: [0], inputMasks: masks, outputMasks: random.bits(n), prg: prg, random: &random)
+      ring: ring, offsets: [0], inputMasks: masks, outputMasks: random.bits(n), prg: prg,
+      random: &random)
     var t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
       _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg, threads: threads)
     }
-    log(["name": "drelu-50", "per_second": Double(n) / t.best, "unit": "comparisons", "key_bytes": keyBytes(d0.serialized(party: 0), d1.count)])
+    log([
+      "name": "drelu-50", "per_second": Double(n) / t.best, "unit": "comparisons",
+      "key_bytes": keyBytes(d0.serialized(party: 0), d1.count),
+    ])
 
     let (s0, _) = try SelectGate.gen(
       ring: ring, bitMasks: random.bits(n), valueMasks: masks, outputMasks: masks, random: &random)
     let bits = random.bits(n)
-    t = bestTime(minimumSeconds: seconds) { _ = try? SelectGate.eval(party: 0, key: s0, maskedBits: bits, maskedValues: masked) }
-    log(["name": "select-50", "per_second": Double(n) / t.best, "unit": "selects", "key_bytes": keyBytes(s0.serialized(party: 0), n)])
+    t = bestTime(minimumSeconds: seconds) {
+      _ = try? SelectGate.eval(party: 0, key: s0, maskedBits: bits, maskedValues: masked)
+    }
+    log([
+      "name": "select-50", "per_second": Double(n) / t.best, "unit": "selects",
+      "key_bytes": keyBytes(s0.serialized(party: 0), n),
+    ])
 
     for (name, kind, inBits, shift, outBits) in [
-      ("truncate-reduce-50-12", TruncationKind.reduce, 50, 12, 38), ("truncate-slack-50-12", .slack, 50, 12, 50),
+      ("truncate-reduce-50-12", TruncationKind.reduce, 50, 12, 38),
+      ("truncate-slack-50-12", .slack, 50, 12, 50),
       ("sign-extend-38-50", .signExtend, 38, 0, 50),
     ] {
       let (k0, _) = try TruncationGate.gen(
-        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits, inputMasks: random.elements(n, bits: inBits),
+        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits,
+        inputMasks: random.elements(n, bits: inBits),
         outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
       let x = random.elements(n, bits: inBits)
       let opened = random.bits(n)
       let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-        _ = try? TruncationGate.evalBits(party: 0, key: k0, maskedInputs: x, prg: prg, threads: threads)
+        _ = try? TruncationGate.evalBits(
+          party: 0, key: k0, maskedInputs: x, prg: prg, threads: threads)
         _ = try? TruncationGate.evalOutput(party: 0, key: k0, maskedInputs: x, openedBits: opened)
       }
-      log(["name": name, "per_second": Double(n) / tt.best, "unit": "truncations", "key_bytes": keyBytes(k0.serialized(party: 0), n)])
+      log([
+        "name": name, "per_second": Double(n) / tt.best, "unit": "truncations",
+        "key_bytes": keyBytes(k0.serialized(party: 0), n),
+      ])
     }
 
     for inputBits in [8, 13] {
@@ -125,7 +154,9 @@ struct FSSBench: ParsableCommand {
         outputMasks: random.elements(count, bits: 50), prg: prg, random: &random)
       let x = random.elements(count, bits: inputBits)
       let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
-        if let r1 = try? LUTGate.evalRound1(party: 0, key: l0, maskedInputs: x, table: table, prg: prg, threads: threads) {
+        if let r1 = try? LUTGate.evalRound1(
+          party: 0, key: l0, maskedInputs: x, table: table, prg: prg, threads: threads)
+        {
           _ = try? LUTGate.evalRound2(party: 0, key: l0, opened: r1)
         }
       }
@@ -137,7 +168,8 @@ struct FSSBench: ParsableCommand {
 
     if let json {
       var report = RunInfo.envelope(
-        schema: "veil.bench.fss/1", params: ["batch": batch, "min_seconds": seconds, "threads": threads],
+        schema: "veil.bench.fss/1",
+        params: ["batch": batch, "min_seconds": seconds, "threads": threads],
         kernels: ["aes": AESKernel.best.rawValue])
       report["fss"] = rows
       report["aes_blocks_per_second"] = rawAES

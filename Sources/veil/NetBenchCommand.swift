@@ -43,18 +43,25 @@ struct NetBench: AsyncParsableCommand {
   ]
 
   func validate() throws {
-    guard (1...1024).contains(megabytes) else { throw ValidationError("--megabytes \(megabytes) is outside 1…1024") }
-    guard (1...4095).contains(chunkKib) else { throw ValidationError("--chunk-kib \(chunkKib) is outside 1…4095") }
+    guard (1...1024).contains(megabytes) else {
+      throw ValidationError("--megabytes \(megabytes) is outside 1…1024")
+    }
+    guard (1...4095).contains(chunkKib) else {
+      throw ValidationError("--chunk-kib \(chunkKib) is outside 1…4095")
+    }
     guard messages >= 1, repeats >= 1, roundTrips >= 10 else {
       throw ValidationError("--messages and --repeats must be ≥ 1 and --round-trips ≥ 10")
     }
     for name in transportList where Self.transportNames[name] == nil {
       throw ValidationError(
-        "unknown transport '\(name)' (\(Self.transportNames.keys.sorted().joined(separator: ", ")))")
+        "unknown transport '\(name)' (\(Self.transportNames.keys.sorted().joined(separator: ", ")))"
+      )
     }
   }
 
-  var transportList: [String] { transports.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+  var transportList: [String] {
+    transports.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+  }
 
   func run() async throws {
     let size = megabytes * 1_000_000
@@ -69,13 +76,16 @@ struct NetBench: AsyncParsableCommand {
     var raw: Measurement?
     for name in transportList {
       let result =
-        name == "raw" ? try await measureRaw(payload: payload) : try await measureChannel(name, payload: payload)
+        name == "raw"
+        ? try await measureRaw(payload: payload) : try await measureChannel(name, payload: payload)
       if name == "raw" { raw = result }
       let transport = Self.transportNames[name]!
       var row: [String: Any] = [
         "transport": transport, "throughput_gb_per_s": result.throughput / 1e9,
-        "exchange_gb_per_s_each_way": result.exchange / 1e9, "rtt_median_us": result.rttMedian * 1e6,
-        "rtt_p99_us": result.rttP99 * 1e6, "message_bytes": size, "messages": messages, "round_trips": roundTrips,
+        "exchange_gb_per_s_each_way": result.exchange / 1e9,
+        "rtt_median_us": result.rttMedian * 1e6,
+        "rtt_p99_us": result.rttP99 * 1e6, "message_bytes": size, "messages": messages,
+        "round_trips": roundTrips,
       ]
       if let raw, name != "raw" {
         row["throughput_vs_raw"] = result.throughput / raw.throughput
@@ -86,14 +96,16 @@ struct NetBench: AsyncParsableCommand {
         transport.padding(toLength: 30, withPad: " ", startingAt: 0)
           + String(
             format: "%7.2f GB/s, exchange %6.2f GB/s each way, rtt median %6.1f µs, p99 %6.1f µs",
-            result.throughput / 1e9, result.exchange / 1e9, result.rttMedian * 1e6, result.rttP99 * 1e6))
+            result.throughput / 1e9, result.exchange / 1e9, result.rttMedian * 1e6,
+            result.rttP99 * 1e6))
     }
     let packing = measurePacking()
     if let json {
       var report = RunInfo.envelope(
         schema: "veil.bench.net/1",
         params: [
-          "megabytes": megabytes, "messages": messages, "repeats": repeats, "round_trips": roundTrips,
+          "megabytes": megabytes, "messages": messages, "repeats": repeats,
+          "round_trips": roundTrips,
           "chunk_bytes": chunkKib << 10,
         ],
         kernels: [:])
@@ -142,7 +154,9 @@ struct NetBench: AsyncParsableCommand {
     var best = 0.0
     for _ in 0..<repeats {
       let start = DispatchTime.now().uptimeNanoseconds
-      async let sent: Void = onParty(a, pinned: pinned) { for _ in 0..<count { try await a.send(payload) } }
+      async let sent: Void = onParty(a, pinned: pinned) {
+        for _ in 0..<count { try await a.send(payload) }
+      }
       try await onParty(b, pinned: pinned) {
         for _ in 0..<count {
           let received = try await b.receive()
@@ -159,8 +173,12 @@ struct NetBench: AsyncParsableCommand {
     var bestExchange = 0.0
     for _ in 0..<repeats {
       let start = DispatchTime.now().uptimeNanoseconds
-      async let other: Void = onParty(b, pinned: pinned) { for _ in 0..<count { _ = try await b.exchange(payload) } }
-      try await onParty(a, pinned: pinned) { for _ in 0..<count { _ = try await a.exchange(payload) } }
+      async let other: Void = onParty(b, pinned: pinned) {
+        for _ in 0..<count { _ = try await b.exchange(payload) }
+      }
+      try await onParty(a, pinned: pinned) {
+        for _ in 0..<count { _ = try await a.exchange(payload) }
+      }
       try await other
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
       bestExchange = max(bestExchange, Double(size * count) / seconds)
@@ -242,7 +260,9 @@ struct NetBench: AsyncParsableCommand {
         var byte: UInt8 = 0
         for _ in 0..<trips {
           try withUnsafeMutableBytes(of: &byte) { try readAll(receiver, $0) }
-          try withUnsafeMutableBytes(of: &byte) { try writeAll(receiver, UnsafeRawBufferPointer($0)) }
+          try withUnsafeMutableBytes(of: &byte) {
+            try writeAll(receiver, UnsafeRawBufferPointer($0))
+          }
         }
       },
     ])
@@ -258,7 +278,8 @@ struct NetBench: AsyncParsableCommand {
     for bits in [37, 50, 64] {
       let mask: UInt64 = bits == 64 ? .max : (1 << UInt64(bits)) - 1
       let values = (0..<count).map { _ in generator.next() & mask }
-      var packed = [UInt8](repeating: 0, count: BitPacking.packedByteCount(count: count, bits: bits))
+      var packed = [UInt8](
+        repeating: 0, count: BitPacking.packedByteCount(count: count, bits: bits))
       var unpacked = [UInt64](repeating: 0, count: count)
       let pack = bestTime(minimumSeconds: 0.2) {
         values.withUnsafeBufferPointer { v in
@@ -275,8 +296,12 @@ struct NetBench: AsyncParsableCommand {
       let packRate = Double(count * 8) / pack.best / 1e9
       let unpackRate = Double(count * 8) / unpack.best / 1e9
       printError(
-        String(format: "bit packing %2d bits: pack %5.2f GB/s, unpack %5.2f GB/s (of UInt64 values)", bits, packRate, unpackRate))
-      rows.append(["bits": bits, "values": count, "pack_gb_per_s": packRate, "unpack_gb_per_s": unpackRate])
+        String(
+          format: "bit packing %2d bits: pack %5.2f GB/s, unpack %5.2f GB/s (of UInt64 values)",
+          bits, packRate, unpackRate))
+      rows.append([
+        "bits": bits, "values": count, "pack_gb_per_s": packRate, "unpack_gb_per_s": unpackRate,
+      ])
     }
     return rows
   }
@@ -308,7 +333,9 @@ private final class RawSamples: @unchecked Sendable {
 
 private struct SocketError: Error, CustomStringConvertible {
   let description: String
-  init(_ call: String) { description = "raw socket benchmark: \(call) failed: \(String(cString: strerror(errno)))" }
+  init(_ call: String) {
+    description = "raw socket benchmark: \(call) failed: \(String(cString: strerror(errno)))"
+  }
 }
 
 /// Reads `count` messages of `size` bytes into one reused buffer.
@@ -378,7 +405,8 @@ private func loopbackPair() throws -> (Int32, Int32) {
   guard server >= 0 else { throw SocketError("accept") }
   var one: Int32 = 1
   for descriptor in [client, server] {
-    setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    setsockopt(
+      descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
   }
   return (client, server)
 }
@@ -386,7 +414,8 @@ private func loopbackPair() throws -> (Int32, Int32) {
 private func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) throws {
   var offset = 0
   while offset < bytes.count {
-    let written = send(descriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+    let written = send(
+      descriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
     if written < 0 {
       if errno == EINTR { continue }
       throw SocketError("send")

@@ -35,7 +35,8 @@ func printError(_ message: String) {
 
 /// Encodes a JSON object with sorted keys for stable output.
 func jsonText(_ object: Any) throws -> String {
-  let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+  let data = try JSONSerialization.data(
+    withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
   return String(decoding: data, as: UTF8.self)
 }
 

@@ -14,6 +14,8 @@ enum RecipeOp: Sendable {
   case layerNorm
   case reciprocal(terms: Int)
   case erfAngle
+  case silu
+  case rmsNorm
 
   static let gamma = WeightID("encoder.layer.0.output.LayerNorm.weight")
   static let beta = WeightID("encoder.layer.0.output.LayerNorm.bias")
@@ -21,6 +23,8 @@ enum RecipeOp: Sendable {
   func apply<B: GateBackend>(_ recipe: Recipe<B>, _ x: B.Value) async throws -> B.Value {
     switch self {
     case .gelu: try await recipe.gelu(x, op: testOp)
+    case .silu: try await recipe.silu(x, op: testOp)
+    case .rmsNorm: try await recipe.rmsNorm(x, gamma: Self.gamma, epsilon: 1e-6, op: testOp)
     case .softmax(let mask): try await recipe.softmax(x, mask: mask, op: testOp)
     case .layerNorm:
       try await recipe.layerNorm(x, gamma: Self.gamma, beta: Self.beta, epsilon: 1e-12, op: testOp)
@@ -106,6 +110,8 @@ extension SecureGateTests {
     let model = try await Self.recipeModel(parameters)
     let cases: [(RecipeOp, Input)] = [
       (.gelu, Self.reals([300], -8...8, scale: f, bits: n, seed: 1)),
+      (.silu, Self.reals([300], -10...10, scale: f, bits: n, seed: 11)),
+      (.rmsNorm, Self.reals([4, 32], -3...3, scale: f, bits: n, seed: 12)),
       (
         .softmax(AttentionMask(validKeys: 6, causal: true)),
         Self.reals([2, 5, 8], -20...20, scale: f, bits: n, seed: 2)
@@ -199,5 +205,16 @@ extension SecureGateTests {
     print("secure sine: worst difference \(worst) units at scale \(scale) (bound \(bound))")
     #expect(worst <= bound)
     for view in seriesViews { expectMasked(view, secret: reference) }
+  }
+}
+
+extension SecureGateTests {
+  @Test func sigmaSiluIsExactOnSecretShares() async throws {
+    let parameters = RecipeParameters()
+    let input = Self.reals([300], -20...20, scale: 12, bits: 50, seed: 13)
+    let (output, expected, views) = try await run(
+      parameters, try await Self.model.value, .silu, input)
+    #expect(output == expected)
+    for view in views { expectMasked(view, secret: expected) }
   }
 }
