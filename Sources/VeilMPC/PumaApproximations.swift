@@ -33,11 +33,13 @@ enum PumaCoefficients {
 }
 
 extension Recipe {
-  /// Fractional bits of polynomial coefficients for values of `format`: as many as keep terms,
-  /// sums and x itself below 2^11 within TrWithSlack's headroom (n − 13 − f: 33 at 64/18, 25 at
-  /// 50/12). At f bits a degree-6 coefficient would be off by up to 2^−(f+1)·x⁶: 0.09 at x = 3
-  /// for f = 12.
-  func polynomialCoefficientBits(_ format: WireFormat) -> Int { format.bits - 13 - format.scale }
+  /// Fractional bits of polynomial coefficients for values of `format`: f + 6, so a degree-6
+  /// coefficient is off by at most 2^−(f+7)·x⁶ (at f bits that is 0.09 at x = 3 for f = 12),
+  /// and at most n − 13 − f, so terms, sums and x itself up to 2^11 keep TrWithSlack's headroom.
+  /// More bits would only deepen the final truncation's DPF (its key grows with the shift).
+  func polynomialCoefficientBits(_ format: WireFormat) -> Int {
+    min(format.scale + 6, format.bits - 13 - format.scale)
+  }
 
   /// DReLU against public thresholds (at x's scale) on x reduced to f + 12 bits (exact while
   /// |x| < 2^10, asserted): a narrower DPF than the full ring, the same bits. One bit tensor
@@ -231,16 +233,19 @@ extension Recipe {
     let f = parameters.fractionalBits
     let top = n - 3
     let (code, normalised) = try await leadingOne(v, low: 0, high: top, gate: "rsqrt", op: op)
+    // u at six more bits than f (products at twice that stay far inside the ring), r(u) back
+    // at f by one truncation of the polynomial's sum.
+    let w = min(f + 6, (n - 6) / 2)
     let u = try await b.truncate(
       try await b.withScale(normalised, top + 2, site: site(op, "rsqrt.normalise")), kind: .slack,
-      shift: top + 2 - f, outputBits: n, site: site(op, "rsqrt.normalise"))
+      shift: top + 2 - w, outputBits: n, site: site(op, "rsqrt.normalise"))
     let p = try await powers(u, [2, 3, 4], gate: "rsqrt", op: op)
     let coefficientBits = polynomialCoefficientBits(b.format(of: u))
     let r = try await truncateProduct(
       try await polynomial(
         PumaCoefficients.rsqrt, powers: p, coefficientBits: coefficientBits,
         gate: "rsqrt.polynomial", op: op),
-      by: coefficientBits, gate: "rsqrt.polynomialTruncate", op: op)
+      by: w + coefficientBits - f, gate: "rsqrt.polynomialTruncate", op: op)
     let constants = (0...top).map { k in
       numerator.squareRoot() * Foundation.exp2(-Double(k + 2 - inputScale) / 2)
     }
