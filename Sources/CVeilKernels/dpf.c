@@ -154,11 +154,148 @@ static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
   bits[j / 8] = (uint8_t)((bits[j / 8] & ~(1u << (j % 8))) | ((v & 1) << (j % 8)));
 }
 
+#if defined(__x86_64__)
+// Point evaluation of up to 256 keys per block, level by level, with both children of 16
+// seeds at a time computed as 8 independent AES chains sharing one σ and consumed in
+// registers: the child choice, the correction word and the control and comparison bits are
+// lane masks (each key's bit duplicated over its block's two 64-bit lanes), and only the
+// seeds, control and comparison masks go back to a 4 KiB state between levels. Walking a
+// block level by level reads each level's correction words contiguously (a key-by-key walk
+// would read them n keys apart, and with n a power of two every level lands in the same cache
+// sets). Needs depth ≥ 1. Returns how many keys (a multiple of 16) it evaluated.
+enum { FUSED = 16, FUSED_REGS = FUSED / 4, FUSED_BLOCK = 256 };
+
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static inline __m512i sigma_z(__m512i x) {
+  __m512i swapped = _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4E);
+  return _mm512_xor_si512(swapped, _mm512_and_si512(x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0)));
+}
+
+// The low bit of each block, as a mask over both of its lanes.
+__attribute__((target("avx512f"))) static inline __mmask8 lowbits_z(__m512i x) {
+  return _mm512_test_epi64_mask(_mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x44), _mm512_set1_epi64(1));
+}
+
+// One bit per key from a lane mask (its even lanes).
+static inline unsigned keybits(__mmask8 m) {
+  unsigned v = m & 0x55;
+  v = (v | (v >> 1)) & 0x33;
+  return (v | (v >> 2)) & 0x0F;
+}
+
+// Keys 4·q … 4·q + 3 of `points`, each duplicated over two lanes.
+__attribute__((target("avx512f"))) static inline __m512i points_z(const uint64_t *points, size_t q) {
+  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  return _mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(points + 4 * q))));
+}
+
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fused(
+    const veil_aes128_key prg[3], int party, size_t depth, size_t n, size_t first, size_t count,
+    const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
+    const uint64_t *points, int lessThan, uint8_t *out) {
+  __m512i kl[11], kr[11], kv[11];
+  for (int r = 0; r < 11; r++) {
+    kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
+    kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
+    kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
+  }
+  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i one = _mm512_set1_epi64(1), two = _mm512_set1_epi64(2);
+  const size_t bits = depth + 7;
+  block seedState[FUSED_BLOCK];
+  __mmask8 tState[FUSED_BLOCK / 4], accState[FUSED_BLOCK / 4];
+  const size_t total = count - count % FUSED;
+  for (size_t b0 = 0; b0 < total; b0 += FUSED_BLOCK) {
+    const size_t c0 = first + b0, bn = total - b0 < FUSED_BLOCK ? total - b0 : FUSED_BLOCK;
+    memcpy(seedState, roots + 16 * c0, 16 * bn);
+    memset(tState, party ? 0xFF : 0, bn / 4);
+    memset(accState, 0, bn / 4);
+    for (size_t level = 0; level < depth; level++) {
+      const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (bits - 1 - level)));
+      const uint8_t *levelSeeds = cwSeeds + 16 * (level * n + c0);
+      const uint8_t *levelBits = cwBits + level * n + c0;
+      if (level + 1 < depth) {
+        for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * n + 16 * j);
+      }
+      for (size_t u = 0; u < bn; u += FUSED) {
+        __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
+        for (int g = 0; g < FUSED_REGS; g++) {
+          x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState + u + 4 * g)));
+          l[g] = _mm512_xor_si512(x[g], kl[0]);
+          r[g] = _mm512_xor_si512(x[g], kr[0]);
+        }
+        for (int round = 1; round < 10; round++) {
+          for (int g = 0; g < FUSED_REGS; g++) {
+            l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
+            r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
+          }
+        }
+        for (int g = 0; g < FUSED_REGS; g++) {
+          const size_t q = (u >> 2) + (size_t)g;  // the group of 4 keys in the block
+          l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
+          r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
+          __mmask8 goRight = _mm512_test_epi64_mask(points_z(points + c0, q), bit);
+          uint32_t cb4;
+          memcpy(&cb4, levelBits + 4 * q, 4);
+          __m512i cbv = _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)cb4)));
+          __mmask8 cbL = _mm512_test_epi64_mask(cbv, one), cbR = _mm512_test_epi64_mask(cbv, two);
+          __mmask8 t = tState[q];
+          __m512i child = _mm512_mask_blend_epi64(goRight, l[g], r[g]);
+          __m512i cw = _mm512_maskz_loadu_epi64(t, (const void *)(levelSeeds + 64 * q));
+          __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
+          accState[q] ^= (__mmask8)(goRight & (lowbits_z(l[g]) ^ (t & cbL)));
+          tState[q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
+          _mm512_storeu_si512((void *)(seedState + 4 * q), _mm512_xor_si512(_mm512_and_si512(child, clear), cw));
+        }
+      }
+    }
+    // The leaves: H_V(s) ⊕ (t ? leaf correction : 0), then the output bits.
+    for (size_t u = 0; u < bn; u += FUSED) {
+      __m512i x[FUSED_REGS], v[FUSED_REGS];
+      for (int g = 0; g < FUSED_REGS; g++) {
+        x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState + u + 4 * g)));
+        v[g] = _mm512_xor_si512(x[g], kv[0]);
+      }
+      for (int round = 1; round < 10; round++)
+        for (int g = 0; g < FUSED_REGS; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+      for (int g = 0; g < FUSED_REGS; g++) {
+        const size_t q = (u >> 2) + (size_t)g;
+        v[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
+        __m512i cw = _mm512_maskz_loadu_epi64(tState[q], (const void *)(leafCW + 16 * (c0 + 4 * q)));
+        _mm512_storeu_si512((void *)(seedState + 4 * q), _mm512_xor_si512(v[g], cw));
+      }
+    }
+    for (size_t j = 0; j < bn; j++) {
+      block leaf = seedState[j];
+      unsigned pos = (unsigned)(points[c0 + j] & 127);
+      if (!lessThan) {
+        out[c0 + j] = (uint8_t)leafbit(leaf, pos);
+      } else {
+        uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
+        uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
+        unsigned accBit = (keybits(accState[j / 4]) >> (j % 4)) & 1;
+        out[c0 + j] = (uint8_t)(accBit ^ (__builtin_popcountll(lo ^ hi) & 1));
+      }
+    }
+  }
+  return total;
+}
+#endif
+
 void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
                           size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
                           const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
                           uint8_t *out) {
   const size_t bits = depth + 7, end = first + count;
+#if defined(__x86_64__)
+  // Whole groups of 16 keys stay in registers (VAES); the rest take the chunked path below.
+  if (kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) && depth > 0) {
+    size_t fused = eval_points_fused(prg, party, depth, n, first, count, roots, cwSeeds, cwBits, leafCW,
+                                     points, lessThan, out);
+    first += fused;
+    count -= fused;
+  }
+#endif
   block s[CHUNK], left[CHUNK], right[CHUNK];
   // Control bits and comparison accumulators, one bit per key.
   uint8_t t[CHUNK / 8], acc[CHUNK / 8];
