@@ -216,6 +216,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fus
       const uint8_t *levelBits = cwBits + level * n + c0;
       if (level + 1 < depth) {
         for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * n + 16 * j);
+        for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + n + j);
       }
       for (size_t u = 0; u < bn; u += FUSED) {
         __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
