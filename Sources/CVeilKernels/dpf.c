@@ -351,48 +351,180 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
   }
 }
 
+#if defined(__x86_64__)
+// `groups` groups of 4 nodes from node i0 of one full-domain level (see expand_level_fused);
+// inlined with a constant `groups` so the chains live in registers.
+__attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
+    const int groups, size_t i0, const __m512i *kl, const __m512i *kr, size_t level, size_t n, size_t c0,
+    unsigned widthLog, const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, const uint8_t *tcur,
+    block *next, uint8_t *tnext) {
+  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
+  for (int g = 0; g < groups; g++) {
+    x[g] = sigma_z(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    l[g] = _mm512_xor_si512(x[g], kl[0]);
+    r[g] = _mm512_xor_si512(x[g], kr[0]);
+  }
+  for (int round = 1; round < 10; round++) {
+    for (int g = 0; g < groups; g++) {
+      l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
+      r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
+    }
+  }
+  for (int g = 0; g < groups; g++) {
+    const size_t i = i0 + 4 * (size_t)g, at = level * n + c0 + (i >> widthLog);
+    l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
+    r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
+    uint32_t t4;
+    memcpy(&t4, tcur + i, 4);
+    __mmask8 t = _mm512_test_epi64_mask(
+        _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)t4))), _mm512_set1_epi64(1));
+    __m512i cw = _mm512_maskz_mov_epi64(t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(cwSeeds + 16 * at))));
+    const unsigned cb = cwBits[at];
+    __mmask8 tl = (__mmask8)(lowbits_z(l[g]) ^ (t & (cb & 1 ? 0xFF : 0)));
+    __mmask8 tr = (__mmask8)(lowbits_z(r[g]) ^ (t & (cb & 2 ? 0xFF : 0)));
+    __m512i lc = _mm512_xor_si512(_mm512_and_si512(l[g], clear), cw);
+    __m512i rc = _mm512_xor_si512(_mm512_and_si512(r[g], clear), cw);
+    _mm512_storeu_si512((void *)(next + 2 * i), _mm512_permutex2var_epi64(lc, first, rc));
+    _mm512_storeu_si512((void *)(next + 2 * i + 4), _mm512_permutex2var_epi64(lc, second, rc));
+    uint64_t bytes = _pdep_u64(keybits(tl), 0x0001000100010001ull) | _pdep_u64(keybits(tr), 0x0100010001000100ull);
+    memcpy(tnext + 2 * i, &bytes, 8);
+  }
+}
+
+// One full-domain level of `cn` keys with `width` ≥ 4 nodes each, in one pass: 16 nodes at a
+// time, both children as 8 VAES chains sharing one σ, corrected in registers and written
+// child-major (node k's children at 2k, 2k + 1) into `next`, with their control bytes.
+__attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level_fused(
+    const veil_aes128_key prg[2], size_t level, size_t n, size_t c0, size_t cn, size_t width,
+    const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, const uint8_t *tcur, block *next,
+    uint8_t *tnext) {
+  __m512i kl[11], kr[11];
+  for (int r = 0; r < 11; r++) {
+    kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
+    kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
+  }
+  const unsigned widthLog = (unsigned)__builtin_ctzll(width);
+  const size_t total = cn * width;
+  size_t i0 = 0;
+  for (; i0 + FUSED <= total; i0 += FUSED)
+    expand_unit(FUSED_REGS, i0, kl, kr, level, n, c0, widthLog, cwSeeds, cwBits, cur, tcur, next, tnext);
+  for (; i0 < total; i0 += 4)
+    expand_unit(1, i0, kl, kr, level, n, c0, widthLog, cwSeeds, cwBits, cur, tcur, next, tnext);
+}
+
+// `groups` groups of 4 leaves from node i0 (see leaves_fused).
+__attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline void leaf_unit(
+    const int groups, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog, const uint8_t *leafCW,
+    const block *cur, const uint8_t *tcur, block *out) {
+  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  __m512i x[FUSED_REGS], v[FUSED_REGS];
+  for (int g = 0; g < groups; g++) {
+    x[g] = sigma_z(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    v[g] = _mm512_xor_si512(x[g], kv[0]);
+  }
+  for (int round = 1; round < 10; round++)
+    for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+  for (int g = 0; g < groups; g++) {
+    const size_t i = i0 + 4 * (size_t)g;
+    uint32_t t4;
+    memcpy(&t4, tcur + i, 4);
+    __mmask8 t = _mm512_test_epi64_mask(
+        _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)t4))), _mm512_set1_epi64(1));
+    __m512i cw = _mm512_maskz_mov_epi64(
+        t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(leafCW + 16 * (c0 + (i >> widthLog))))));
+    v[g] = _mm512_xor_si512(_mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]), cw);
+    _mm512_storeu_si512((void *)(out + i), v[g]);
+  }
+}
+
+// The leaves of `cn` keys with `width` ≥ 4 nodes each: H_V(s) ⊕ (t ? leaf correction : 0), into
+// `out` (which may be `cur`: each unit is read before it is written).
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static void leaves_fused(
+    const veil_aes128_key *prg, size_t c0, size_t cn, size_t width, const uint8_t *leafCW, const block *cur,
+    const uint8_t *tcur, block *out) {
+  __m512i kv[11];
+  for (int r = 0; r < 11; r++) kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg->roundKeys[r]));
+  const unsigned widthLog = (unsigned)__builtin_ctzll(width);
+  const size_t total = cn * width;
+  size_t i0 = 0;
+  for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, i0, kv, c0, widthLog, leafCW, cur, tcur, out);
+  for (; i0 < total; i0 += 4) leaf_unit(1, i0, kv, c0, widthLog, leafCW, cur, tcur, out);
+}
+#endif
+
 // Expands `cn` keys (starting at key c0 of the batch) to their leaf blocks, key-major:
-// leaves[j · 2^depth + k] is leaf k of key c0 + j. nodes must hold cn · 2^depth blocks.
+// leaves[j · 2^depth + k] is leaf k of key c0 + j. nodes must hold cn · 2^depth blocks. Levels
+// of at least 4 nodes per key take the fused VAES pass, ping-ponging between nodes and scratch.
 static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
                        size_t c0, size_t cn, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
                        const uint8_t *leafCW, block *nodes, block *scratch, uint8_t *tbits, uint8_t *tscratch) {
+#if defined(__x86_64__)
+  const int fused = kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) &&
+                    __builtin_cpu_supports("bmi2");
+#else
+  const int fused = 0;
+#endif
   for (size_t j = 0; j < cn; j++) {
     nodes[j] = loadb(roots + 16 * (c0 + j));
     tbits[j] = (uint8_t)party;
   }
+  block *cur = nodes, *spare = scratch;
+  uint8_t *tcur = tbits, *tspare = tscratch;
   size_t width = 1;
   for (size_t level = 0; level < depth; level++) {
+#if defined(__x86_64__)
+    if (fused && width >= 4) {
+      expand_level_fused(prg, level, n, c0, cn, width, cwSeeds, cwBits, cur, tcur, spare, tspare);
+      block *b = cur;
+      cur = spare;
+      spare = b;
+      uint8_t *tb = tcur;
+      tcur = tspare;
+      tspare = tb;
+      width *= 2;
+      continue;
+    }
+#endif
     size_t count = cn * width;
-    // scratch receives left children in [0, count) and right children in [count, 2count).
-    hash(kernel, &prg[0], nodes, scratch, count);
-    hash(kernel, &prg[1], nodes, scratch + count, count);
+    // spare receives left children in [0, count) and right children in [count, 2count).
+    hash(kernel, &prg[0], cur, spare, count);
+    hash(kernel, &prg[1], cur, spare + count, count);
     for (size_t j = 0; j < cn; j++) {
       size_t at = level * n + c0 + j;
       block scw = loadb(cwSeeds + 16 * at);
       uint8_t cb = cwBits[at];
       for (size_t k = 0; k < width; k++) {
         size_t idx = j * width + k;
-        uint64_t tp = tbits[idx];
-        block l = scratch[idx], r = scratch[count + idx];
+        uint64_t tp = tcur[idx];
+        block l = spare[idx], r = spare[count + idx];
         size_t child = j * 2 * width + 2 * k;
-        nodes[child] = xorb(clearlow(l), andmask(scw, tp));
-        nodes[child + 1] = xorb(clearlow(r), andmask(scw, tp));
-        tscratch[child] = (uint8_t)(lowbit(l) ^ (tp & cb & 1));
-        tscratch[child + 1] = (uint8_t)(lowbit(r) ^ (tp & (cb >> 1)));
+        cur[child] = xorb(clearlow(l), andmask(scw, tp));
+        cur[child + 1] = xorb(clearlow(r), andmask(scw, tp));
+        tspare[child] = (uint8_t)(lowbit(l) ^ (tp & cb & 1));
+        tspare[child + 1] = (uint8_t)(lowbit(r) ^ (tp & (cb >> 1)));
       }
     }
-    // nodes were overwritten in place child-major; only the t bits need the swap.
-    memcpy(tbits, tscratch, cn * 2 * width);
+    // cur was overwritten in place child-major; only the t bits need the swap.
+    memcpy(tcur, tspare, cn * 2 * width);
     width *= 2;
   }
   if (depth == 0) return;  // the roots are the truth-table shares
+#if defined(__x86_64__)
+  if (fused && width >= 4) {
+    leaves_fused(&prg[2], c0, cn, width, leafCW, cur, tcur, nodes);
+    return;
+  }
+#endif
   size_t count = cn * width;
-  hash(kernel, &prg[2], nodes, scratch, count);
+  hash(kernel, &prg[2], cur, spare, count);
   for (size_t j = 0; j < cn; j++) {
     block cw = loadb(leafCW + 16 * (c0 + j));
     for (size_t k = 0; k < width; k++) {
       size_t idx = j * width + k;
-      nodes[idx] = xorb(scratch[idx], andmask(cw, tbits[idx]));
+      nodes[idx] = xorb(spare[idx], andmask(cw, tcur[idx]));
     }
   }
 }
