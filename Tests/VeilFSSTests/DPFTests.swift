@@ -15,7 +15,8 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
   func everyPointOfSmallDomains(bits: Int) throws {
     var random = try SecureRandom(seed: [UInt8](repeating: UInt8(bits), count: 16))
     let domain = 1 << bits
-    let alphas: [UInt64] = bits <= 9 ? (0..<UInt64(domain)).map { $0 } : random.elements(24, bits: bits)
+    let alphas: [UInt64] =
+      bits <= 9 ? (0..<UInt64(domain)).map { $0 } : random.elements(24, bits: bits)
     let (k0, k1, sign) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
     // Full-domain evaluation: XOR of the shares is the indicator of alpha.
     let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
@@ -23,8 +24,13 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     let bytesPerKey = 16 << k0.depth
     for (i, alpha) in alphas.enumerated() {
       for x in 0..<domain {
-        let v = bit(all0, key: i, bytesPerKey: bytesPerKey, position: x) ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
-        if v != (x == Int(alpha) ? 1 : 0) { Issue.record("evalAll bits=\(bits) alpha=\(alpha) x=\(x)"); return }
+        let v =
+          bit(all0, key: i, bytesPerKey: bytesPerKey, position: x)
+          ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
+        if v != (x == Int(alpha) ? 1 : 0) {
+          Issue.record("evalAll bits=\(bits) alpha=\(alpha) x=\(x)")
+          return
+        }
       }
       #expect(sign[i] == bit(all0, key: i, bytesPerKey: bytesPerKey, position: Int(alpha)))
     }
@@ -72,8 +78,9 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
       #expect(eq[i] == (xs[i] == alphas[i] ? 1 : 0), "bits=\(bits) eq at \(i)")
       #expect(lt[i] == (alphas[i] < xs[i] ? 1 : 0), "bits=\(bits) lt at \(i)")
     }
-    #expect(k0.roots.count * 8 + k0.cwSeeds.count * 8 + k0.cwBits.count * 2 + k0.leafCW.count * 8
-      == n * DPFKeys.keyBits(domainBits: bits))
+    #expect(
+      k0.roots.count * 8 + k0.cwSeeds.count * 8 + k0.cwBits.count * 2 + k0.leafCW.count * 8
+        == n * DPFKeys.keyBits(domainBits: bits))
   }
 
   @Test func lookupDotProductIsTheSignedTableEntry() throws {
@@ -84,8 +91,10 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
       let alphas = random.elements(n, bits: bits)
       let xhat = random.elements(n, bits: bits)
       let (k0, k1, sign) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
-      let (ones0, dot0) = try DPF.lookup(party: 0, keys: k0, maskedInputs: xhat, table: table, prg: prg)
-      let (ones1, dot1) = try DPF.lookup(party: 1, keys: k1, maskedInputs: xhat, table: table, prg: prg)
+      let (ones0, dot0) = try DPF.lookup(
+        party: 0, keys: k0, maskedInputs: xhat, table: table, prg: prg)
+      let (ones1, dot1) = try DPF.lookup(
+        party: 1, keys: k1, maskedInputs: xhat, table: table, prg: prg)
       let mask = UInt64(1 << bits) - 1
       for i in 0..<n {
         // σ = t0(alpha) − t1(alpha) = ±1, and the signed sums give σ and σ·T[xhat − alpha].
@@ -106,32 +115,75 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     #expect(a0.roots == b0.roots)
     #expect(a0.cwSeeds != b0.cwSeeds)
     var random = try SecureRandom()
-    let (k0, _, _) = try DPF.gen(bits: 40, alphas: [UInt64](repeating: 0, count: 4000), prg: prg, random: &random)
+    let (k0, _, _) = try DPF.gen(
+      bits: 40, alphas: [UInt64](repeating: 0, count: 4000), prg: prg, random: &random)
     // Even with every alpha equal to 0, the correction-word bits are balanced.
     let ones = k0.cwSeeds.reduce(0) { $0 + $1.nonzeroBitCount }
     let total = k0.cwSeeds.count * 8
     #expect(abs(Double(ones) / Double(total) - 0.5) < 0.01)
     // Party 0's output bits over the domain are balanced too: they do not point at alpha.
-    let all = try DPF.evalAll(party: 0, keys: try DPF.gen(bits: 16, alphas: [7], prg: prg, random: &random).0, prg: prg)
+    let all = try DPF.evalAll(
+      party: 0, keys: try DPF.gen(bits: 16, alphas: [7], prg: prg, random: &random).0, prg: prg)
     let share = all.reduce(0) { $0 + $1.nonzeroBitCount }
     #expect(abs(share - 32768) < 1500)
+  }
+
+  /// Batches whose node count is not a multiple of the fused kernels' 16-node unit (and of
+  /// their 16-key groups) take the tail paths; every key still reconstructs its point.
+  @Test(arguments: [(10, 1), (11, 3), (13, 5), (16, 17), (20, 33)])
+  func oddBatchesReconstructEveryPoint(bits: Int, keys: Int) throws {
+    var random = try SecureRandom()
+    let alphas = random.elements(keys, bits: bits)
+    let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+    if bits <= 13 {
+      let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
+      let all1 = try DPF.evalAll(party: 1, keys: k1, prg: prg)
+      let bytesPerKey = 16 << k0.depth
+      for (i, alpha) in alphas.enumerated() {
+        for x in 0..<(1 << bits) {
+          let v =
+            bit(all0, key: i, bytesPerKey: bytesPerKey, position: x)
+            ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
+          if v != (x == Int(alpha) ? 1 : 0) {
+            Issue.record("evalAll bits=\(bits) keys=\(keys) alpha=\(alpha) x=\(x)")
+            return
+          }
+        }
+      }
+    }
+    for lessThan in [false, true] {
+      let xs = alphas.enumerated().map { i, a in
+        i % 2 == 0 ? a : random.next() & ((1 << UInt64(bits)) - 1)
+      }
+      let shares = zip(
+        try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg),
+        try DPF.evalPoints(party: 1, keys: k1, points: xs, lessThan: lessThan, prg: prg)
+      ).map { $0 ^ $1 }
+      for i in 0..<keys {
+        let expected: UInt8 = lessThan ? (alphas[i] < xs[i] ? 1 : 0) : (alphas[i] == xs[i] ? 1 : 0)
+        #expect(shares[i] == expected, "bits=\(bits) keys=\(keys) key \(i) lessThan=\(lessThan)")
+      }
+    }
   }
 
   @Test func threadedEvaluationEqualsSingleThreaded() throws {
     var random = try SecureRandom()
     let n = 20_000
-    let (k0, _, _) = try DPF.gen(bits: 20, alphas: random.elements(n, bits: 20), prg: prg, random: &random)
+    let (k0, _, _) = try DPF.gen(
+      bits: 20, alphas: random.elements(n, bits: 20), prg: prg, random: &random)
     let xs = random.elements(n, bits: 20)
     for lessThan in [false, true] {
       #expect(
         try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg, threads: 2)
           == (try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg)))
     }
-    let (l0, _, _) = try DPF.gen(bits: 8, alphas: random.elements(n, bits: 8), prg: prg, random: &random)
+    let (l0, _, _) = try DPF.gen(
+      bits: 8, alphas: random.elements(n, bits: 8), prg: prg, random: &random)
     let table = random.elements(256, bits: 64)
     let x8 = random.elements(n, bits: 8)
     let one = try DPF.lookup(party: 0, keys: l0, maskedInputs: x8, table: table, prg: prg)
-    let two = try DPF.lookup(party: 0, keys: l0, maskedInputs: x8, table: table, prg: prg, threads: 2)
+    let two = try DPF.lookup(
+      party: 0, keys: l0, maskedInputs: x8, table: table, prg: prg, threads: 2)
     #expect(one.ones == two.ones && one.dot == two.dot)
   }
 }
