@@ -61,6 +61,11 @@ struct Embed: AsyncParsableCommand {
     for tokens in tokenized { plain.append(try await embedder.embed(tokens, weights: weights)) }
     let plainSeconds = Date().timeIntervalSince(start)
     let parameters = try recipe.parameters()
+    if parameters.softmax == .secformer && !plaintext {
+      printError(
+        "warning: SecFormer's 2Quad softmax stands in for softmax only in models distilled for it;"
+          + " for a stock model add --softmax sigma or --softmax puma")
+    }
 
     var results: [[Double]] = plain
     var report: [String: Any] = [:]
