@@ -155,14 +155,15 @@ static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
 }
 
 #if defined(__x86_64__)
-// Point evaluation of up to 256 keys per block, level by level, with both children of 16
-// seeds at a time computed as 8 independent AES chains sharing one σ and consumed in
+// Point evaluation of up to 256 keys per block, level by level, with both children of up to
+// 16 seeds at a time computed as up to 8 independent AES chains sharing one σ and consumed in
 // registers: the child choice, the correction word and the control and comparison bits are
 // lane masks (each key's bit duplicated over its block's two 64-bit lanes), and only the
 // seeds, control and comparison masks go back to a 4 KiB state between levels. Walking a
 // block level by level reads each level's correction words contiguously (a key-by-key walk
 // would read them n keys apart, and with n a power of two every level lands in the same cache
-// sets). Needs depth ≥ 1. Returns how many keys (a multiple of 16) it evaluated.
+// sets). Several points of one key (a DReLU key at its offsets) share the key's loads. Needs
+// depth ≥ 1.
 enum { FUSED = 16, FUSED_REGS = FUSED / 4, FUSED_BLOCK = 256 };
 
 __attribute__((target("avx512f,vaes,aes,sse4.1"))) static inline __m512i sigma_z(__m512i x) {
@@ -182,16 +183,22 @@ static inline unsigned keybits(__mmask8 m) {
   return (v | (v >> 2)) & 0x0F;
 }
 
-// Keys 4·q … 4·q + 3 of `points`, each duplicated over two lanes.
-__attribute__((target("avx512f"))) static inline __m512i points_z(const uint64_t *points, size_t q) {
-  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
-  return _mm512_permutexvar_epi64(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(points + 4 * q))));
-}
+// The evaluations of one call: `pointsPerKey` points per key (points and out are key-major),
+// of which this pass takes points p0 … p0 + PQ − 1.
+typedef struct {
+  int party;
+  size_t depth, n, stride, p0;
+  const uint8_t *roots, *cwSeeds, *cwBits, *leafCW;
+  const uint64_t *points;
+  int lessThan;
+  uint8_t *out;
+} point_job;
 
-__attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fused(
-    const veil_aes128_key prg[3], int party, size_t depth, size_t n, size_t first, size_t count,
-    const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits, const uint8_t *leafCW,
-    const uint64_t *points, int lessThan, uint8_t *out) {
+// K4 groups of 4 keys × PQ points per unit (K4·PQ ≤ 4 registers a side, 2·K4·PQ AES chains); a
+// key group's correction word and control-bit corrections are loaded and decoded once for its
+// PQ points. Inlined with constant K4 and PQ so the chains live in registers.
+__attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline size_t fused_points(
+    const int K4, const int PQ, const veil_aes128_key prg[3], const point_job *job, size_t first, size_t count) {
   __m512i kl[11], kr[11], kv[11];
   for (int r = 0; r < 11; r++) {
     kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
@@ -201,103 +208,130 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fus
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
   const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   const __m512i one = _mm512_set1_epi64(1), two = _mm512_set1_epi64(2);
-  const size_t bits = depth + 7;
-  block seedState[FUSED_BLOCK];
-  __mmask8 tState[FUSED_BLOCK / 4], accState[FUSED_BLOCK / 4];
-  const size_t total = count - count % FUSED;
+  const size_t depth = job->depth, n = job->n, bits = depth + 7, unitKeys = 4 * (size_t)K4;
+  block seedState[4][FUSED_BLOCK];
+  uint64_t pathPoints[4][2 * FUSED_BLOCK];  // each key's point twice (its block's two lanes)
+  __mmask8 tState[4][FUSED_BLOCK / 4], accState[4][FUSED_BLOCK / 4];
+  const size_t total = count - count % unitKeys;
   for (size_t b0 = 0; b0 < total; b0 += FUSED_BLOCK) {
     const size_t c0 = first + b0, bn = total - b0 < FUSED_BLOCK ? total - b0 : FUSED_BLOCK;
-    memcpy(seedState, roots + 16 * c0, 16 * bn);
-    memset(tState, party ? 0xFF : 0, bn / 4);
-    memset(accState, 0, bn / 4);
+    for (int p = 0; p < PQ; p++) {
+      memcpy(seedState[p], job->roots + 16 * c0, 16 * bn);
+      for (size_t j = 0; j < bn; j++) {
+        uint64_t x = job->points[(c0 + j) * job->stride + job->p0 + (size_t)p];
+        pathPoints[p][2 * j] = pathPoints[p][2 * j + 1] = x;
+      }
+      memset(tState[p], job->party ? 0xFF : 0, bn / 4);
+      memset(accState[p], 0, bn / 4);
+    }
     for (size_t level = 0; level < depth; level++) {
       const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (bits - 1 - level)));
-      const uint8_t *levelSeeds = cwSeeds + 16 * (level * n + c0);
-      const uint8_t *levelBits = cwBits + level * n + c0;
+      const uint8_t *levelSeeds = job->cwSeeds + 16 * (level * n + c0);
+      const uint8_t *levelBits = job->cwBits + level * n + c0;
       if (level + 1 < depth) {
         for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * n + 16 * j);
         for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + n + j);
       }
-      for (size_t u = 0; u < bn; u += FUSED) {
-        __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
-        for (int g = 0; g < FUSED_REGS; g++) {
-          x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState + u + 4 * g)));
-          l[g] = _mm512_xor_si512(x[g], kl[0]);
-          r[g] = _mm512_xor_si512(x[g], kr[0]);
-        }
+      for (size_t u = 0; u < bn; u += unitKeys) {
+        __m512i x[4], l[4], r[4];
+        for (int kq = 0; kq < K4; kq++)
+          for (int p = 0; p < PQ; p++) {
+            const int g = kq * PQ + p;
+            x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+            l[g] = _mm512_xor_si512(x[g], kl[0]);
+            r[g] = _mm512_xor_si512(x[g], kr[0]);
+          }
         for (int round = 1; round < 10; round++) {
-          for (int g = 0; g < FUSED_REGS; g++) {
+          for (int g = 0; g < K4 * PQ; g++) {
             l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
             r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
           }
         }
-        for (int g = 0; g < FUSED_REGS; g++) {
-          const size_t q = (u >> 2) + (size_t)g;  // the group of 4 keys in the block
-          l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
-          r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
-          __mmask8 goRight = _mm512_test_epi64_mask(points_z(points + c0, q), bit);
+        for (int kq = 0; kq < K4; kq++) {
+          const size_t q = (u >> 2) + (size_t)kq;  // the group of 4 keys in the block
           uint32_t cb4;
           memcpy(&cb4, levelBits + 4 * q, 4);
           __m512i cbv = _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)cb4)));
-          __mmask8 cbL = _mm512_test_epi64_mask(cbv, one), cbR = _mm512_test_epi64_mask(cbv, two);
-          __mmask8 t = tState[q];
-          __m512i child = _mm512_mask_blend_epi64(goRight, l[g], r[g]);
-          __m512i cw = _mm512_maskz_loadu_epi64(t, (const void *)(levelSeeds + 64 * q));
-          __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
-          accState[q] ^= (__mmask8)(goRight & (lowbits_z(l[g]) ^ (t & cbL)));
-          tState[q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
-          _mm512_storeu_si512((void *)(seedState + 4 * q), _mm512_xor_si512(_mm512_and_si512(child, clear), cw));
+          const __mmask8 cbL = _mm512_test_epi64_mask(cbv, one), cbR = _mm512_test_epi64_mask(cbv, two);
+          const __m512i cwAll = _mm512_loadu_si512((const void *)(levelSeeds + 64 * q));
+          for (int p = 0; p < PQ; p++) {
+            const int g = kq * PQ + p;
+            l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
+            r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
+            __mmask8 goRight =
+                _mm512_test_epi64_mask(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), bit);
+            __mmask8 t = tState[p][q];
+            __m512i child = _mm512_mask_blend_epi64(goRight, l[g], r[g]);
+            __m512i cw = _mm512_maskz_mov_epi64(t, cwAll);
+            __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
+            accState[p][q] ^= (__mmask8)(goRight & (lowbits_z(l[g]) ^ (t & cbL)));
+            tState[p][q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
+            _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_xor_si512(_mm512_and_si512(child, clear), cw));
+          }
         }
       }
     }
     // The leaves: H_V(s) ⊕ (t ? leaf correction : 0), then the output bits.
-    for (size_t u = 0; u < bn; u += FUSED) {
-      __m512i x[FUSED_REGS], v[FUSED_REGS];
-      for (int g = 0; g < FUSED_REGS; g++) {
-        x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState + u + 4 * g)));
-        v[g] = _mm512_xor_si512(x[g], kv[0]);
-      }
+    for (size_t u = 0; u < bn; u += unitKeys) {
+      __m512i x[4], v[4];
+      for (int kq = 0; kq < K4; kq++)
+        for (int p = 0; p < PQ; p++) {
+          const int g = kq * PQ + p;
+          x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+          v[g] = _mm512_xor_si512(x[g], kv[0]);
+        }
       for (int round = 1; round < 10; round++)
-        for (int g = 0; g < FUSED_REGS; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
-      for (int g = 0; g < FUSED_REGS; g++) {
-        const size_t q = (u >> 2) + (size_t)g;
-        v[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
-        __m512i cw = _mm512_maskz_loadu_epi64(tState[q], (const void *)(leafCW + 16 * (c0 + 4 * q)));
-        _mm512_storeu_si512((void *)(seedState + 4 * q), _mm512_xor_si512(v[g], cw));
+        for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+      for (int kq = 0; kq < K4; kq++) {
+        const size_t q = (u >> 2) + (size_t)kq;
+        const __m512i cwAll = _mm512_loadu_si512((const void *)(job->leafCW + 16 * (c0 + 4 * q)));
+        for (int p = 0; p < PQ; p++) {
+          const int g = kq * PQ + p;
+          v[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
+          _mm512_storeu_si512((void *)(seedState[p] + 4 * q),
+                              _mm512_xor_si512(v[g], _mm512_maskz_mov_epi64(tState[p][q], cwAll)));
+        }
       }
     }
-    for (size_t j = 0; j < bn; j++) {
-      block leaf = seedState[j];
-      unsigned pos = (unsigned)(points[c0 + j] & 127);
-      if (!lessThan) {
-        out[c0 + j] = (uint8_t)leafbit(leaf, pos);
-      } else {
-        uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
-        uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
-        unsigned accBit = (keybits(accState[j / 4]) >> (j % 4)) & 1;
-        out[c0 + j] = (uint8_t)(accBit ^ (__builtin_popcountll(lo ^ hi) & 1));
+    for (int p = 0; p < PQ; p++) {
+      for (size_t j = 0; j < bn; j++) {
+        block leaf = seedState[p][j];
+        uint64_t x = pathPoints[p][2 * j];
+        unsigned pos = (unsigned)(x & 127);
+        uint8_t *o = job->out + (c0 + j) * job->stride + job->p0 + (size_t)p;
+        if (!job->lessThan) {
+          *o = (uint8_t)leafbit(leaf, pos);
+        } else {
+          uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
+          uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
+          unsigned accBit = (keybits(accState[p][j / 4]) >> (j % 4)) & 1;
+          *o = (uint8_t)(accBit ^ (__builtin_popcountll(lo ^ hi) & 1));
+        }
       }
     }
   }
   return total;
 }
+
+// Evaluates points p0 … p0 + pq − 1 (pq ≤ 4) of every key in whole units; returns how many keys.
+__attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fused(
+    const veil_aes128_key prg[3], const point_job *job, size_t pq, size_t first, size_t count) {
+  switch (pq) {
+  case 1: return fused_points(4, 1, prg, job, first, count);
+  case 2: return fused_points(2, 2, prg, job, first, count);
+  case 3: return fused_points(1, 3, prg, job, first, count);
+  default: return fused_points(1, 4, prg, job, first, count);
+  }
+}
 #endif
 
-void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
-                          size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
-                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
-                          uint8_t *out) {
-  const size_t bits = depth + 7, end = first + count;
-#if defined(__x86_64__)
-  // Whole groups of 16 keys stay in registers (VAES); the rest take the chunked path below.
-  if (kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) && depth > 0) {
-    size_t fused = eval_points_fused(prg, party, depth, n, first, count, roots, cwSeeds, cwBits, leafCW,
-                                     points, lessThan, out);
-    first += fused;
-    count -= fused;
-  }
-#endif
+// Point p of keys [first, first + count) (points and out key-major with `stride` points a key),
+// CHUNK keys at a time: both children of every seed by the AES kernel, then the child choice.
+static void eval_points_chunked(veil_aes_kernel kernel, const veil_aes128_key prg[3], const point_job *job,
+                                size_t p, size_t first, size_t count) {
+  const size_t depth = job->depth, n = job->n, bits = depth + 7, end = first + count;
   block s[CHUNK], left[CHUNK], right[CHUNK];
+  uint64_t points[CHUNK];
   // Control bits and comparison accumulators, one bit per key.
   uint8_t t[CHUNK / 8], acc[CHUNK / 8];
 #if defined(__x86_64__)
@@ -305,8 +339,11 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
 #endif
   for (size_t c0 = first; c0 < end; c0 += CHUNK) {
     size_t cn = end - c0 < CHUNK ? end - c0 : CHUNK;
-    for (size_t j = 0; j < cn; j++) s[j] = loadb(roots + 16 * (c0 + j));
-    memset(t, party ? 0xFF : 0, sizeof t);
+    for (size_t j = 0; j < cn; j++) {
+      s[j] = loadb(job->roots + 16 * (c0 + j));
+      points[j] = job->points[(c0 + j) * job->stride + p];
+    }
+    memset(t, job->party ? 0xFF : 0, sizeof t);
     memset(acc, 0, sizeof acc);
     for (size_t level = 0; level < depth; level++) {
       unsigned shift = (unsigned)(bits - 1 - level);
@@ -315,18 +352,18 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
       // branch on them mispredicts half the time).
       hash(kernel, &prg[0], s, left, cn);
       hash(kernel, &prg[1], s, right, cn);
-      const uint8_t *levelSeeds = cwSeeds + 16 * (level * n + c0);
-      const uint8_t *levelBits = cwBits + level * n + c0;
+      const uint8_t *levelSeeds = job->cwSeeds + 16 * (level * n + c0);
+      const uint8_t *levelBits = job->cwBits + level * n + c0;
       // Each level's correction words sit n keys apart: too many streams for the hardware
       // prefetcher, so fetch the next level's while this one is processed.
-      const uint8_t *nextSeeds = level + 1 < depth ? levelSeeds + 16 * n : leafCW + 16 * c0;
+      const uint8_t *nextSeeds = level + 1 < depth ? levelSeeds + 16 * n : job->leafCW + 16 * c0;
       for (size_t j = 0; j < cn; j += 4) __builtin_prefetch(nextSeeds + 16 * j);
       size_t j = 0;
 #if defined(__x86_64__)
-      if (wide) j = level_avx512(cn, shift, points + c0, left, right, levelSeeds, levelBits, s, t, acc);
+      if (wide) j = level_avx512(cn, shift, points, left, right, levelSeeds, levelBits, s, t, acc);
 #endif
       for (; j < cn; j++) {
-        uint64_t r = (points[c0 + j] >> shift) & 1, m = 0 - r;
+        uint64_t r = (points[j] >> shift) & 1, m = 0 - r;
         uint64_t tj = getbit(t, j), cb = levelBits[j];
         block l = left[j], rr = right[j];
         block child = {(rr.lo & m) | (l.lo & ~m), (rr.hi & m) | (l.hi & ~m)};
@@ -338,16 +375,39 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
     }
     if (depth > 0) hash(kernel, &prg[2], s, left, cn);
     for (size_t j = 0; j < cn; j++) {
-      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(leafCW + 16 * (c0 + j)), getbit(t, j)));
-      unsigned pos = (unsigned)(points[c0 + j] & 127);
-      if (!lessThan) {
-        out[c0 + j] = (uint8_t)leafbit(leaf, pos);
+      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(job->leafCW + 16 * (c0 + j)), getbit(t, j)));
+      unsigned pos = (unsigned)(points[j] & 127);
+      uint8_t *o = job->out + (c0 + j) * job->stride + p;
+      if (!job->lessThan) {
+        *o = (uint8_t)leafbit(leaf, pos);
       } else {
         uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
         uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
-        out[c0 + j] = (uint8_t)(getbit(acc, j) ^ (__builtin_popcountll(lo ^ hi) & 1));
+        *o = (uint8_t)(getbit(acc, j) ^ (__builtin_popcountll(lo ^ hi) & 1));
       }
     }
+  }
+}
+
+void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
+                          size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
+                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points,
+                          size_t pointsPerKey, int lessThan, uint8_t *out) {
+  point_job job = {party, depth, n, pointsPerKey, 0, roots, cwSeeds, cwBits, leafCW, points, lessThan, out};
+#if defined(__x86_64__)
+  const int fused = kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) && depth > 0;
+#endif
+  // Up to 4 points of every key per pass; whole units take the fused kernel, the rest of the
+  // keys the chunked path.
+  for (size_t p0 = 0; p0 < pointsPerKey; p0 += 4) {
+    const size_t pq = pointsPerKey - p0 < 4 ? pointsPerKey - p0 : 4;
+    size_t done = 0;
+    job.p0 = p0;
+#if defined(__x86_64__)
+    if (fused) done = eval_points_fused(prg, &job, pq, first, count);
+#endif
+    for (size_t p = p0; p < p0 + pq; p++)
+      if (done < count) eval_points_chunked(kernel, prg, &job, p, first + done, count - done);
   }
 }
 

@@ -102,11 +102,14 @@ public enum DPF {
     var signBits = [UInt8](repeating: 0, count: n)
     prg.withKeys { keys in
       veil_dpf_gen(
-        prg.kernel.cValue, keys, depth, n, points, &roots0, &roots1, &cwSeeds, &cwBits, &leafCW, &signBits)
+        prg.kernel.cValue, keys, depth, n, points, &roots0, &roots1, &cwSeeds, &cwBits, &leafCW,
+        &signBits)
     }
     if depth == 0 { leafCW = [] }
-    let k0 = DPFKeys(bits: bits, count: n, roots: roots0, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
-    let k1 = DPFKeys(bits: bits, count: n, roots: roots1, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+    let k0 = DPFKeys(
+      bits: bits, count: n, roots: roots0, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+    let k1 = DPFKeys(
+      bits: bits, count: n, roots: roots1, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
     return (k0, k1, signBits)
   }
 
@@ -126,21 +129,28 @@ public enum DPF {
     }
   }
 
-  /// This party's bit shares of [x == alpha] (or [alpha < x] when `lessThan`) at one point per key.
+  /// This party's bit shares of [x == alpha] (or [alpha < x] when `lessThan`) at
+  /// `pointsPerKey` points per key: points and shares are key-major (key i's points at
+  /// i·pointsPerKey …), and one walk of a key's tree serves all its points.
   public static func evalPoints(
-    party: Int, keys: DPFKeys, points: [UInt64], lessThan: Bool, prg: TreePRG, threads: Int = 1
+    party: Int, keys: DPFKeys, points: [UInt64], pointsPerKey: Int = 1, lessThan: Bool,
+    prg: TreePRG,
+    threads: Int = 1
   ) throws(FSSError) -> [UInt8] {
-    guard points.count == keys.count else { throw .countMismatch(expected: keys.count, found: points.count) }
+    guard pointsPerKey >= 1, points.count == keys.count * pointsPerKey else {
+      throw .countMismatch(expected: keys.count * Swift.max(pointsPerKey, 1), found: points.count)
+    }
     let mask = domainMask(keys.bits)
     let xs = points.map { $0 & mask }
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
-    let out = OutputBuffer<UInt8>(count: keys.count, zero: 0)
+    let out = OutputBuffer<UInt8>(count: points.count, zero: 0)
     prg.withKeys { k in
       let kp = UnsafeSendable(k)
       forEachRange(count: keys.count, threads: threads) { first, count in
         veil_dpf_eval_points(
-          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count, keys.roots, keys.cwSeeds,
-          keys.cwBits, leaf, xs, lessThan ? 1 : 0, out.base)
+          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
+          keys.roots, keys.cwSeeds,
+          keys.cwBits, leaf, xs, pointsPerKey, lessThan ? 1 : 0, out.base)
       }
     }
     return out.array()
@@ -149,14 +159,17 @@ public enum DPF {
   /// This party's bit shares of the whole domain, 2^bits bits per key packed little-endian
   /// (for domains of fewer than 7 bits the 128-bit truth table is returned, low bits meaningful).
   public static func evalAll(party: Int, keys: DPFKeys, prg: TreePRG) throws(FSSError) -> [UInt8] {
-    guard keys.bits <= 24 else { throw .invalidWidth("full-domain evaluation of \(keys.bits) bits") }
+    guard keys.bits <= 24 else {
+      throw .invalidWidth("full-domain evaluation of \(keys.bits) bits")
+    }
     let bytesPerKey = 16 << keys.depth
     var out = [UInt8](repeating: 0, count: bytesPerKey * keys.count)
     var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
     prg.withKeys { k in
       veil_dpf_eval_all(
-        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds, keys.cwBits, leaf,
+        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds,
+        keys.cwBits, leaf,
         &workspace, &out)
     }
     return out
@@ -165,7 +178,8 @@ public enum DPF {
   /// Fused full-domain evaluation and rotated-table dot product (lookup tables): per key,
   /// (Σ_y t(y), Σ_y t(y)·table[(xhat − y) mod 2^bits]) with t this party's bit at y.
   static func lookup(
-    party: Int, keys: DPFKeys, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG, threads: Int = 1
+    party: Int, keys: DPFKeys, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG,
+    threads: Int = 1
   ) throws(FSSError) -> (ones: [UInt64], dot: [UInt64]) {
     guard maskedInputs.count == keys.count else {
       throw .countMismatch(expected: keys.count, found: maskedInputs.count)
@@ -176,7 +190,8 @@ public enum DPF {
     // A truth table covers 128 positions; smaller domains repeat the table to that size so the
     // rotation (xhat − y) mod 2^bits stays correct for every position that can hold a 1.
     let domainBits = Swift.max(keys.bits, 7)
-    let fullTable = domainBits == keys.bits ? table : (0..<(1 << domainBits)).map { table[$0 % table.count] }
+    let fullTable =
+      domainBits == keys.bits ? table : (0..<(1 << domainBits)).map { table[$0 % table.count] }
     let mask = domainMask(keys.bits)
     let xs = maskedInputs.map { $0 & mask }
     let ones = OutputBuffer<UInt64>(count: keys.count, zero: 0)
@@ -187,7 +202,8 @@ public enum DPF {
       forEachRange(count: keys.count, threads: threads) { first, count in
         var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
         veil_dpf_lut(
-          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count, keys.roots, keys.cwSeeds,
+          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
+          keys.roots, keys.cwSeeds,
           keys.cwBits, leaf, xs, fullTable, &workspace, ones.base, dot.base)
       }
     }

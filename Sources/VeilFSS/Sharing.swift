@@ -2,7 +2,9 @@
 // values, and how tests reconstruct them.
 
 /// Additive shares of `values` in Z_2^bits: party 0 gets uniform values, party 1 the rest.
-func shareArithmetic(_ values: [UInt64], bits: Int, random: inout SecureRandom) -> ([UInt64], [UInt64]) {
+func shareArithmetic(_ values: [UInt64], bits: Int, random: inout SecureRandom) -> (
+  [UInt64], [UInt64]
+) {
   let mask = ringMask(bits)
   let first = random.elements(values.count, bits: bits)
   return (first, zip(values, first).map { ($0 &- $1) & mask })
@@ -15,7 +17,9 @@ func shareBits(_ bits: [UInt8], random: inout SecureRandom) -> ([UInt8], [UInt8]
 }
 
 /// 2^bits − 1.
-@inline(__always) func ringMask(_ bits: Int) -> UInt64 { bits >= 64 ? .max : (1 << UInt64(bits)) - 1 }
+@inline(__always) func ringMask(_ bits: Int) -> UInt64 {
+  bits >= 64 ? .max : (1 << UInt64(bits)) - 1
+}
 
 /// Reconstructs additive shares mod 2^bits.
 public func reconstruct(_ a: [UInt64], _ b: [UInt64], bits: Int) -> [UInt64] {
@@ -36,15 +40,23 @@ struct MaskCompare {
     bits: Int, alphas: [UInt64], prg: TreePRG, random: inout SecureRandom
   ) throws(FSSError) -> (DPFKeys, DPFKeys, wrapCorrection: [UInt8]) {
     let mask = ringMask(bits)
-    let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas.map { ($0 &- 1) & mask }, prg: prg, random: &random)
+    let (k0, k1, _) = try DPF.gen(
+      bits: bits, alphas: alphas.map { ($0 &- 1) & mask }, prg: prg, random: &random)
     return (k0, k1, alphas.map { $0 & mask == 0 ? 1 : 0 })
   }
 
-  /// Party: its share of [x < alpha] ⊕ wrapCorrection (the dealer's bit completes it).
-  static func eval(party: Int, keys: DPFKeys, points: [UInt64], prg: TreePRG, threads: Int = 1) throws(FSSError)
+  /// Party: its share of [x < alpha] ⊕ wrapCorrection (the dealer's bit completes it), at
+  /// `pointsPerKey` points per key (key-major).
+  static func eval(
+    party: Int, keys: DPFKeys, points: [UInt64], pointsPerKey: Int = 1, prg: TreePRG,
+    threads: Int = 1
+  ) throws(FSSError)
     -> [UInt8]
   {
-    let above = try DPF.evalPoints(party: party, keys: keys, points: points, lessThan: true, prg: prg, threads: threads)
+    let above = try DPF.evalPoints(
+      party: party, keys: keys, points: points, pointsPerKey: pointsPerKey, lessThan: true,
+      prg: prg,
+      threads: threads)
     return party == 0 ? above.map { $0 ^ 1 } : above
   }
 }

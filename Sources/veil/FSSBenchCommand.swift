@@ -113,6 +113,18 @@ struct FSSBench: ParsableCommand {
       "key_bytes": keyBytes(d0.serialized(party: 0), d1.count),
     ])
 
+    // GeLU's key: one DPF evaluated at three offsets in one walk of its tree.
+    let (g0, _) = try DReLUGate.gen(
+      ring: ring, offsets: [0, 1 << 20, (1 << 50) - (1 << 20)], inputMasks: masks,
+      outputMasks: random.bits(3 * n), prg: prg, random: &random)
+    t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+      _ = try? DReLUGate.eval(party: 0, key: g0, maskedInputs: masked, prg: prg, threads: threads)
+    }
+    log([
+      "name": "drelu-50-3-offsets", "per_second": Double(3 * n) / t.best, "unit": "comparisons",
+      "key_bytes": keyBytes(g0.serialized(party: 0), g0.count),
+    ])
+
     let (s0, _) = try SelectGate.gen(
       ring: ring, bitMasks: random.bits(n), valueMasks: masks, outputMasks: masks, random: &random)
     let bits = random.bits(n)

@@ -166,6 +166,33 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     }
   }
 
+  /// Several points per key in one walk (DReLU's offsets) give what one point per key gives.
+  @Test(arguments: [(16, 1, 37), (33, 3, 100), (50, 2, 19), (20, 5, 40), (12, 7, 33)])
+  func severalPointsPerKeyMatchOnePointPerKey(bits: Int, perKey: Int, keys: Int) throws {
+    var random = try SecureRandom()
+    let mask: UInt64 = (1 << UInt64(bits)) - 1
+    let alphas = random.elements(keys, bits: bits)
+    let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+    let points = (0..<(keys * perKey)).map { j in
+      j % 3 == 0 ? alphas[j / perKey] : random.next() & mask
+    }
+    for lessThan in [false, true] {
+      for (party, keys) in [(0, k0), (1, k1)] {
+        let together = try DPF.evalPoints(
+          party: party, keys: keys, points: points, pointsPerKey: perKey, lessThan: lessThan,
+          prg: prg)
+        for p in 0..<perKey {
+          let alone = try DPF.evalPoints(
+            party: party, keys: keys, points: (0..<alphas.count).map { points[$0 * perKey + p] },
+            lessThan: lessThan, prg: prg)
+          #expect(
+            alone == (0..<alphas.count).map { together[$0 * perKey + p] },
+            "bits \(bits), \(perKey) points, point \(p), lessThan \(lessThan)")
+        }
+      }
+    }
+  }
+
   @Test func threadedEvaluationEqualsSingleThreaded() throws {
     var random = try SecureRandom()
     let n = 20_000

@@ -119,13 +119,15 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
                   const uint64_t *alphas, uint8_t *roots0, uint8_t *roots1, uint8_t *cwSeeds,
                   uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits);
 
-/// Party: for each key i in [first, first + count) of the batch of n, out[i] = share of
-/// [points[i] == alpha_i] (lessThan = 0) or of [alpha_i < points[i]] (lessThan = 1); shares are
-/// bits whose XOR over the parties is the value. Disjoint ranges may run on separate threads.
+/// Party: for each key i in [first, first + count) of the batch of n and each of its
+/// pointsPerKey points x = points[i·pointsPerKey + p], out[i·pointsPerKey + p] = share of
+/// [x == alpha_i] (lessThan = 0) or of [alpha_i < x] (lessThan = 1); shares are bits whose XOR
+/// over the parties is the value. A key's points share its loads. Disjoint ranges may run on
+/// separate threads.
 void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth,
                           size_t n, size_t first, size_t count, const uint8_t *roots, const uint8_t *cwSeeds,
-                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points, int lessThan,
-                          uint8_t *out);
+                          const uint8_t *cwBits, const uint8_t *leafCW, const uint64_t *points,
+                          size_t pointsPerKey, int lessThan, uint8_t *out);
 
 /// Bytes of scratch memory that veil_dpf_eval_all and veil_dpf_lut need for `depth`.
 size_t veil_dpf_workspace_size(size_t depth);

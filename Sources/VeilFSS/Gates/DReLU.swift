@@ -34,7 +34,9 @@ public enum DReLUGate {
     var constants = [UInt8](repeating: 0, count: outputMasks.count)
     for (e, r) in inputMasks.enumerated() {
       let base = UInt8(ring.msb(r)) ^ wrap[e] ^ 1
-      for i in offsets.indices { constants[e * offsets.count + i] = base ^ outputMasks[e * offsets.count + i] }
+      for i in offsets.indices {
+        constants[e * offsets.count + i] = base ^ outputMasks[e * offsets.count + i]
+      }
     }
     let (s0, s1) = shareBits(constants, random: &random)
     let offsets = offsets.map { $0 & ring.mask }
@@ -48,20 +50,25 @@ public enum DReLUGate {
   public static func eval(
     party: Int, key: DReLUKey, maskedInputs: [UInt64], prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> [UInt8] {
-    guard maskedInputs.count == key.count else { throw .countMismatch(expected: key.count, found: maskedInputs.count) }
+    guard maskedInputs.count == key.count else {
+      throw .countMismatch(expected: key.count, found: maskedInputs.count)
+    }
     let ring = key.ring
     let lowMask = ringMask(ring.bits - 1)
     let k = key.offsets.count
+    // Every offset's point, element-major: one walk of each DPF key serves all of them.
+    var shifted = [UInt64](repeating: 0, count: key.count * k)
+    for (e, x) in maskedInputs.enumerated() {
+      for (i, c) in key.offsets.enumerated() { shifted[e * k + i] = ring.sub(x, c) }
+    }
+    let below = try MaskCompare.eval(
+      party: party, keys: key.compare, points: shifted.map { $0 & lowMask }, pointsPerKey: k,
+      prg: prg,
+      threads: threads)
     var out = [UInt8](repeating: 0, count: key.count * k)
-    for (i, c) in key.offsets.enumerated() {
-      let shifted = maskedInputs.map { ring.sub($0, c) }
-      // One DPF key serves every offset: evaluate it at each offset's point.
-      let below = try MaskCompare.eval(
-        party: party, keys: key.compare, points: shifted.map { $0 & lowMask }, prg: prg, threads: threads)
-      for e in 0..<key.count {
-        let publicPart: UInt8 = party == 0 ? UInt8(ring.msb(shifted[e])) : 0
-        out[e * k + i] = publicPart ^ below[e] ^ key.maskShares[e * k + i]
-      }
+    for j in out.indices {
+      let publicPart: UInt8 = party == 0 ? UInt8(ring.msb(shifted[j])) : 0
+      out[j] = publicPart ^ below[j] ^ key.maskShares[j]
     }
     return out
   }
