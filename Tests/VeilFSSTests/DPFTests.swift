@@ -11,6 +11,28 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
 
   /// Every alpha and every x for widths up to 9 (point and comparison); random alphas with
   /// every x for widths 10…12.
+  /// Full-domain evaluation: the XOR of the two parties' shares is the indicator of each key's
+  /// alpha over the whole domain. Returns party 0's shares.
+  func expectFullDomainIndicators(bits: Int, alphas: [UInt64], _ k0: DPFKeys, _ k1: DPFKeys) throws
+    -> [UInt8]
+  {
+    let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
+    let all1 = try DPF.evalAll(party: 1, keys: k1, prg: prg)
+    let bytesPerKey = 16 << k0.depth
+    for (i, alpha) in alphas.enumerated() {
+      for x in 0..<(1 << bits) {
+        let v =
+          bit(all0, key: i, bytesPerKey: bytesPerKey, position: x)
+          ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
+        if v != (x == Int(alpha) ? 1 : 0) {
+          Issue.record("evalAll bits=\(bits) keys=\(alphas.count) alpha=\(alpha) x=\(x)")
+          return all0
+        }
+      }
+    }
+    return all0
+  }
+
   @Test(arguments: Array(1...12))
   func everyPointOfSmallDomains(bits: Int) throws {
     var random = try SecureRandom(seed: [UInt8](repeating: UInt8(bits), count: 16))
@@ -18,20 +40,9 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     let alphas: [UInt64] =
       bits <= 9 ? (0..<UInt64(domain)).map { $0 } : random.elements(24, bits: bits)
     let (k0, k1, sign) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
-    // Full-domain evaluation: XOR of the shares is the indicator of alpha.
-    let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
-    let all1 = try DPF.evalAll(party: 1, keys: k1, prg: prg)
+    let all0 = try expectFullDomainIndicators(bits: bits, alphas: alphas, k0, k1)
     let bytesPerKey = 16 << k0.depth
     for (i, alpha) in alphas.enumerated() {
-      for x in 0..<domain {
-        let v =
-          bit(all0, key: i, bytesPerKey: bytesPerKey, position: x)
-          ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
-        if v != (x == Int(alpha) ? 1 : 0) {
-          Issue.record("evalAll bits=\(bits) alpha=\(alpha) x=\(x)")
-          return
-        }
-      }
       #expect(sign[i] == bit(all0, key: i, bytesPerKey: bytesPerKey, position: Int(alpha)))
     }
     // Point and comparison evaluation at every x, all keys at once.
@@ -135,22 +146,7 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     var random = try SecureRandom()
     let alphas = random.elements(keys, bits: bits)
     let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
-    if bits <= 13 {
-      let all0 = try DPF.evalAll(party: 0, keys: k0, prg: prg)
-      let all1 = try DPF.evalAll(party: 1, keys: k1, prg: prg)
-      let bytesPerKey = 16 << k0.depth
-      for (i, alpha) in alphas.enumerated() {
-        for x in 0..<(1 << bits) {
-          let v =
-            bit(all0, key: i, bytesPerKey: bytesPerKey, position: x)
-            ^ bit(all1, key: i, bytesPerKey: bytesPerKey, position: x)
-          if v != (x == Int(alpha) ? 1 : 0) {
-            Issue.record("evalAll bits=\(bits) keys=\(keys) alpha=\(alpha) x=\(x)")
-            return
-          }
-        }
-      }
-    }
+    if bits <= 13 { _ = try expectFullDomainIndicators(bits: bits, alphas: alphas, k0, k1) }
     for lessThan in [false, true] {
       let xs = alphas.enumerated().map { i, a in
         i % 2 == 0 ? a : random.next() & ((1 << UInt64(bits)) - 1)
