@@ -34,6 +34,8 @@ def veil_rows(paths):
         row["machine"] = data.get("machine", {}).get("cpu", "")
         if data.get("params", {}).get("transport", "in-memory") != "in-memory":
             continue  # the plots compare in-memory runs; transports have their own table
+        if data.get("params", {}).get("recipe", "sigma") != "sigma":
+            continue  # Veil's bars are its SIGMA recipe; the other recipes have their own table
         rows.append(row)
     return rows
 
