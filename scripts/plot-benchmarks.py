@@ -64,6 +64,15 @@ def frame(width, height, left, top, plot_w, plot_h, ymax, title, unit):
     return out
 
 
+def write_svg(out, notes, x, y, path):
+    """Appends the notes (one line each from y down), closes the SVG and writes it."""
+    for n, note in enumerate(notes):
+        out.append(f'<text x="{x}" y="{y + 13 * n}" font-size="10" fill="#555">{escape(note)}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+
+
 def bar_chart(title, unit, groups, series, values, notes, path):
     """values[(group, series)] = (number, hatched, label) or missing."""
     width, height, left, bottom, top = 760, 420, 70, 60, 50
@@ -91,11 +100,7 @@ def bar_chart(title, unit, groups, series, values, notes, path):
         y = top + 10 + s * 20
         out.append(f'<rect x="{left + plot_w + 15}" y="{y - 10}" width="12" height="12" fill="{COLORS.get(name.split(" ")[0], "#777")}"/>')
         out.append(f'<text x="{left + plot_w + 32}" y="{y}">{escape(name)}</text>')
-    for n, note in enumerate(notes):
-        out.append(f'<text x="{left}" y="{height - 22 + 13 * n}" font-size="10" fill="#555">{escape(note)}</text>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    write_svg(out, notes, left, height - 22, path)
 
 
 def line_chart(title, unit, points, notes, path):
@@ -122,11 +127,7 @@ def line_chart(title, unit, points, notes, path):
         fill = "white" if extrapolated else COLORS["Veil"]
         out.append(f'<circle cx="{px(seq):.1f}" cy="{py(value):.1f}" r="5" fill="{fill}" stroke="{COLORS["Veil"]}" stroke-width="2"/>')
         out.append(f'<text x="{px(seq):.1f}" y="{py(value) - 9:.1f}" text-anchor="middle" font-size="10">{value:.3g}{" (extrap.)" if extrapolated else ""}</text>')
-    for n, note in enumerate(notes):
-        out.append(f'<text x="{left}" y="{height - 14 + 13 * n}" font-size="10" fill="#555">{escape(note)}</text>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    write_svg(out, notes, left, height - 14, path)
 
 
 def main():

@@ -3,6 +3,7 @@
 // (4 blocks per register, 4 registers interleaved). On top: the fixed-key correlation-robust
 // hash used by the DPF tree PRG, an AES-CTR keystream, and CRC32C for key records.
 #include "CVeilKernels.h"
+#include "ccr_sigma.h"
 
 #include <string.h>
 
@@ -107,12 +108,6 @@ __attribute__((target("aes,sse4.1"))) static void aes_aesni(int mode, const veil
   }
 }
 
-__attribute__((target("avx512f,vaes,aes,sse4.1"))) static inline __m512i sigma512(__m512i x) {
-  __m512i swapped = _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4E);
-  __m512i high = _mm512_and_si512(x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0));
-  return _mm512_xor_si512(swapped, high);
-}
-
 __attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int mode, const veil_aes128_key *key,
                                                                           const uint8_t *in, uint8_t *out,
                                                                           size_t n, uint64_t ctrLo,
@@ -133,7 +128,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int m
                                 (long long)h1, (long long)(b + 1), (long long)h0, (long long)b);
       } else {
         x[j] = _mm512_loadu_si512((const void *)(in + 16 * (i + (size_t)j * LANES)));
-        if (mode == MODE_CCR) x[j] = sigma512(x[j]);
+        if (mode == MODE_CCR) x[j] = ccr_sigma512(x[j]);
       }
       ff[j] = x[j];
       x[j] = _mm512_xor_si512(x[j], rk[0]);

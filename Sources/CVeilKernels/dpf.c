@@ -11,6 +11,7 @@
 // alpha < x is decided at that level; at most one level (or the final leaf) decides it, so
 // XOR-ing those siblings' control bits and the leaf bits below x's position gives [alpha < x].
 #include "CVeilKernels.h"
+#include "ccr_sigma.h"
 
 #include <string.h>
 
@@ -34,6 +35,16 @@ static inline void storeb(uint8_t *p, block b) { memcpy(p, &b, 16); }
 static inline uint64_t lowbit(block b) { return b.lo & 1; }
 static inline block clearlow(block b) { return (block){b.lo & ~(uint64_t)1, b.hi}; }
 static inline uint64_t leafbit(block b, unsigned pos) { return pos < 64 ? (b.lo >> pos) & 1 : (b.hi >> (pos - 64)) & 1; }
+
+// A point evaluation's output share from its leaf block: the leaf's bit at x (equality), or the
+// comparison accumulator XOR the parity of the leaf bits below x (less-than).
+static inline uint8_t point_output(block leaf, uint64_t x, unsigned accBit, int lessThan) {
+  unsigned pos = (unsigned)(x & 127);
+  if (!lessThan) return (uint8_t)leafbit(leaf, pos);
+  uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
+  uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
+  return (uint8_t)(accBit ^ (__builtin_popcountll(lo ^ hi) & 1));
+}
 
 static void hash(veil_aes_kernel kernel, const veil_aes128_key *key, const block *in, block *out, size_t n) {
   veil_ccr_hash(kernel, key, (const uint8_t *)in, (uint8_t *)out, n);
@@ -166,11 +177,6 @@ static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
 // depth ≥ 1.
 enum { FUSED = 16, FUSED_REGS = FUSED / 4, FUSED_BLOCK = 256 };
 
-__attribute__((target("avx512f,vaes,aes,sse4.1"))) static inline __m512i sigma_z(__m512i x) {
-  __m512i swapped = _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4E);
-  return _mm512_xor_si512(swapped, _mm512_and_si512(x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0)));
-}
-
 // The low bit of each block, as a mask over both of its lanes.
 __attribute__((target("avx512f"))) static inline __mmask8 lowbits_z(__m512i x) {
   return _mm512_test_epi64_mask(_mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x44), _mm512_set1_epi64(1));
@@ -181,6 +187,14 @@ static inline unsigned keybits(__mmask8 m) {
   unsigned v = m & 0x55;
   v = (v | (v >> 1)) & 0x33;
   return (v | (v >> 2)) & 0x0F;
+}
+
+// Four bytes (one per key or node), each widened to its block's two 64-bit lanes.
+__attribute__((target("avx512f"))) static inline __m512i byte_lanes(const uint8_t *bytes) {
+  uint32_t four;
+  memcpy(&four, bytes, 4);
+  return _mm512_permutexvar_epi64(_mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0),
+                                  _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)four)));
 }
 
 // The evaluations of one call: `pointsPerKey` points per key (points and out are key-major),
@@ -206,7 +220,6 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
     kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
   }
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
-  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   const __m512i one = _mm512_set1_epi64(1), two = _mm512_set1_epi64(2);
   const size_t depth = job->depth, n = job->n, bits = depth + 7, unitKeys = 4 * (size_t)K4;
   block seedState[4][FUSED_BLOCK];
@@ -237,7 +250,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
         for (int kq = 0; kq < K4; kq++)
           for (int p = 0; p < PQ; p++) {
             const int g = kq * PQ + p;
-            x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+            x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
             l[g] = _mm512_xor_si512(x[g], kl[0]);
             r[g] = _mm512_xor_si512(x[g], kr[0]);
           }
@@ -249,9 +262,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
         }
         for (int kq = 0; kq < K4; kq++) {
           const size_t q = (u >> 2) + (size_t)kq;  // the group of 4 keys in the block
-          uint32_t cb4;
-          memcpy(&cb4, levelBits + 4 * q, 4);
-          __m512i cbv = _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)cb4)));
+          __m512i cbv = byte_lanes(levelBits + 4 * q);
           const __mmask8 cbL = _mm512_test_epi64_mask(cbv, one), cbR = _mm512_test_epi64_mask(cbv, two);
           const __m512i cwAll = _mm512_loadu_si512((const void *)(levelSeeds + 64 * q));
           for (int p = 0; p < PQ; p++) {
@@ -277,7 +288,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
       for (int kq = 0; kq < K4; kq++)
         for (int p = 0; p < PQ; p++) {
           const int g = kq * PQ + p;
-          x[g] = sigma_z(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+          x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
           v[g] = _mm512_xor_si512(x[g], kv[0]);
         }
       for (int round = 1; round < 10; round++)
@@ -295,18 +306,9 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
     }
     for (int p = 0; p < PQ; p++) {
       for (size_t j = 0; j < bn; j++) {
-        block leaf = seedState[p][j];
-        uint64_t x = pathPoints[p][2 * j];
-        unsigned pos = (unsigned)(x & 127);
-        uint8_t *o = job->out + (c0 + j) * job->stride + job->p0 + (size_t)p;
-        if (!job->lessThan) {
-          *o = (uint8_t)leafbit(leaf, pos);
-        } else {
-          uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
-          uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
-          unsigned accBit = (keybits(accState[p][j / 4]) >> (j % 4)) & 1;
-          *o = (uint8_t)(accBit ^ (__builtin_popcountll(lo ^ hi) & 1));
-        }
+        unsigned accBit = (keybits(accState[p][j / 4]) >> (j % 4)) & 1;
+        job->out[(c0 + j) * job->stride + job->p0 + (size_t)p] =
+            point_output(seedState[p][j], pathPoints[p][2 * j], accBit, job->lessThan);
       }
     }
   }
@@ -376,15 +378,7 @@ static void eval_points_chunked(veil_aes_kernel kernel, const veil_aes128_key pr
     if (depth > 0) hash(kernel, &prg[2], s, left, cn);
     for (size_t j = 0; j < cn; j++) {
       block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(job->leafCW + 16 * (c0 + j)), getbit(t, j)));
-      unsigned pos = (unsigned)(points[j] & 127);
-      uint8_t *o = job->out + (c0 + j) * job->stride + p;
-      if (!job->lessThan) {
-        *o = (uint8_t)leafbit(leaf, pos);
-      } else {
-        uint64_t lo = pos >= 64 ? leaf.lo : (pos == 0 ? 0 : leaf.lo & (((uint64_t)1 << pos) - 1));
-        uint64_t hi = pos <= 64 ? 0 : leaf.hi & (((uint64_t)1 << (pos - 64)) - 1);
-        *o = (uint8_t)(getbit(acc, j) ^ (__builtin_popcountll(lo ^ hi) & 1));
-      }
+      job->out[(c0 + j) * job->stride + p] = point_output(leaf, points[j], getbit(acc, j), job->lessThan);
     }
   }
 }
@@ -419,11 +413,10 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     unsigned widthLog, const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, const uint8_t *tcur,
     block *next, uint8_t *tnext) {
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
-  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
-    x[g] = sigma_z(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
     l[g] = _mm512_xor_si512(x[g], kl[0]);
     r[g] = _mm512_xor_si512(x[g], kr[0]);
   }
@@ -437,10 +430,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     const size_t i = i0 + 4 * (size_t)g, at = level * n + c0 + (i >> widthLog);
     l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
     r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
-    uint32_t t4;
-    memcpy(&t4, tcur + i, 4);
-    __mmask8 t = _mm512_test_epi64_mask(
-        _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)t4))), _mm512_set1_epi64(1));
+    __mmask8 t = _mm512_test_epi64_mask(byte_lanes(tcur + i), _mm512_set1_epi64(1));
     __m512i cw = _mm512_maskz_mov_epi64(t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(cwSeeds + 16 * at))));
     const unsigned cb = cwBits[at];
     __mmask8 tl = (__mmask8)(lowbits_z(l[g]) ^ (t & (cb & 1 ? 0xFF : 0)));
@@ -479,20 +469,16 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
 __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline void leaf_unit(
     const int groups, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog, const uint8_t *leafCW,
     const block *cur, const uint8_t *tcur, block *out) {
-  const __m512i dupBytes = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   __m512i x[FUSED_REGS], v[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
-    x[g] = sigma_z(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
     v[g] = _mm512_xor_si512(x[g], kv[0]);
   }
   for (int round = 1; round < 10; round++)
     for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
   for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g;
-    uint32_t t4;
-    memcpy(&t4, tcur + i, 4);
-    __mmask8 t = _mm512_test_epi64_mask(
-        _mm512_permutexvar_epi64(dupBytes, _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)t4))), _mm512_set1_epi64(1));
+    __mmask8 t = _mm512_test_epi64_mask(byte_lanes(tcur + i), _mm512_set1_epi64(1));
     __m512i cw = _mm512_maskz_mov_epi64(
         t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(leafCW + 16 * (c0 + (i >> widthLog))))));
     v[g] = _mm512_xor_si512(_mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]), cw);

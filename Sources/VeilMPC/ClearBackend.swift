@@ -33,6 +33,15 @@ public struct FixedTensor: Sendable, Equatable {
 
   public var count: Int { values.count }
 
+  /// Reals encoded at `format` (rounded to nearest; a value outside the ring is an error): the
+  /// inverse of `decoded()`.
+  public init(encoding reals: [Double], shape: [Int], format: WireFormat) throws {
+    let codec = try FixedPointFormat(bits: format.bits, fractionalBits: format.scale)
+    try self.init(
+      format: format, shape: shape,
+      values: try reals.map { codec.ring.signed(try codec.encode($0)) })
+  }
+
   /// The real numbers the integers stand for (value / 2^f).
   public func decoded() -> Tensor<Double> {
     let scale = Double(sign: .plus, exponent: format.scale, significand: 1)

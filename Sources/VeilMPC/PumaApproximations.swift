@@ -41,29 +41,6 @@ extension Recipe {
     min(format.scale + 6, format.bits - 13 - format.scale)
   }
 
-  /// DReLU against public thresholds (at x's scale) on x reduced to f + 12 bits (exact while
-  /// |x| < 2^10, asserted): a narrower DPF than the full ring, the same bits. One bit tensor
-  /// per threshold, in x's shape.
-  func thresholds(_ x: Backend.Value, _ levels: [Int64], gate: String, op: OpSite) async throws
-    -> [Backend.Bits]
-  {
-    let format = b.format(of: x)
-    let bits = min(format.bits, format.scale + 12)
-    var narrow = x
-    if bits < format.bits {
-      let bound = Int64(1) << Int64(bits - 2)
-      try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, gate + ".inputBound"))
-      narrow = try await b.reduceRing(x, bits: bits, site: site(op, gate + ".reduce"))
-    }
-    let shape = b.shape(of: x)
-    let tests = try await b.compare(narrow, offsets: levels, site: site(op, gate + ".compare"))
-    var out: [Backend.Bits] = []
-    for i in levels.indices {
-      out.append(try await offsetBits(tests, i, of: levels.count, shape, op))
-    }
-    return out
-  }
-
   /// PUMA's GeLU: 0 below −4, F0 on [−4, −1.95), F1 on [−1.95, 3], x above 3 (13 rounds).
   func polynomialGelu(_ x: Backend.Value, op: OpSite) async throws -> Backend.Value {
     try await piecewise(
@@ -124,21 +101,15 @@ extension Recipe {
     let f = format.scale
     let n = parameters.ringBits
     let k = parameters.expIterations
-    let shape = b.shape(of: z)
-    let cutoff = Int64(parameters.expCutoff) << Int64(f)
-    let excess = try await b.addConstant(z, -cutoff, site: site(op, "exp.clip"))
-    let over = try await singleBits(
-      try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
-    var clipped = try await b.subtract(
-      z, try await b.select(over, excess, site: site(op, "exp.clip")), site: site(op, "exp.clip"))
+    var clipped = try await clipAbove(
+      z, Int64(parameters.expCutoff) << Int64(f), gate: "exp", op: op)
     if format.bits < n {
       clipped = try await b.truncate(
         clipped, kind: .signExtend, shift: 0, outputBits: n, site: site(op, "exp.extend"))
     }
     // 1 − z/2^k at scale f + k: 2^(f+k) − z, exact.
-    var base = try await b.addConstant(
-      try await b.multiplyConstant(clipped, -1, fractionalBits: k, site: site(op, "exp.base")),
-      Int64(1) << Int64(f + k), site: site(op, "exp.base"))
+    var base = try await constantMinus(
+      Int64(1) << Int64(f + k), clipped, fractionalBits: k, site: site(op, "exp.base"))
     for _ in 0..<k {
       let square = try await b.square(base, site: site(op, "exp.square"))
       base = try await truncateProduct(
@@ -163,15 +134,13 @@ extension Recipe {
       kind: .slack, shift: high + 1 - f, outputBits: b.format(of: sum).bits,
       site: site(op, "reciprocal.normalise"))
     let one = Int64(1) << Int64(f)
-    let w = try await b.addConstant(
-      try await b.multiplyConstant(c, -2, fractionalBits: 0, site: site(op, "reciprocal.guess")),
-      fixed(PumaCoefficients.reciprocalGuess, scale: f), site: site(op, "reciprocal.guess"))
+    let w = try await constantMinus(
+      fixed(PumaCoefficients.reciprocalGuess, scale: f), c, times: 2,
+      site: site(op, "reciprocal.guess"))
     let cw = try await truncateProduct(
       try await b.multiply(c, w, site: site(op, "reciprocal.error")), by: f,
       gate: "reciprocal.errorTruncate", op: op)
-    var e = try await b.addConstant(
-      try await b.multiplyConstant(cw, -1, fractionalBits: 0, site: site(op, "reciprocal.error")),
-      one, site: site(op, "reciprocal.error"))
+    var e = try await constantMinus(one, cw, site: site(op, "reciprocal.error"))
     var r = w
     let iterations = parameters.reciprocalIterations
     for i in 0..<iterations {
@@ -192,33 +161,6 @@ extension Recipe {
       r, code: code, constants: constants, constantBits: high + 1 - f, gate: "reciprocal", op: op)
     return try await rescale(
       scaled, to: parameters.reciprocalOutputScale, gate: "reciprocal.rescale", op: op)
-  }
-
-  /// The products a·b and c·d (a, c of one format, b, d of one format, all of one shape) in
-  /// one Beaver product and one exact truncation by b's scale, so the results keep a's scale
-  /// (3 rounds).
-  func pairProduct(
-    _ first: (Backend.Value, Backend.Value), _ second: (Backend.Value, Backend.Value),
-    gate: String, op: OpSite
-  ) async throws -> (Backend.Value, Backend.Value) {
-    let shape = b.shape(of: first.0)
-    let count = shape.reduce(1, *)
-    let f = b.format(of: first.1).scale
-    func flat(_ v: Backend.Value) async throws -> Backend.Value {
-      try await reshape(v, [count], op)
-    }
-    let left = try await b.concatenate(
-      [try await flat(first.0), try await flat(second.0)], axis: 0, site: site(op, gate))
-    let right = try await b.concatenate(
-      [try await flat(first.1), try await flat(second.1)], axis: 0, site: site(op, gate))
-    let product = try await truncateProduct(
-      try await b.multiply(left, right, site: site(op, gate)), by: f, gate: gate + "Truncate",
-      op: op)
-    return (
-      try await b.gather(product, indices: Array(0..<count), shape: shape, site: site(op, gate)),
-      try await b.gather(
-        product, indices: Array(count..<(2 * count)), shape: shape, site: site(op, gate))
-    )
   }
 
   /// √numerator/√(v/2^F) for v ≥ 1 ([rows, 1] at scale F; PUMA's rsqrt): u = v·2^−(e+2) ∈

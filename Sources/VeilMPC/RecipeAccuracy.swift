@@ -53,11 +53,9 @@ public enum RecipeAccuracy {
   )
     throws -> FixedTensor
   {
-    let format = try FixedPointFormat(
-      bits: parameters.ringBits, fractionalBits: scale ?? parameters.fractionalBits)
-    return try FixedTensor(
-      format: WireFormat(bits: format.ring.bits, scale: format.fractionalBits), shape: shape,
-      values: try reals.map { format.ring.signed(try format.encode($0)) })
+    try FixedTensor(
+      encoding: reals, shape: shape,
+      format: WireFormat(bits: parameters.ringBits, scale: scale ?? parameters.fractionalBits))
   }
 
   static func summary(

@@ -112,15 +112,97 @@ extension Recipe {
     return x
   }
 
+  /// a_i·b_i for pairs of one shape (the a's of one format, the b's of one format) in one
+  /// Beaver product over the concatenated operands and one exact truncation by the b's scale,
+  /// so each result keeps its a's format (3 rounds).
+  func batchedProducts(
+    _ pairs: [(Backend.Value, Backend.Value)], gate: String, op: OpSite
+  ) async throws -> [Backend.Value] {
+    guard let (a0, b0) = pairs.first else { return [] }
+    let shape = b.shape(of: a0)
+    let count = shape.reduce(1, *)
+    var lefts: [Backend.Value] = []
+    var rights: [Backend.Value] = []
+    for (left, right) in pairs {
+      lefts.append(try await reshape(left, [count], op))
+      rights.append(try await reshape(right, [count], op))
+    }
+    let product = try await truncateProduct(
+      try await b.multiply(
+        try await b.concatenate(lefts, axis: 0, site: site(op, gate)),
+        try await b.concatenate(rights, axis: 0, site: site(op, gate)), site: site(op, gate)),
+      by: b.format(of: b0).scale, gate: gate + "Truncate", op: op)
+    var out: [Backend.Value] = []
+    for i in pairs.indices {
+      out.append(
+        try await b.gather(
+          product, indices: Array((i * count)..<((i + 1) * count)), shape: shape,
+          site: site(op, gate)))
+    }
+    return out
+  }
+
+  /// a·b and c·d by `batchedProducts`.
+  func pairProduct(
+    _ first: (Backend.Value, Backend.Value), _ second: (Backend.Value, Backend.Value),
+    gate: String, op: OpSite
+  ) async throws -> (Backend.Value, Backend.Value) {
+    let products = try await batchedProducts([first, second], gate: gate, op: op)
+    return (products[0], products[1])
+  }
+
+  /// c − k·x for public integers c and k (k at `fractionalBits`, which the scale grows by; c at
+  /// the result's scale): local.
+  func constantMinus(
+    _ c: Int64, _ x: Backend.Value, times k: Int64 = 1, fractionalBits: Int = 0, site: GateSite
+  ) async throws -> Backend.Value {
+    try await b.addConstant(
+      try await b.multiplyConstant(x, -k, fractionalBits: fractionalBits, site: site), c,
+      site: site)
+  }
+
+  /// min(x, cap) for a public cap: one DReLU on x − cap and a select of the excess.
+  func clipAbove(_ x: Backend.Value, _ cap: Int64, gate: String, op: OpSite) async throws
+    -> Backend.Value
+  {
+    let excess = try await b.addConstant(x, -cap, site: site(op, gate + ".clip"))
+    let over = try await singleBits(
+      try await b.compare(excess, offsets: [0], site: site(op, gate + ".compare")), b.shape(of: x),
+      op)
+    return try await b.subtract(
+      x, try await b.select(over, excess, site: site(op, gate + ".clip")),
+      site: site(op, gate + ".clip"))
+  }
+
+  /// DReLU against public thresholds (at x's scale) on x reduced to f + 12 bits (exact while
+  /// |x| < 2^10, asserted): a narrower DPF than the full ring, the same bits. One bit tensor
+  /// per threshold, in x's shape.
+  func thresholds(_ x: Backend.Value, _ levels: [Int64], gate: String, op: OpSite) async throws
+    -> [Backend.Bits]
+  {
+    let format = b.format(of: x)
+    let bits = min(format.bits, format.scale + 12)
+    var narrow = x
+    if bits < format.bits {
+      let bound = Int64(1) << Int64(bits - 2)
+      try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, gate + ".inputBound"))
+      narrow = try await b.reduceRing(x, bits: bits, site: site(op, gate + ".reduce"))
+    }
+    let shape = b.shape(of: x)
+    let tests = try await b.compare(narrow, offsets: levels, site: site(op, gate + ".compare"))
+    var out: [Backend.Bits] = []
+    for i in levels.indices {
+      out.append(try await offsetBits(tests, i, of: levels.count, shape, op))
+    }
+    return out
+  }
+
   /// x^k for every k in `degrees` at x's format: each level multiplies pairs of powers already
   /// known (one batched Beaver product over the concatenated operands and one exact
   /// truncation, 3 rounds), so degree d takes ⌈log2 d⌉ levels.
   func powers(_ x: Backend.Value, _ degrees: Set<Int>, gate: String, op: OpSite) async throws
     -> [Int: Backend.Value]
   {
-    let shape = b.shape(of: x)
-    let count = shape.reduce(1, *)
-    let f = b.format(of: x).scale
     var known: [Int: Backend.Value] = [1: x]
     var wanted = degrees.filter { $0 > 1 }
     while !wanted.isEmpty {
@@ -136,25 +218,10 @@ extension Recipe {
         wanted.formUnion([d / 2, d - d / 2].filter { known[$0] == nil })
         continue
       }
-      func flat(_ k: Int) async throws -> Backend.Value {
-        try await reshape(known[k] ?? x, [count], op)
-      }
-      var lefts: [Backend.Value] = []
-      var rights: [Backend.Value] = []
-      for p in pairs {
-        lefts.append(try await flat(p.left))
-        rights.append(try await flat(p.right))
-      }
-      let product = try await b.multiply(
-        try await b.concatenate(lefts, axis: 0, site: site(op, gate + ".powers")),
-        try await b.concatenate(rights, axis: 0, site: site(op, gate + ".powers")),
-        site: site(op, gate + ".powers"))
-      let truncated = try await truncateProduct(
-        product, by: f, gate: gate + ".powersTruncate", op: op)
-      for (i, p) in pairs.enumerated() {
-        known[p.degree] = try await b.gather(
-          truncated, indices: Array((i * count)..<((i + 1) * count)), shape: shape,
-          site: site(op, gate + ".powers"))
+      let products = try await batchedProducts(
+        pairs.map { (known[$0.left] ?? x, known[$0.right] ?? x) }, gate: gate + ".powers", op: op)
+      for (p, product) in zip(pairs, products) {
+        known[p.degree] = product
         wanted.remove(p.degree)
       }
     }

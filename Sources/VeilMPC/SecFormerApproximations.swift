@@ -103,17 +103,12 @@ extension Recipe {
       try await b.withScale(sum, f + deflation, site: site(op, "reciprocal.deflate")), to: w,
       gate: "reciprocal.deflate", op: op)
     let two = Int64(2) << Int64(w)
-    func gap(_ y: Backend.Value) async throws -> Backend.Value {
-      try await b.addConstant(
-        try await b.multiplyConstant(y, -1, fractionalBits: 0, site: site(op, "reciprocal.step")),
-        two, site: site(op, "reciprocal.step"))
-    }
-    var x = try await gap(y)
+    var x = try await constantMinus(two, y, site: site(op, "reciprocal.step"))
     y = try await truncateProduct(
       try await b.multiply(y, x, site: site(op, "reciprocal.step")), by: w,
       gate: "reciprocal.stepTruncate", op: op)
     for _ in 1..<iterations {
-      let m = try await gap(y)
+      let m = try await constantMinus(two, y, site: site(op, "reciprocal.step"))
       (x, y) = try await pairProduct((x, m), (y, m), gate: "reciprocal.step", op: op)
     }
     return try await rescale(
@@ -150,9 +145,7 @@ extension Recipe {
       format: WireFormat(bits: n, scale: s), site: site(op, "rsqrt.start"))
     for _ in 0..<parameters.rsqrtIterations {
       // 2m = 3 − x at scale w is m at scale w + 1; m² = (2m)²/4.
-      let twiceM = try await b.addConstant(
-        try await b.multiplyConstant(x, -1, fractionalBits: 0, site: site(op, "rsqrt.step")),
-        three, site: site(op, "rsqrt.step"))
+      let twiceM = try await constantMinus(three, x, site: site(op, "rsqrt.step"))
       let m = try await b.withScale(twiceM, w + 1, site: site(op, "rsqrt.step"))
       let mSquared = try await truncateProduct(
         try await b.withScale(

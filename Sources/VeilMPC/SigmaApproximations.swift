@@ -84,26 +84,12 @@ extension Recipe {
   /// byte (truncate-reduce) and low byte (local), looked up in two tables and multiplied, with
   /// an exact truncation.
   func negativeExp(_ z: Backend.Value, op: OpSite) async throws -> Backend.Value {
-    let format = b.format(of: z)
-    let f = format.scale
-    let shape = b.shape(of: z)
     let inputScale = parameters.expInputScale
     let clipBits = parameters.expClipBits
     let lowBits = clipBits / 2
-    var scaled = z
-    if f > inputScale {
-      scaled = try await truncateProduct(z, by: f - inputScale, gate: "exp.rescale", op: op)
-    } else if f < inputScale {
-      scaled = try await b.multiplyConstant(
-        z, Int64(1) << Int64(inputScale - f), fractionalBits: inputScale - f,
-        site: site(op, "exp.rescale"))
-    }
-    let cap = Int64(1) << Int64(clipBits) - 1
-    let excess = try await b.addConstant(scaled, -cap, site: site(op, "exp.clip"))
-    let over = try await singleBits(
-      try await b.compare(excess, offsets: [0], site: site(op, "exp.compare")), shape, op)
-    let cut = try await b.select(over, excess, site: site(op, "exp.clip"))
-    let clipped = try await b.subtract(scaled, cut, site: site(op, "exp.clip"))
+    let scaled = try await rescale(z, to: inputScale, gate: "exp.rescale", op: op)
+    let clipped = try await clipAbove(
+      scaled, Int64(1) << Int64(clipBits) - 1, gate: "exp", op: op)
     let narrow = try await b.reduceRing(clipped, bits: clipBits, site: site(op, "exp.split"))
     let low = try await b.reduceRing(narrow, bits: lowBits, site: site(op, "exp.split"))
     let high = try await b.truncate(

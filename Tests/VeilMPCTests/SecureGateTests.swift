@@ -22,10 +22,10 @@ import VeilTestSupport
 
   var format: WireFormat { WireFormat(bits: 50, scale: 12) }
 
-  func clearBackend() throws -> ClearBackend {
+  func clearBackend(bits: Int = 50, fractionalBits: Int = 12) throws -> ClearBackend {
     ClearBackend(
       weights: try ClearWeights(
-        Self.weights, format: try FixedPointFormat(bits: 50, fractionalBits: 12)))
+        Self.weights, format: try FixedPointFormat(bits: bits, fractionalBits: fractionalBits)))
   }
 
   /// Secret inputs: signed values of a format and shape.

@@ -53,10 +53,9 @@ extension SecureGateTests {
 
   func clear(_ parameters: RecipeParameters, _ op: RecipeOp, _ input: Input) async throws -> [Int64]
   {
-    let format = try FixedPointFormat(
-      bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
     let recipe = try Recipe(
-      backend: ClearBackend(weights: try ClearWeights(Self.weights, format: format)),
+      backend: try clearBackend(
+        bits: parameters.ringBits, fractionalBits: parameters.fractionalBits),
       parameters: parameters)
     return try await op.apply(
       recipe, try FixedTensor(format: input.format, shape: input.shape, values: input.values)
@@ -189,14 +188,11 @@ extension SecureGateTests {
     let (series, seriesViews) = try await secure([phases], model: model) { b, v in
       try await b.sineSeries(v[0], coefficients: coefficients, outputScale: scale, site: Self.site)
     }
-    let reference = try await clear([phases]) { b, v in
-      // The clear back end at the run's ring: only the ring width of the output matters.
-      let backend = ClearBackend(
-        weights: try ClearWeights(
-          Self.weights, format: try FixedPointFormat(bits: n, fractionalBits: f)))
-      return try await backend.sineSeries(
-        v[0], coefficients: coefficients, outputScale: scale, site: Self.site)
-    }
+    // The clear back end at the run's ring: only the ring width of the output matters.
+    let reference = try await clearBackend(bits: n, fractionalBits: f).sineSeries(
+      try FixedTensor(format: phases.format, shape: phases.shape, values: phases.values),
+      coefficients: coefficients, outputScale: scale, site: Self.site
+    ).values
     let publicScale = SineSeries.publicScale(scale)
     let bound =
       (coefficients.map(abs).reduce(0, +) + Double(coefficients.count))

@@ -17,21 +17,15 @@ let testOp = OpSite(layer: 0, kind: .add, index: 0)
 func makeRecipe(
   _ parameters: RecipeParameters = RecipeParameters(), weights: [String: Tensor<Double>] = [:]
 ) throws -> Recipe<ClearBackend> {
-  let format = try FixedPointFormat(
-    bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
-  let tensors = Dictionary(uniqueKeysWithValues: weights.map { (WeightID($0.key), $0.value) })
-  let backend = ClearBackend(
-    weights: try ClearWeights(Float64Weights(tensors: tensors), format: format))
-  return try Recipe(backend: backend, parameters: parameters)
+  try RecipeAccuracy.recipe(
+    parameters,
+    weights: Dictionary(uniqueKeysWithValues: weights.map { (WeightID($0.key), $0.value) }))
 }
 
 /// Reals encoded at the format (round to nearest), as a clear value.
 func encode(_ reals: [Double], shape: [Int], bits: Int = 50, scale: Int = 12) throws -> FixedTensor
 {
-  let format = try FixedPointFormat(bits: bits, fractionalBits: scale)
-  return try FixedTensor(
-    format: WireFormat(bits: bits, scale: scale), shape: shape,
-    values: try reals.map { format.ring.signed(try format.encode($0)) })
+  try FixedTensor(encoding: reals, shape: shape, format: WireFormat(bits: bits, scale: scale))
 }
 
 func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
