@@ -15,7 +15,9 @@
 
 #include <string.h>
 
-enum { CHUNK = 512 };
+// Keys per pass of the generic paths: one tile, so a pass reads each level's corrections as
+// one contiguous row.
+enum { TILE = VEIL_DPF_TILE };
 
 typedef struct {
   uint64_t lo, hi;
@@ -32,6 +34,19 @@ static inline block loadb(const uint8_t *p) {
   return b;
 }
 static inline void storeb(uint8_t *p, block b) { memcpy(p, &b, 16); }
+
+// The tiled correction layout (CVeilKernels.h): keys in the tile starting at `start`, and the
+// index of key `key`'s level-`level` entry.
+static inline size_t tile_keys(size_t start, size_t n) { return n - start < TILE ? n - start : TILE; }
+static inline size_t cw_at(size_t level, size_t key, size_t n, size_t depth) {
+  size_t start = key & ~(size_t)(TILE - 1);
+  return start * depth + level * tile_keys(start, n) + (key - start);
+}
+// The end of the run of keys from `key` that shares its tile, within [key, end).
+static inline size_t run_end(size_t key, size_t end, size_t n) {
+  size_t start = key & ~(size_t)(TILE - 1), stop = start + tile_keys(start, n);
+  return stop < end ? stop : end;
+}
 static inline uint64_t lowbit(block b) { return b.lo & 1; }
 static inline block clearlow(block b) { return (block){b.lo & ~(uint64_t)1, b.hi}; }
 static inline uint64_t leafbit(block b, unsigned pos) { return pos < 64 ? (b.lo >> pos) & 1 : (b.hi >> (pos - 64)) & 1; }
@@ -54,8 +69,8 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
                   const uint64_t *alphas, uint8_t *roots0, uint8_t *roots1, uint8_t *cwSeeds,
                   uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits) {
   const size_t bits = depth + 7;
-  block s[2][CHUNK], l[2][CHUNK], r[2][CHUNK];
-  uint8_t t[2][CHUNK];
+  block s[2][TILE], l[2][TILE], r[2][TILE];
+  uint8_t t[2][TILE];
   if (depth == 0) {
     // Domains of at most 7 bits: a secret-shared truth table of e_alpha, no PRG calls.
     for (size_t i = 0; i < n; i++) {
@@ -68,8 +83,8 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
     }
     return;
   }
-  for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
-    size_t cn = n - c0 < CHUNK ? n - c0 : CHUNK;
+  for (size_t c0 = 0; c0 < n; c0 += TILE) {
+    size_t cn = tile_keys(c0, n);
     for (size_t j = 0; j < cn; j++) {
       s[0][j] = clearlow(loadb(roots0 + 16 * (c0 + j)));
       s[1][j] = clearlow(loadb(roots1 + 16 * (c0 + j)));
@@ -91,7 +106,7 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
         block scw = xorb(lose0, lose1);
         uint64_t tlcw = tl0 ^ tl1 ^ a ^ 1;
         uint64_t trcw = tr0 ^ tr1 ^ a;
-        size_t at = level * n + c0 + j;
+        size_t at = cw_at(level, c0 + j, n, depth);
         storeb(cwSeeds + 16 * at, scw);
         cwBits[at] = (uint8_t)(tlcw | (trcw << 1));
         uint64_t tkcw = a ? trcw : tlcw;
@@ -166,21 +181,17 @@ static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
 }
 
 #if defined(__x86_64__)
-// Point evaluation of up to 256 keys per block, level by level, with both children of up to
-// 16 seeds at a time computed as up to 8 independent AES chains sharing one σ and consumed in
-// registers: the child choice, the correction word and the control and comparison bits are
-// lane masks (each key's bit duplicated over its block's two 64-bit lanes), and only the
-// seeds, control and comparison masks go back to a 4 KiB state between levels. Walking a
-// block level by level reads each level's correction words contiguously (a key-by-key walk
-// would read them n keys apart, and with n a power of two every level lands in the same cache
-// sets). Several points of one key (a DReLU key at its offsets) share the key's loads. Needs
-// depth ≥ 1.
-enum { FUSED = 16, FUSED_REGS = FUSED / 4, FUSED_BLOCK = 256 };
-
-// The low bit of each block, as a mask over both of its lanes.
-__attribute__((target("avx512f"))) static inline __mmask8 lowbits_z(__m512i x) {
-  return _mm512_test_epi64_mask(_mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x44), _mm512_set1_epi64(1));
-}
+// Point evaluation of one run of up to 256 keys (one tile's), level by level, with both
+// children of up to 16 seeds at a time computed as up to 8 independent AES chains sharing one
+// σ and consumed in registers. The child choice, the correction word and the control and
+// comparison bits are lane masks (each key's bit duplicated over its block's two 64-bit
+// lanes), and only the seeds, control and comparison masks go back to a 4 KiB state between
+// levels. The CCR hash's final ⊕ σ(s) is applied once, to the chosen child, and the low bits
+// of the raw AES outputs and of σ(s) give the children's control bits; the vector unit's work
+// per level is one choice, one ⊕ σ, one clear, one masked correction and the bit tests, next
+// to the 20 AES rounds of the two children. Several points of one key (a DReLU key at its
+// offsets) share the key's loads. Needs depth ≥ 1.
+enum { FUSED = 16, FUSED_REGS = FUSED / 4 };
 
 // One bit per key from a lane mask (its even lanes).
 static inline unsigned keybits(__mmask8 m) {
@@ -189,12 +200,23 @@ static inline unsigned keybits(__mmask8 m) {
   return (v | (v >> 2)) & 0x0F;
 }
 
-// Four bytes (one per key or node), each widened to its block's two 64-bit lanes.
-__attribute__((target("avx512f"))) static inline __m512i byte_lanes(const uint8_t *bytes) {
+// A lane mask's even lanes (the low halves of its blocks) copied to the odd ones.
+static inline __mmask8 even_lanes(__mmask8 m) { return (__mmask8)((m & 0x55) * 3); }
+
+// Bit `bit` of each of four bytes (one per key or node, little-endian in `four`), as a lane
+// mask over each one's two lanes.
+__attribute__((target("bmi2"))) static inline __mmask8 bit_lanes(uint32_t four, unsigned bit) {
+  return (__mmask8)(_pdep_u32(_pext_u32(four, 0x01010101u << bit), 0x55) * 3);
+}
+__attribute__((target("bmi2"))) static inline __mmask8 byte_bit_lanes(const uint8_t *bytes, unsigned bit) {
   uint32_t four;
   memcpy(&four, bytes, 4);
-  return _mm512_permutexvar_epi64(_mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0),
-                                  _mm512_cvtepu8_epi64(_mm_cvtsi32_si128((int)four)));
+  return bit_lanes(four, bit);
+}
+
+// The low bit of each block, as a mask over both of its lanes.
+__attribute__((target("avx512f"))) static inline __mmask8 lowbits_z(__m512i x) {
+  return even_lanes(_mm512_test_epi64_mask(x, _mm512_set1_epi64(1)));
 }
 
 // The evaluations of one call: `pointsPerKey` points per key (points and out are key-major),
@@ -210,9 +232,14 @@ typedef struct {
 
 // K4 groups of 4 keys × PQ points per unit (K4·PQ ≤ 4 registers a side, 2·K4·PQ AES chains); a
 // key group's correction word and control-bit corrections are loaded and decoded once for its
-// PQ points. Inlined with constant K4 and PQ so the chains live in registers.
-__attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline size_t fused_points(
-    const int K4, const int PQ, const veil_aes128_key prg[3], const point_job *job, size_t first, size_t count) {
+// PQ points. Inlined with constant K4, PQ and LT (comparison) so the chains live in registers.
+// Evaluates the whole units of the run [first, first + count) (one tile's keys); returns how
+// many keys that is.
+__attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_inline)) static inline size_t fused_points(
+    const int K4, const int PQ, const int LT, const veil_aes128_key prg[3], const point_job *job, size_t first,
+    size_t count) {
+  const size_t unitKeys = 4 * (size_t)K4, bn = count - count % unitKeys;
+  if (bn == 0) return 0;
   __m512i kl[11], kr[11], kv[11];
   for (int r = 0; r < 11; r++) {
     kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
@@ -220,166 +247,190 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline 
     kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
   }
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
-  const __m512i one = _mm512_set1_epi64(1), two = _mm512_set1_epi64(2);
-  const size_t depth = job->depth, n = job->n, bits = depth + 7, unitKeys = 4 * (size_t)K4;
-  block seedState[4][FUSED_BLOCK];
-  uint64_t pathPoints[4][2 * FUSED_BLOCK];  // each key's point twice (its block's two lanes)
-  __mmask8 tState[4][FUSED_BLOCK / 4], accState[4][FUSED_BLOCK / 4];
-  const size_t total = count - count % unitKeys;
-  for (size_t b0 = 0; b0 < total; b0 += FUSED_BLOCK) {
-    const size_t c0 = first + b0, bn = total - b0 < FUSED_BLOCK ? total - b0 : FUSED_BLOCK;
-    for (int p = 0; p < PQ; p++) {
-      memcpy(seedState[p], job->roots + 16 * c0, 16 * bn);
+  const size_t depth = job->depth, n = job->n, bits = depth + 7, c0 = first;
+  const size_t rowKeys = tile_keys(first & ~(size_t)(TILE - 1), n), at0 = cw_at(0, first, n, depth);
+  block seedState[4][TILE];
+  uint64_t pathPoints[4][2 * TILE];  // each key's point twice (its block's two lanes)
+  __mmask8 tState[4][TILE / 4], accState[4][TILE / 4];
+  const __m512i pairs = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  for (int p = 0; p < PQ; p++) {
+    memcpy(seedState[p], job->roots + 16 * c0, 16 * bn);
+    if (job->stride == 1) {
+      for (size_t j = 0; j < bn; j += 4)
+        _mm512_storeu_si512((void *)(pathPoints[p] + 2 * j),
+                            _mm512_permutexvar_epi64(pairs, _mm512_castsi256_si512(_mm256_loadu_si256(
+                                                                (const __m256i *)(job->points + c0 + j)))));
+    } else {
       for (size_t j = 0; j < bn; j++) {
         uint64_t x = job->points[(c0 + j) * job->stride + job->p0 + (size_t)p];
         pathPoints[p][2 * j] = pathPoints[p][2 * j + 1] = x;
       }
-      memset(tState[p], job->party ? 0xFF : 0, bn / 4);
-      memset(accState[p], 0, bn / 4);
     }
-    for (size_t level = 0; level < depth; level++) {
-      const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (bits - 1 - level)));
-      const uint8_t *levelSeeds = job->cwSeeds + 16 * (level * n + c0);
-      const uint8_t *levelBits = job->cwBits + level * n + c0;
-      if (level + 1 < depth) {
-        for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * n + 16 * j);
-        for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + n + j);
-      }
-      for (size_t u = 0; u < bn; u += unitKeys) {
-        __m512i x[4], l[4], r[4];
-        for (int kq = 0; kq < K4; kq++)
-          for (int p = 0; p < PQ; p++) {
-            const int g = kq * PQ + p;
-            x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
-            l[g] = _mm512_xor_si512(x[g], kl[0]);
-            r[g] = _mm512_xor_si512(x[g], kr[0]);
-          }
-        for (int round = 1; round < 10; round++) {
-          for (int g = 0; g < K4 * PQ; g++) {
-            l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
-            r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
-          }
-        }
-        for (int kq = 0; kq < K4; kq++) {
-          const size_t q = (u >> 2) + (size_t)kq;  // the group of 4 keys in the block
-          __m512i cbv = byte_lanes(levelBits + 4 * q);
-          const __mmask8 cbL = _mm512_test_epi64_mask(cbv, one), cbR = _mm512_test_epi64_mask(cbv, two);
-          const __m512i cwAll = _mm512_loadu_si512((const void *)(levelSeeds + 64 * q));
-          for (int p = 0; p < PQ; p++) {
-            const int g = kq * PQ + p;
-            l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
-            r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
-            __mmask8 goRight =
-                _mm512_test_epi64_mask(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), bit);
-            __mmask8 t = tState[p][q];
-            __m512i child = _mm512_mask_blend_epi64(goRight, l[g], r[g]);
-            __m512i cw = _mm512_maskz_mov_epi64(t, cwAll);
-            __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
-            accState[p][q] ^= (__mmask8)(goRight & (lowbits_z(l[g]) ^ (t & cbL)));
-            tState[p][q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
-            _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_xor_si512(_mm512_and_si512(child, clear), cw));
-          }
-        }
-      }
+    memset(tState[p], job->party ? 0xFF : 0, bn / 4);
+    memset(accState[p], 0, bn / 4);
+  }
+  // The next run's roots, points and leaf corrections (separate streams, each touched once
+  // per run), fetched while this run is walked.
+  if (c0 + 2 * TILE <= n) {
+    const size_t next = c0 + TILE;
+    for (size_t j = 0; j < TILE; j += 4) {
+      __builtin_prefetch(job->roots + 16 * (next + j));
+      __builtin_prefetch(job->leafCW + 16 * (next + j));
     }
-    // The leaves: H_V(s) ⊕ (t ? leaf correction : 0), then the output bits.
+    for (size_t j = 0; j < TILE * job->stride; j += 8) __builtin_prefetch(job->points + next * job->stride + j);
+  }
+  for (size_t level = 0; level < depth; level++) {
+    const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (bits - 1 - level)));
+    const uint8_t *levelSeeds = job->cwSeeds + 16 * (at0 + level * rowKeys);
+    const uint8_t *levelBits = job->cwBits + at0 + level * rowKeys;
+    // The next level's row, fetched while this one is hashed.
+    for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * rowKeys + 16 * j);
+    for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + rowKeys + j);
     for (size_t u = 0; u < bn; u += unitKeys) {
-      __m512i x[4], v[4];
+      __m512i x[4], l[4], r[4];
       for (int kq = 0; kq < K4; kq++)
         for (int p = 0; p < PQ; p++) {
           const int g = kq * PQ + p;
           x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
-          v[g] = _mm512_xor_si512(x[g], kv[0]);
+          l[g] = _mm512_xor_si512(x[g], kl[0]);
+          r[g] = _mm512_xor_si512(x[g], kr[0]);
         }
-      for (int round = 1; round < 10; round++)
-        for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
-      for (int kq = 0; kq < K4; kq++) {
-        const size_t q = (u >> 2) + (size_t)kq;
-        const __m512i cwAll = _mm512_loadu_si512((const void *)(job->leafCW + 16 * (c0 + 4 * q)));
-        for (int p = 0; p < PQ; p++) {
-          const int g = kq * PQ + p;
-          v[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
-          _mm512_storeu_si512((void *)(seedState[p] + 4 * q),
-                              _mm512_xor_si512(v[g], _mm512_maskz_mov_epi64(tState[p][q], cwAll)));
+      for (int round = 1; round < 10; round++) {
+        for (int g = 0; g < K4 * PQ; g++) {
+          l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
+          r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
         }
       }
-    }
-    for (int p = 0; p < PQ; p++) {
-      for (size_t j = 0; j < bn; j++) {
-        unsigned accBit = (keybits(accState[p][j / 4]) >> (j % 4)) & 1;
-        job->out[(c0 + j) * job->stride + job->p0 + (size_t)p] =
-            point_output(seedState[p][j], pathPoints[p][2 * j], accBit, job->lessThan);
+      for (int kq = 0; kq < K4; kq++) {
+        const size_t q = (u >> 2) + (size_t)kq;  // the group of 4 keys in the run
+        const __mmask8 cbL = byte_bit_lanes(levelBits + 4 * q, 0), cbR = byte_bit_lanes(levelBits + 4 * q, 1);
+        const __m512i cwAll = _mm512_loadu_si512((const void *)(levelSeeds + 64 * q));
+        for (int p = 0; p < PQ; p++) {
+          const int g = kq * PQ + p;
+          // Raw AES outputs: the children are these ⊕ σ(s).
+          l[g] = _mm512_aesenclast_epi128(l[g], kl[10]);
+          r[g] = _mm512_aesenclast_epi128(r[g], kr[10]);
+          const __mmask8 goRight =
+              _mm512_test_epi64_mask(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), bit);
+          const __mmask8 t = tState[p][q];
+          const __m512i child = _mm512_xor_si512(_mm512_mask_blend_epi64(goRight, l[g], r[g]), x[g]);
+          const __m512i seed = _mm512_and_si512(child, clear);
+          _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_mask_xor_epi64(seed, t, seed, cwAll));
+          const __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
+          tState[p][q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
+          if (LT) accState[p][q] ^= (__mmask8)(goRight & (lowbits_z(_mm512_xor_si512(l[g], x[g])) ^ (t & cbL)));
+        }
       }
     }
   }
-  return total;
+  // The leaves, H_V(s) ⊕ (t ? leaf correction : 0), and from them the output bits in registers:
+  // the leaf's bit at x mod 128, or for comparisons the parity of its bits below that
+  // position. Shifting lane h (0: bits 0…63, 1: bits 64…127) by (x mod 128) − 64h moves bit x
+  // to bit 0 of its lane (shift counts of 64 or more, negative ones included, give 0).
+  const __m512i low7 = _mm512_set1_epi64(127), laneBase = _mm512_set_epi64(64, 0, 64, 0, 64, 0, 64, 0);
+  const __m512i zero = _mm512_setzero_si512(), sixtyFour = _mm512_set1_epi64(64), ones = _mm512_set1_epi64(-1);
+  for (size_t u = 0; u < bn; u += unitKeys) {
+    __m512i x[4], v[4];
+    for (int kq = 0; kq < K4; kq++)
+      for (int p = 0; p < PQ; p++) {
+        const int g = kq * PQ + p;
+        x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+        v[g] = _mm512_xor_si512(x[g], kv[0]);
+      }
+    for (int round = 1; round < 10; round++)
+      for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+    for (int kq = 0; kq < K4; kq++) {
+      const size_t q = (u >> 2) + (size_t)kq;
+      const __m512i cwAll = _mm512_loadu_si512((const void *)(job->leafCW + 16 * (c0 + 4 * q)));
+      for (int p = 0; p < PQ; p++) {
+        const int g = kq * PQ + p;
+        __m512i leaf = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
+        leaf = _mm512_mask_xor_epi64(leaf, tState[p][q], leaf, cwAll);
+        const __m512i shift = _mm512_sub_epi64(
+            _mm512_and_si512(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), low7), laneBase);
+        unsigned bits4;
+        if (LT) {
+          // Bits below the position: lane h keeps its low clamp((x mod 128) − 64h, 0, 64) bits.
+          const __m512i keep = _mm512_min_epi64(_mm512_max_epi64(shift, zero), sixtyFour);
+          const __m512i below = _mm512_and_si512(leaf, _mm512_srlv_epi64(ones, _mm512_sub_epi64(sixtyFour, keep)));
+          const __mmask8 odd = _mm512_test_epi64_mask(_mm512_popcnt_epi64(below), _mm512_set1_epi64(1));
+          bits4 = keybits(odd) ^ keybits(odd >> 1) ^ keybits(accState[p][q]);
+        } else {
+          const __mmask8 hit = _mm512_test_epi64_mask(_mm512_srlv_epi64(leaf, shift), _mm512_set1_epi64(1));
+          bits4 = keybits(hit) | keybits(hit >> 1);
+        }
+        for (size_t k = 0; k < 4; k++)
+          job->out[(c0 + 4 * q + k) * job->stride + job->p0 + (size_t)p] = (uint8_t)((bits4 >> k) & 1);
+      }
+    }
+  }
+  return bn;
 }
 
-// Evaluates points p0 … p0 + pq − 1 (pq ≤ 4) of every key in whole units; returns how many keys.
-__attribute__((target("avx512f,vaes,aes,sse4.1"))) static size_t eval_points_fused(
+// Evaluates points p0 … p0 + pq − 1 (pq ≤ 4) of the run's keys in whole units; returns how many keys.
+__attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"))) static size_t eval_points_fused(
     const veil_aes128_key prg[3], const point_job *job, size_t pq, size_t first, size_t count) {
-  switch (pq) {
-  case 1: return fused_points(4, 1, prg, job, first, count);
-  case 2: return fused_points(2, 2, prg, job, first, count);
-  case 3: return fused_points(1, 3, prg, job, first, count);
-  default: return fused_points(1, 4, prg, job, first, count);
+  const int lt = job->lessThan != 0;
+  switch (pq * 2 + (size_t)lt) {
+  case 2: return fused_points(4, 1, 0, prg, job, first, count);
+  case 3: return fused_points(4, 1, 1, prg, job, first, count);
+  case 4: return fused_points(2, 2, 0, prg, job, first, count);
+  case 5: return fused_points(2, 2, 1, prg, job, first, count);
+  case 6: return fused_points(1, 3, 0, prg, job, first, count);
+  case 7: return fused_points(1, 3, 1, prg, job, first, count);
+  case 8: return fused_points(1, 4, 0, prg, job, first, count);
+  default: return fused_points(1, 4, 1, prg, job, first, count);
   }
 }
 #endif
 
-// Point p of keys [first, first + count) (points and out key-major with `stride` points a key),
-// CHUNK keys at a time: both children of every seed by the AES kernel, then the child choice.
+// Point p of the run of keys [first, first + count) (one tile's; points and out key-major with
+// `stride` points a key): both children of every seed by the AES kernel, then the child choice.
 static void eval_points_chunked(veil_aes_kernel kernel, const veil_aes128_key prg[3], const point_job *job,
                                 size_t p, size_t first, size_t count) {
-  const size_t depth = job->depth, n = job->n, bits = depth + 7, end = first + count;
-  block s[CHUNK], left[CHUNK], right[CHUNK];
-  uint64_t points[CHUNK];
+  const size_t depth = job->depth, n = job->n, bits = depth + 7, c0 = first, cn = count;
+  const size_t rowKeys = tile_keys(first & ~(size_t)(TILE - 1), n), at0 = cw_at(0, first, n, depth);
+  block s[TILE], left[TILE], right[TILE];
+  uint64_t points[TILE];
   // Control bits and comparison accumulators, one bit per key.
-  uint8_t t[CHUNK / 8], acc[CHUNK / 8];
+  uint8_t t[TILE / 8], acc[TILE / 8];
 #if defined(__x86_64__)
   const int wide = (veil_cpu_features() & VEIL_CPU_AVX512F) && __builtin_cpu_supports("bmi2");
 #endif
-  for (size_t c0 = first; c0 < end; c0 += CHUNK) {
-    size_t cn = end - c0 < CHUNK ? end - c0 : CHUNK;
-    for (size_t j = 0; j < cn; j++) {
-      s[j] = loadb(job->roots + 16 * (c0 + j));
-      points[j] = job->points[(c0 + j) * job->stride + p];
-    }
-    memset(t, job->party ? 0xFF : 0, sizeof t);
-    memset(acc, 0, sizeof acc);
-    for (size_t level = 0; level < depth; level++) {
-      unsigned shift = (unsigned)(bits - 1 - level);
-      // Both children of every node: with VAES an AES call costs about a cycle, less than
-      // compacting the batch into left- and right-goers (the path bits are random, so any
-      // branch on them mispredicts half the time).
-      hash(kernel, &prg[0], s, left, cn);
-      hash(kernel, &prg[1], s, right, cn);
-      const uint8_t *levelSeeds = job->cwSeeds + 16 * (level * n + c0);
-      const uint8_t *levelBits = job->cwBits + level * n + c0;
-      // Each level's correction words sit n keys apart: too many streams for the hardware
-      // prefetcher, so fetch the next level's while this one is processed.
-      const uint8_t *nextSeeds = level + 1 < depth ? levelSeeds + 16 * n : job->leafCW + 16 * c0;
-      for (size_t j = 0; j < cn; j += 4) __builtin_prefetch(nextSeeds + 16 * j);
-      size_t j = 0;
+  for (size_t j = 0; j < cn; j++) {
+    s[j] = loadb(job->roots + 16 * (c0 + j));
+    points[j] = job->points[(c0 + j) * job->stride + p];
+  }
+  memset(t, job->party ? 0xFF : 0, sizeof t);
+  memset(acc, 0, sizeof acc);
+  for (size_t level = 0; level < depth; level++) {
+    unsigned shift = (unsigned)(bits - 1 - level);
+    // Both children of every node: with VAES an AES call costs about a cycle, less than
+    // compacting the batch into left- and right-goers (the path bits are random, so any
+    // branch on them mispredicts half the time).
+    hash(kernel, &prg[0], s, left, cn);
+    hash(kernel, &prg[1], s, right, cn);
+    const uint8_t *levelSeeds = job->cwSeeds + 16 * (at0 + level * rowKeys);
+    const uint8_t *levelBits = job->cwBits + at0 + level * rowKeys;
+    size_t j = 0;
 #if defined(__x86_64__)
-      if (wide) j = level_avx512(cn, shift, points, left, right, levelSeeds, levelBits, s, t, acc);
+    if (wide) j = level_avx512(cn, shift, points, left, right, levelSeeds, levelBits, s, t, acc);
 #endif
-      for (; j < cn; j++) {
-        uint64_t r = (points[j] >> shift) & 1, m = 0 - r;
-        uint64_t tj = getbit(t, j), cb = levelBits[j];
-        block l = left[j], rr = right[j];
-        block child = {(rr.lo & m) | (l.lo & ~m), (rr.hi & m) | (l.hi & ~m)};
-        uint64_t tcw = (cb >> r) & 1;
-        putbit(acc, j, getbit(acc, j) ^ (unsigned)(r & (lowbit(l) ^ (tj & cb & 1))));
-        s[j] = xorb(clearlow(child), andmask(loadb(levelSeeds + 16 * j), tj));
-        putbit(t, j, (unsigned)(lowbit(child) ^ (tj & tcw)));
-      }
+    for (; j < cn; j++) {
+      uint64_t r = (points[j] >> shift) & 1, m = 0 - r;
+      uint64_t tj = getbit(t, j), cb = levelBits[j];
+      block l = left[j], rr = right[j];
+      block child = {(rr.lo & m) | (l.lo & ~m), (rr.hi & m) | (l.hi & ~m)};
+      uint64_t tcw = (cb >> r) & 1;
+      putbit(acc, j, getbit(acc, j) ^ (unsigned)(r & (lowbit(l) ^ (tj & cb & 1))));
+      s[j] = xorb(clearlow(child), andmask(loadb(levelSeeds + 16 * j), tj));
+      putbit(t, j, (unsigned)(lowbit(child) ^ (tj & tcw)));
     }
-    if (depth > 0) hash(kernel, &prg[2], s, left, cn);
-    for (size_t j = 0; j < cn; j++) {
-      block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(job->leafCW + 16 * (c0 + j)), getbit(t, j)));
-      job->out[(c0 + j) * job->stride + p] = point_output(leaf, points[j], getbit(acc, j), job->lessThan);
-    }
+  }
+  if (depth > 0) hash(kernel, &prg[2], s, left, cn);
+  for (size_t j = 0; j < cn; j++) {
+    block leaf = depth == 0 ? s[j] : xorb(left[j], andmask(loadb(job->leafCW + 16 * (c0 + j)), getbit(t, j)));
+    job->out[(c0 + j) * job->stride + p] = point_output(leaf, points[j], getbit(acc, j), job->lessThan);
   }
 }
 
@@ -389,34 +440,65 @@ void veil_dpf_eval_points(veil_aes_kernel kernel, const veil_aes128_key prg[3], 
                           size_t pointsPerKey, int lessThan, uint8_t *out) {
   point_job job = {party, depth, n, pointsPerKey, 0, roots, cwSeeds, cwBits, leafCW, points, lessThan, out};
 #if defined(__x86_64__)
-  const int fused = kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) && depth > 0;
+  const int fused = kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) &&
+                    __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx512vpopcntdq") && depth > 0;
 #endif
-  // Up to 4 points of every key per pass; whole units take the fused kernel, the rest of the
-  // keys the chunked path.
-  for (size_t p0 = 0; p0 < pointsPerKey; p0 += 4) {
-    const size_t pq = pointsPerKey - p0 < 4 ? pointsPerKey - p0 : 4;
-    size_t done = 0;
-    job.p0 = p0;
+  // Run by run (the keys of one tile), up to 4 points of every key per pass; whole units take
+  // the fused kernel, the rest of the run's keys the chunked path.
+  for (size_t c0 = first, end = first + count; c0 < end;) {
+    const size_t stop = run_end(c0, end, n), cn = stop - c0;
+    for (size_t p0 = 0; p0 < pointsPerKey; p0 += 4) {
+      const size_t pq = pointsPerKey - p0 < 4 ? pointsPerKey - p0 : 4;
+      size_t done = 0;
+      job.p0 = p0;
 #if defined(__x86_64__)
-    if (fused) done = eval_points_fused(prg, &job, pq, first, count);
+      if (fused) done = eval_points_fused(prg, &job, pq, c0, cn);
 #endif
-    for (size_t p = p0; p < p0 + pq; p++)
-      if (done < count) eval_points_chunked(kernel, prg, &job, p, first + done, count - done);
+      for (size_t p = p0; p < p0 + pq; p++)
+        if (done < cn) eval_points_chunked(kernel, prg, &job, p, c0 + done, cn - done);
+    }
+    c0 = stop;
   }
 }
 
 #if defined(__x86_64__)
+// The correction words of nodes i … i + 3 of a level with 2^widthLog nodes per key, from the
+// first of their keys' entries (consecutive keys' entries adjacent, as within a tile): one
+// key's word broadcast (4 or more nodes a key), two keys' words paired, or four keys' words.
+__attribute__((target("avx512f"))) static inline __m512i node_words(const uint8_t *first, unsigned widthLog) {
+  if (widthLog >= 2) return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)first));
+  if (widthLog == 1)
+    return _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0),
+                                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)first)));
+  return _mm512_loadu_si512((const void *)first);
+}
+
+// The same for one byte per key: a byte per node.
+static inline uint32_t node_bytes(const uint8_t *first, unsigned widthLog) {
+  if (widthLog >= 2) return first[0] * 0x01010101u;
+  if (widthLog == 1) return first[0] * 0x0101u | first[1] * 0x01010000u;
+  uint32_t four;
+  memcpy(&four, first, 4);
+  return four;
+}
+
 // `groups` groups of 4 nodes from node i0 of one full-domain level (see expand_level_fused);
-// inlined with a constant `groups` so the chains live in registers.
+// inlined with a constant `groups` so the chains live in registers. A node is its seed with its
+// control bit in the low bit (hashed with that bit cleared). As in the point kernel, the CCR
+// hash's ⊕ σ(s) is folded into the correction: child = raw ⊕ σ(s) ⊕ (t ? cw : 0), where the
+// correction's low bit is the child's control-bit correction, so one XOR makes each child.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
-    const int groups, size_t i0, const __m512i *kl, const __m512i *kr, size_t level, size_t n, size_t c0,
-    unsigned widthLog, const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, const uint8_t *tcur,
-    block *next, uint8_t *tnext) {
+    const int groups, size_t i0, const __m512i *kl, const __m512i *kr, size_t level, size_t depth, size_t n,
+    size_t c0, unsigned widthLog, const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, block *next) {
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
+  __mmask8 t[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
-    x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
+    t[g] = lowbits_z(node);
+    x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
     l[g] = _mm512_xor_si512(x[g], kl[0]);
     r[g] = _mm512_xor_si512(x[g], kr[0]);
   }
@@ -427,30 +509,32 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     }
   }
   for (int g = 0; g < groups; g++) {
-    const size_t i = i0 + 4 * (size_t)g, at = level * n + c0 + (i >> widthLog);
-    l[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]), x[g]);
-    r[g] = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]), x[g]);
-    __mmask8 t = _mm512_test_epi64_mask(byte_lanes(tcur + i), _mm512_set1_epi64(1));
-    __m512i cw = _mm512_maskz_mov_epi64(t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(cwSeeds + 16 * at))));
-    const unsigned cb = cwBits[at];
-    __mmask8 tl = (__mmask8)(lowbits_z(l[g]) ^ (t & (cb & 1 ? 0xFF : 0)));
-    __mmask8 tr = (__mmask8)(lowbits_z(r[g]) ^ (t & (cb & 2 ? 0xFF : 0)));
-    __m512i lc = _mm512_xor_si512(_mm512_and_si512(l[g], clear), cw);
-    __m512i rc = _mm512_xor_si512(_mm512_and_si512(r[g], clear), cw);
+    const size_t i = i0 + 4 * (size_t)g, at = cw_at(level, c0 + (i >> widthLog), n, depth);
+    __mmask8 cbL, cbR;
+    if (widthLog >= 2) {  // one key's bits for all 4 nodes
+      cbL = (__mmask8)(cwBits[at] & 1 ? 0xFF : 0);
+      cbR = (__mmask8)(cwBits[at] & 2 ? 0xFF : 0);
+    } else {
+      const uint32_t cb = node_bytes(cwBits + at, widthLog);
+      cbL = bit_lanes(cb, 0);
+      cbR = bit_lanes(cb, 1);
+    }
+    const __m512i cwx = _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(cwSeeds + 16 * at, widthLog));
+    const __m512i lc = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]),
+                                        _mm512_mask_xor_epi64(cwx, t[g] & cbL, cwx, lowOne));
+    const __m512i rc = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]),
+                                        _mm512_mask_xor_epi64(cwx, t[g] & cbR, cwx, lowOne));
     _mm512_storeu_si512((void *)(next + 2 * i), _mm512_permutex2var_epi64(lc, first, rc));
     _mm512_storeu_si512((void *)(next + 2 * i + 4), _mm512_permutex2var_epi64(lc, second, rc));
-    uint64_t bytes = _pdep_u64(keybits(tl), 0x0001000100010001ull) | _pdep_u64(keybits(tr), 0x0100010001000100ull);
-    memcpy(tnext + 2 * i, &bytes, 8);
   }
 }
 
-// One full-domain level of `cn` keys with `width` ≥ 4 nodes each, in one pass: 16 nodes at a
-// time, both children as 8 VAES chains sharing one σ, corrected in registers and written
-// child-major (node k's children at 2k, 2k + 1) into `next`, with their control bytes.
+// One full-domain level of `cn` keys with `width` nodes each (cn · width a multiple of 4), in
+// one pass: 16 nodes at a time, both children as 8 VAES chains sharing one σ, corrected in
+// registers and written child-major (node k's children at 2k, 2k + 1) into `next`.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level_fused(
-    const veil_aes128_key prg[2], size_t level, size_t n, size_t c0, size_t cn, size_t width,
-    const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, const uint8_t *tcur, block *next,
-    uint8_t *tnext) {
+    const veil_aes128_key prg[2], size_t level, size_t depth, size_t n, size_t c0, size_t cn, size_t width,
+    const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, block *next) {
   __m512i kl[11], kr[11];
   for (int r = 0; r < 11; r++) {
     kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
@@ -460,53 +544,66 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
   const size_t total = cn * width;
   size_t i0 = 0;
   for (; i0 + FUSED <= total; i0 += FUSED)
-    expand_unit(FUSED_REGS, i0, kl, kr, level, n, c0, widthLog, cwSeeds, cwBits, cur, tcur, next, tnext);
-  for (; i0 < total; i0 += 4)
-    expand_unit(1, i0, kl, kr, level, n, c0, widthLog, cwSeeds, cwBits, cur, tcur, next, tnext);
+    expand_unit(FUSED_REGS, i0, kl, kr, level, depth, n, c0, widthLog, cwSeeds, cwBits, cur, next);
+  for (; i0 < total; i0 += 4) expand_unit(1, i0, kl, kr, level, depth, n, c0, widthLog, cwSeeds, cwBits, cur, next);
 }
 
 // `groups` groups of 4 leaves from node i0 (see leaves_fused).
-__attribute__((target("avx512f,vaes,aes,sse4.1"), always_inline)) static inline void leaf_unit(
+__attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void leaf_unit(
     const int groups, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog, const uint8_t *leafCW,
-    const block *cur, const uint8_t *tcur, block *out) {
+    const block *cur, block *out) {
+  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
   __m512i x[FUSED_REGS], v[FUSED_REGS];
+  __mmask8 t[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
-    x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)));
+    const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
+    t[g] = lowbits_z(node);
+    x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
     v[g] = _mm512_xor_si512(x[g], kv[0]);
   }
   for (int round = 1; round < 10; round++)
     for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
   for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g;
-    __mmask8 t = _mm512_test_epi64_mask(byte_lanes(tcur + i), _mm512_set1_epi64(1));
-    __m512i cw = _mm512_maskz_mov_epi64(
-        t, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(leafCW + 16 * (c0 + (i >> widthLog))))));
-    v[g] = _mm512_xor_si512(_mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]), cw);
-    _mm512_storeu_si512((void *)(out + i), v[g]);
+    const __m512i cwx =
+        _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(leafCW + 16 * (c0 + (i >> widthLog)), widthLog));
+    _mm512_storeu_si512((void *)(out + i), _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), cwx));
   }
 }
 
-// The leaves of `cn` keys with `width` ≥ 4 nodes each: H_V(s) ⊕ (t ? leaf correction : 0), into
-// `out` (which may be `cur`: each unit is read before it is written).
-__attribute__((target("avx512f,vaes,aes,sse4.1"))) static void leaves_fused(
+// The leaves of `cn` keys with `width` nodes each (cn · width a multiple of 4):
+// H_V(s) ⊕ (t ? leaf correction : 0), into `out` (which may be `cur`: each unit is read before
+// it is written).
+__attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void leaves_fused(
     const veil_aes128_key *prg, size_t c0, size_t cn, size_t width, const uint8_t *leafCW, const block *cur,
-    const uint8_t *tcur, block *out) {
+    block *out) {
   __m512i kv[11];
   for (int r = 0; r < 11; r++) kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg->roundKeys[r]));
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
   size_t i0 = 0;
-  for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, i0, kv, c0, widthLog, leafCW, cur, tcur, out);
-  for (; i0 < total; i0 += 4) leaf_unit(1, i0, kv, c0, widthLog, leafCW, cur, tcur, out);
+  for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, i0, kv, c0, widthLog, leafCW, cur, out);
+  for (; i0 < total; i0 += 4) leaf_unit(1, i0, kv, c0, widthLog, leafCW, cur, out);
 }
 #endif
 
+// Moves the control bits of `count` nodes out of their low bits into t, leaving the seeds.
+static void split_control_bits(block *nodes, uint8_t *t, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    t[i] = (uint8_t)lowbit(nodes[i]);
+    nodes[i] = clearlow(nodes[i]);
+  }
+}
+
 // Expands `cn` keys (starting at key c0 of the batch) to their leaf blocks, key-major:
-// leaves[j · 2^depth + k] is leaf k of key c0 + j. nodes must hold cn · 2^depth blocks. Levels
-// of at least 4 nodes per key take the fused VAES pass, ping-ponging between nodes and scratch.
+// leaves[j · 2^depth + k] is leaf k of key c0 + j (leaves may be nodes, or the caller's output,
+// written once). nodes and scratch must hold cn · 2^depth blocks, tbits cn · 2^(depth − 1)
+// bytes. Nodes carry their control bit in the low bit. Levels of a multiple of 4 nodes take
+// the fused VAES pass, ping-ponging between nodes and scratch; the others hash the whole
+// level through the AES kernel and correct it in place.
 static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
                        size_t c0, size_t cn, const uint8_t *roots, const uint8_t *cwSeeds, const uint8_t *cwBits,
-                       const uint8_t *leafCW, block *nodes, block *scratch, uint8_t *tbits, uint8_t *tscratch) {
+                       const uint8_t *leafCW, block *nodes, block *scratch, uint8_t *tbits, block *leaves) {
 #if defined(__x86_64__)
   const int fused = kernel == VEIL_AES_VAES512 && veil_aes_kernel_available(VEIL_AES_VAES512) &&
                     __builtin_cpu_supports("bmi2");
@@ -515,62 +612,56 @@ static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
 #endif
   for (size_t j = 0; j < cn; j++) {
     nodes[j] = loadb(roots + 16 * (c0 + j));
-    tbits[j] = (uint8_t)party;
+    if (depth > 0) nodes[j].lo |= (uint64_t)party;  // tree roots have their low bit cleared
+  }
+  if (depth == 0) {  // the roots are the truth-table shares
+    if (leaves != nodes) memcpy(leaves, nodes, 16 * cn);
+    return;
   }
   block *cur = nodes, *spare = scratch;
-  uint8_t *tcur = tbits, *tspare = tscratch;
   size_t width = 1;
-  for (size_t level = 0; level < depth; level++) {
+  for (size_t level = 0; level < depth; level++, width *= 2) {
+    size_t count = cn * width;
 #if defined(__x86_64__)
-    if (fused && width >= 4) {
-      expand_level_fused(prg, level, n, c0, cn, width, cwSeeds, cwBits, cur, tcur, spare, tspare);
+    if (fused && count % 4 == 0) {
+      expand_level_fused(prg, level, depth, n, c0, cn, width, cwSeeds, cwBits, cur, spare);
       block *b = cur;
       cur = spare;
       spare = b;
-      uint8_t *tb = tcur;
-      tcur = tspare;
-      tspare = tb;
-      width *= 2;
       continue;
     }
 #endif
-    size_t count = cn * width;
-    // spare receives left children in [0, count) and right children in [count, 2count).
+    split_control_bits(cur, tbits, count);
+    // spare receives left children in [0, count) and right children in [count, 2count); the
+    // children then overwrite cur child-major.
     hash(kernel, &prg[0], cur, spare, count);
     hash(kernel, &prg[1], cur, spare + count, count);
     for (size_t j = 0; j < cn; j++) {
-      size_t at = level * n + c0 + j;
+      size_t at = cw_at(level, c0 + j, n, depth);
       block scw = loadb(cwSeeds + 16 * at);
       uint8_t cb = cwBits[at];
+      block cwL = {scw.lo | (cb & 1), scw.hi}, cwR = {scw.lo | ((cb >> 1) & 1), scw.hi};
       for (size_t k = 0; k < width; k++) {
         size_t idx = j * width + k;
-        uint64_t tp = tcur[idx];
-        block l = spare[idx], r = spare[count + idx];
-        size_t child = j * 2 * width + 2 * k;
-        cur[child] = xorb(clearlow(l), andmask(scw, tp));
-        cur[child + 1] = xorb(clearlow(r), andmask(scw, tp));
-        tspare[child] = (uint8_t)(lowbit(l) ^ (tp & cb & 1));
-        tspare[child + 1] = (uint8_t)(lowbit(r) ^ (tp & (cb >> 1)));
+        cur[2 * idx] = xorb(spare[idx], andmask(cwL, tbits[idx]));
+        cur[2 * idx + 1] = xorb(spare[count + idx], andmask(cwR, tbits[idx]));
       }
     }
-    // cur was overwritten in place child-major; only the t bits need the swap.
-    memcpy(tcur, tspare, cn * 2 * width);
-    width *= 2;
   }
-  if (depth == 0) return;  // the roots are the truth-table shares
 #if defined(__x86_64__)
-  if (fused && width >= 4) {
-    leaves_fused(&prg[2], c0, cn, width, leafCW, cur, tcur, nodes);
+  if (fused && (cn * width) % 4 == 0) {
+    leaves_fused(&prg[2], c0, cn, width, leafCW, cur, leaves);
     return;
   }
 #endif
   size_t count = cn * width;
+  split_control_bits(cur, tbits, count);
   hash(kernel, &prg[2], cur, spare, count);
   for (size_t j = 0; j < cn; j++) {
     block cw = loadb(leafCW + 16 * (c0 + j));
     for (size_t k = 0; k < width; k++) {
       size_t idx = j * width + k;
-      nodes[idx] = xorb(spare[idx], andmask(cw, tcur[idx]));
+      leaves[idx] = xorb(spare[idx], andmask(cw, tbits[idx]));
     }
   }
 }
@@ -581,10 +672,17 @@ static size_t all_chunk(size_t depth) {
   return leaves >= 4096 ? 1 : 4096 / leaves;
 }
 
+/// Keys in the chunk from c0 of [c0, end): a multiple of 4 where possible, so that narrow
+/// levels take the fused pass; the last 1…3 keys of a batch become a chunk of their own.
+static size_t chunk_keys(size_t c0, size_t end, size_t chunk) {
+  size_t cn = end - c0 < chunk ? end - c0 : chunk;
+  return cn > 4 ? cn - cn % 4 : cn;
+}
+
 size_t veil_dpf_workspace_size(size_t depth) {
   size_t blocks = all_chunk(depth) << depth;
-  // nodes and scratch blocks, two control-bit arrays, and the doubled reversed table of lookups.
-  return blocks * 16 * 2 + blocks * 2 + ((size_t)16 << (depth + 7)) + 64;
+  // nodes and scratch blocks, a control-bit array, and the doubled reversed table of lookups.
+  return blocks * 16 * 2 + blocks + ((size_t)16 << (depth + 7)) + 64;
 }
 
 #if defined(__x86_64__)
@@ -610,11 +708,11 @@ void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
                        const uint8_t *leafCW, void *workspace, uint8_t *out) {
   size_t chunk = all_chunk(depth), leaves = (size_t)1 << depth;
   block *nodes = (block *)workspace, *scratch = nodes + (chunk << depth);
-  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth)), *tscratch = tbits + (chunk << depth);
-  for (size_t c0 = 0; c0 < n; c0 += chunk) {
-    size_t cn = n - c0 < chunk ? n - c0 : chunk;
-    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits, tscratch);
-    memcpy(out + c0 * leaves * 16, nodes, cn * leaves * 16);
+  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth));
+  for (size_t c0 = 0, cn; c0 < n; c0 += cn) {
+    cn = chunk_keys(c0, n, chunk);
+    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits,
+               (block *)(void *)(out + c0 * leaves * 16));
   }
 }
 
@@ -624,15 +722,16 @@ void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int part
   size_t chunk = all_chunk(depth), leaves = (size_t)1 << depth;
   uint64_t domain = leaves << 7, domainMask = domain - 1;
   block *nodes = (block *)workspace, *scratch = nodes + (chunk << depth);
-  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth)), *tscratch = tbits + (chunk << depth);
-  uint64_t *rev = (uint64_t *)(((uintptr_t)(tscratch + (chunk << depth)) + 63) & ~(uintptr_t)63);
+  uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth));
+  uint64_t *rev = (uint64_t *)(((uintptr_t)(tbits + (chunk << depth)) + 63) & ~(uintptr_t)63);
   for (uint64_t i = 0; i < 2 * domain; i++) rev[i] = table[(domain - (i & domainMask)) & domainMask];
 #if defined(__x86_64__)
   int wide = (veil_cpu_features() & VEIL_CPU_AVX512F) != 0;
 #endif
-  for (size_t c0 = first; c0 < first + count; c0 += chunk) {
-    size_t cn = first + count - c0 < chunk ? first + count - c0 : chunk;
-    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits, tscratch);
+  for (size_t c0 = first, cn; c0 < first + count; c0 += cn) {
+    cn = chunk_keys(c0, first + count, chunk);
+    expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits,
+               nodes);
     for (size_t j = 0; j < cn; j++) {
       uint64_t x = xhat[c0 + j] & domainMask, count = 0, sum = 0;
       const block *leaves_ = nodes + j * leaves;

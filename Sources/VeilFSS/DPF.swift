@@ -36,9 +36,10 @@ public struct DPFKeys: Sendable, Equatable {
   public let count: Int
   /// Root seeds (or, for bits ≤ 7, the truth-table shares), 16 bytes per key.
   var roots: [UInt8]
-  /// Seed correction words, level-major: depth × count × 16 bytes.
+  /// Seed correction words, depth × count × 16 bytes, in tiles of `VEIL_DPF_TILE` keys each
+  /// stored level-major (CVeilKernels.h), so that evaluating a tile streams one region.
   var cwSeeds: [UInt8]
-  /// Control-bit corrections, level-major: depth × count bytes (bit 0 left, bit 1 right).
+  /// Control-bit corrections, depth × count bytes (bit 0 left, bit 1 right), tiled the same way.
   var cwBits: [UInt8]
   /// Leaf correction words, 16 bytes per key (empty for truth tables).
   var leafCW: [UInt8]
@@ -120,12 +121,14 @@ public enum DPF {
 
   /// Splits `count` keys into at most `threads` contiguous ranges and runs `body` on each,
   /// concurrently when there is more than one (batches below 4096 keys stay on one thread).
+  /// Ranges start on tile boundaries, so no tile's correction words are split between threads.
   static func forEachRange(count: Int, threads: Int, _ body: @Sendable (Int, Int) -> Void) {
     let parts = Swift.max(1, Swift.min(threads, count / 4096))
     if parts == 1 { return body(0, count) }
+    let tile = Int(VEIL_DPF_TILE)
+    let starts = (0...parts).map { p in p == parts ? count : count * p / parts / tile * tile }
     DispatchQueue.concurrentPerform(iterations: parts) { p in
-      let start = count * p / parts
-      body(start, count * (p + 1) / parts - start)
+      body(starts[p], starts[p + 1] - starts[p])
     }
   }
 

@@ -3,7 +3,7 @@
 //
 //   offset size  field
 //   0      4     magic "VKR1"
-//   4      2     format version (1)
+//   4      2     format version (2: DPF corrections in tiles of 256 keys; 1 was batch-wide level-major)
 //   6      1     gate kind (KeyKind)
 //   7      1     party (0 or 1)
 //   8      1     input bits    9  1  output bits    10  1  shift    11  1  variant
@@ -43,7 +43,7 @@ public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 /// The fixed-size header of a key record.
 public struct KeyRecordHeader: Sendable, Equatable {
   public static let magic: [UInt8] = Array("VKR1".utf8)
-  public static let version: UInt16 = 1
+  public static let version: UInt16 = 2
   public static let size = 28
 
   public var kind: KeyKind

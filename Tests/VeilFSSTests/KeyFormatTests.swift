@@ -1,3 +1,4 @@
+import CVeilKernels
 import Testing
 import VeilRing
 
@@ -12,16 +13,19 @@ import VeilRing
     let n = 64
     let r = random.elements(n, bits: 50)
     let (d0, d1) = try DReLUGate.gen(
-      ring: ring, offsets: [0, 7], inputMasks: r, outputMasks: random.bits(2 * n), prg: prg, random: &random)
+      ring: ring, offsets: [0, 7], inputMasks: r, outputMasks: random.bits(2 * n), prg: prg,
+      random: &random)
     #expect(try DReLUKey(record: d0.serialized(party: 0), party: 0) == d0)
     #expect(try DReLUKey(record: d1.serialized(party: 1), party: 1, inputBits: 50) == d1)
     let (s0, _) = try SelectGate.gen(
       ring: ring, bitMasks: random.bits(n), valueMasks: r, outputMasks: r, random: &random)
     #expect(try SelectKey(record: s0.serialized(party: 0), party: 0) == s0)
     for kind in TruncationKind.allCases {
-      let (inBits, shift, outBits) = kind == .signExtend ? (38, 0, 50) : kind == .reduce ? (50, 12, 38) : (50, 12, 50)
+      let (inBits, shift, outBits) =
+        kind == .signExtend ? (38, 0, 50) : kind == .reduce ? (50, 12, 38) : (50, 12, 50)
       let (t0, _) = try TruncationGate.gen(
-        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits, inputMasks: random.elements(n, bits: inBits),
+        kind: kind, inputBits: inBits, shift: shift, outputBits: outBits,
+        inputMasks: random.elements(n, bits: inBits),
         outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
       #expect(try TruncationKey(record: t0.serialized(party: 0), party: 0) == t0)
     }
@@ -37,7 +41,8 @@ import VeilRing
   func dpfRecordSizeMatchesTheFormula(bits: Int) throws {
     var random = try SecureRandom()
     let n = 100
-    let (k0, _, _) = try DPF.gen(bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
+    let (k0, _, _) = try DPF.gen(
+      bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
     let record = k0.serialized(party: 0)
     let payload = record.count - KeyRecordHeader.size - 4
     // (bits − 7)(λ + 2) + 2λ bits per key; the control bits round up to whole bytes per batch.
@@ -50,7 +55,8 @@ import VeilRing
   func sampleRecord() throws -> [UInt8] {
     var random = try SecureRandom()
     let (k0, _) = try DReLUGate.gen(
-      ring: try Ring(bits: 37), offsets: [0], inputMasks: random.elements(20, bits: 37), outputMasks: random.bits(20),
+      ring: try Ring(bits: 37), offsets: [0], inputMasks: random.elements(20, bits: 37),
+      outputMasks: random.bits(20),
       prg: prg, random: &random)
     return k0.serialized(party: 0)
   }
@@ -58,7 +64,9 @@ import VeilRing
   @Test func everyTruncationIsRefused() throws {
     let record = try sampleRecord()
     for length in 0..<record.count {
-      #expect(throws: FSSError.self) { try DReLUKey(record: Array(record.prefix(length)), party: 0) }
+      #expect(throws: FSSError.self) {
+        try DReLUKey(record: Array(record.prefix(length)), party: 0)
+      }
     }
   }
 
@@ -79,20 +87,25 @@ import VeilRing
     #expect(throws: FSSError.wrongKeyKind(expected: "select", found: "DReLU")) {
       try SelectKey(record: record, party: 0)
     }
-    #expect(throws: FSSError.wrongParty(expected: 1, found: 0)) { try DReLUKey(record: record, party: 1) }
+    #expect(throws: FSSError.wrongParty(expected: 1, found: 0)) {
+      try DReLUKey(record: record, party: 1)
+    }
     #expect(throws: FSSError.wrongWidth(expected: 50, found: 37)) {
       try DReLUKey(record: record, party: 0, inputBits: 50)
     }
-    // Version 2 with a valid checksum: refused as a version mismatch, not as corruption.
-    var future = Array(record.dropLast(4))
-    future[4] = 2
-    let crc = future.withUnsafeBufferPointer { veil_crc32c_swift($0) }
-    withUnsafeBytes(of: crc.littleEndian) { future.append(contentsOf: $0) }
-    #expect(throws: FSSError.unsupportedVersion(2)) { try DReLUKey(record: future, party: 0) }
+    // Another version (the previous one, whose DPF layout differs, and a future one) with a
+    // valid checksum: refused as a version mismatch, not as corruption.
+    for version in [KeyRecordHeader.version - 1, KeyRecordHeader.version + 1] {
+      var other = Array(record.dropLast(4))
+      other[4] = UInt8(version)
+      let crc = other.withUnsafeBufferPointer { veil_crc32c_swift($0) }
+      withUnsafeBytes(of: crc.littleEndian) { other.append(contentsOf: $0) }
+      #expect(throws: FSSError.unsupportedVersion(Int(version))) {
+        try DReLUKey(record: other, party: 0)
+      }
+    }
   }
 }
-
-import CVeilKernels
 
 func veil_crc32c_swift(_ buffer: UnsafeBufferPointer<UInt8>) -> UInt32 {
   veil_crc32c(0, buffer.baseAddress, buffer.count)

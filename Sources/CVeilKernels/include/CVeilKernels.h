@@ -99,14 +99,21 @@ uint32_t veil_crc32c(uint32_t crc, const uint8_t *bytes, size_t length);
 
 // ---- DPF (Boyle–Gilboa–Ishai tree, early termination at 128-bit leaves, bit outputs) -------
 //
-// A batch of n keys over a domain of depth + 7 bits. Layout (all level-major so one level of
-// the whole batch is contiguous):
+// A batch of n keys over a domain of depth + 7 bits. Layout:
 //   roots    n × 16 bytes         party's root seed (control bit = party)
-//   cwSeeds  depth × n × 16       seed correction words
-//   cwBits   depth × n bytes      bit 0: left control-bit correction, bit 1: right
+//   cwSeeds  depth × n × 16       seed correction words, tiled (below)
+//   cwBits   depth × n bytes      bit 0: left control-bit correction, bit 1: right, tiled
 //   leafCW   n × 16               leaf correction word
+// Tiled: the keys form tiles of VEIL_DPF_TILE (the last may be shorter), stored one after the
+// other; within a tile of k keys starting at key s, key i's level-l entry is at
+// s · depth + l · k + (i − s). Evaluating a tile's keys level by level then reads one
+// contiguous region front to back (a batch-wide level-major layout would read depth streams
+// n entries apart, which defeats the hardware prefetcher and the TLB). A batch of at most
+// VEIL_DPF_TILE keys is plain level-major.
 // Seeds keep their lowest bit cleared; the control bit of a child is the lowest bit of its hash.
 // prg[0], prg[1], prg[2] are the fixed AES keys of the left-child, right-child and leaf hashes.
+
+enum { VEIL_DPF_TILE = 256 };
 
 #ifdef __cplusplus
 extern "C" {
