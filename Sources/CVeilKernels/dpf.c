@@ -247,11 +247,16 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
     kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
   }
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const size_t depth = job->depth, n = job->n, bits = depth + 7, c0 = first;
   const size_t rowKeys = tile_keys(first & ~(size_t)(TILE - 1), n), at0 = cw_at(0, first, n, depth);
   block seedState[4][TILE];
   uint64_t pathPoints[4][2 * TILE];  // each key's point twice (its block's two lanes)
-  __mmask8 tState[4][TILE / 4], accState[4][TILE / 4];
+  __mmask8 tState[4][TILE / 4];
+  // Comparison accumulators as blocks: the XOR of the left siblings (and their control-bit
+  // corrections) where the path went right; the low bit is the share of [alpha < x] decided
+  // above the leaf. One masked ternary XOR a level keeps this off the scalar registers.
+  block accState[LT ? 4 : 1][LT ? TILE : 4];
   const __m512i pairs = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   for (int p = 0; p < PQ; p++) {
     memcpy(seedState[p], job->roots + 16 * c0, 16 * bn);
@@ -267,7 +272,7 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
       }
     }
     memset(tState[p], job->party ? 0xFF : 0, bn / 4);
-    memset(accState[p], 0, bn / 4);
+    if (LT) memset(accState[p], 0, 16 * bn);
   }
   // The next run's roots, points and leaf corrections (separate streams, each touched once
   // per run), fetched while this run is walked.
@@ -318,7 +323,12 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_mask_xor_epi64(seed, t, seed, cwAll));
           const __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
           tState[p][q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
-          if (LT) accState[p][q] ^= (__mmask8)(goRight & (lowbits_z(_mm512_xor_si512(l[g], x[g])) ^ (t & cbL)));
+          if (LT) {
+            __m512i acc = _mm512_loadu_si512((const void *)(accState[p] + 4 * q));
+            acc = _mm512_mask_ternarylogic_epi64(acc, goRight, l[g], x[g], 0x96);  // ⊕ left sibling
+            acc = _mm512_mask_xor_epi64(acc, goRight & t & cbL, acc, lowOne);
+            _mm512_storeu_si512((void *)(accState[p] + 4 * q), acc);
+          }
         }
       }
     }
@@ -354,7 +364,8 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           const __m512i keep = _mm512_min_epi64(_mm512_max_epi64(shift, zero), sixtyFour);
           const __m512i below = _mm512_and_si512(leaf, _mm512_srlv_epi64(ones, _mm512_sub_epi64(sixtyFour, keep)));
           const __mmask8 odd = _mm512_test_epi64_mask(_mm512_popcnt_epi64(below), _mm512_set1_epi64(1));
-          bits4 = keybits(odd) ^ keybits(odd >> 1) ^ keybits(accState[p][q]);
+          bits4 = keybits(odd) ^ keybits(odd >> 1) ^
+                  keybits(lowbits_z(_mm512_loadu_si512((const void *)(accState[p] + 4 * q))));
         } else {
           const __mmask8 hit = _mm512_test_epi64_mask(_mm512_srlv_epi64(leaf, shift), _mm512_set1_epi64(1));
           bits4 = keybits(hit) | keybits(hit >> 1);
@@ -487,9 +498,10 @@ static inline uint32_t node_bytes(const uint8_t *first, unsigned widthLog) {
 // control bit in the low bit (hashed with that bit cleared). As in the point kernel, the CCR
 // hash's ⊕ σ(s) is folded into the correction: child = raw ⊕ σ(s) ⊕ (t ? cw : 0), where the
 // correction's low bit is the child's control-bit correction, so one XOR makes each child.
+// WL is min(log2 width, 2), a constant so that each width class compiles to straight-line code.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
-    const int groups, size_t i0, const __m512i *kl, const __m512i *kr, size_t level, size_t depth, size_t n,
-    size_t c0, unsigned widthLog, const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, block *next) {
+    const int groups, const unsigned WL, size_t i0, const __m512i *kl, const __m512i *kr, unsigned widthLog,
+    const uint8_t *rowSeeds, const uint8_t *rowBits, const block *cur, block *next) {
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
@@ -509,17 +521,17 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     }
   }
   for (int g = 0; g < groups; g++) {
-    const size_t i = i0 + 4 * (size_t)g, at = cw_at(level, c0 + (i >> widthLog), n, depth);
+    const size_t i = i0 + 4 * (size_t)g, at = i >> widthLog;  // the node's key in the chunk
     __mmask8 cbL, cbR;
-    if (widthLog >= 2) {  // one key's bits for all 4 nodes
-      cbL = (__mmask8)(cwBits[at] & 1 ? 0xFF : 0);
-      cbR = (__mmask8)(cwBits[at] & 2 ? 0xFF : 0);
+    if (WL >= 2) {  // one key's bits for all 4 nodes
+      cbL = (__mmask8)(rowBits[at] & 1 ? 0xFF : 0);
+      cbR = (__mmask8)(rowBits[at] & 2 ? 0xFF : 0);
     } else {
-      const uint32_t cb = node_bytes(cwBits + at, widthLog);
+      const uint32_t cb = node_bytes(rowBits + at, WL);
       cbL = bit_lanes(cb, 0);
       cbR = bit_lanes(cb, 1);
     }
-    const __m512i cwx = _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(cwSeeds + 16 * at, widthLog));
+    const __m512i cwx = _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(rowSeeds + 16 * at, WL));
     const __m512i lc = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]),
                                         _mm512_mask_xor_epi64(cwx, t[g] & cbL, cwx, lowOne));
     const __m512i rc = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]),
@@ -529,12 +541,13 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
   }
 }
 
-// One full-domain level of `cn` keys with `width` nodes each (cn · width a multiple of 4), in
-// one pass: 16 nodes at a time, both children as 8 VAES chains sharing one σ, corrected in
-// registers and written child-major (node k's children at 2k, 2k + 1) into `next`.
+// One full-domain level of `cn` keys of one tile with `width` nodes each (cn · width a multiple
+// of 4), whose corrections for this level start at rowSeeds and rowBits, in one pass: 16 nodes
+// at a time, both children as 8 VAES chains sharing one σ, corrected in registers and written
+// child-major (node k's children at 2k, 2k + 1) into `next`.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level_fused(
-    const veil_aes128_key prg[2], size_t level, size_t depth, size_t n, size_t c0, size_t cn, size_t width,
-    const uint8_t *cwSeeds, const uint8_t *cwBits, const block *cur, block *next) {
+    const veil_aes128_key prg[2], size_t cn, size_t width, const uint8_t *rowSeeds, const uint8_t *rowBits,
+    const block *cur, block *next) {
   __m512i kl[11], kr[11];
   for (int r = 0; r < 11; r++) {
     kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
@@ -542,16 +555,21 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
   }
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
-  size_t i0 = 0;
-  for (; i0 + FUSED <= total; i0 += FUSED)
-    expand_unit(FUSED_REGS, i0, kl, kr, level, depth, n, c0, widthLog, cwSeeds, cwBits, cur, next);
-  for (; i0 < total; i0 += 4) expand_unit(1, i0, kl, kr, level, depth, n, c0, widthLog, cwSeeds, cwBits, cur, next);
+#define EXPAND_LEVEL(WL)                                                                                       \
+  {                                                                                                           \
+    size_t i0 = 0;                                                                                            \
+    for (; i0 + FUSED <= total; i0 += FUSED)                                                                  \
+      expand_unit(FUSED_REGS, WL, i0, kl, kr, widthLog, rowSeeds, rowBits, cur, next);                        \
+    for (; i0 < total; i0 += 4) expand_unit(1, WL, i0, kl, kr, widthLog, rowSeeds, rowBits, cur, next);       \
+  }
+  if (widthLog == 0) EXPAND_LEVEL(0) else if (widthLog == 1) EXPAND_LEVEL(1) else EXPAND_LEVEL(2)
+#undef EXPAND_LEVEL
 }
 
-// `groups` groups of 4 leaves from node i0 (see leaves_fused).
+// `groups` groups of 4 leaves from node i0 (see leaves_fused); WL as in expand_unit.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void leaf_unit(
-    const int groups, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog, const uint8_t *leafCW,
-    const block *cur, block *out) {
+    const int groups, const unsigned WL, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog,
+    const uint8_t *leafCW, const block *cur, block *out) {
   const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
   __m512i x[FUSED_REGS], v[FUSED_REGS];
   __mmask8 t[FUSED_REGS];
@@ -566,7 +584,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
   for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g;
     const __m512i cwx =
-        _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(leafCW + 16 * (c0 + (i >> widthLog)), widthLog));
+        _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(leafCW + 16 * (c0 + (i >> widthLog)), WL));
     _mm512_storeu_si512((void *)(out + i), _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), cwx));
   }
 }
@@ -581,9 +599,14 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void leaves_fused
   for (int r = 0; r < 11; r++) kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg->roundKeys[r]));
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
-  size_t i0 = 0;
-  for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, i0, kv, c0, widthLog, leafCW, cur, out);
-  for (; i0 < total; i0 += 4) leaf_unit(1, i0, kv, c0, widthLog, leafCW, cur, out);
+#define LEAVES(WL)                                                                                             \
+  {                                                                                                           \
+    size_t i0 = 0;                                                                                            \
+    for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, WL, i0, kv, c0, widthLog, leafCW, cur, out); \
+    for (; i0 < total; i0 += 4) leaf_unit(1, WL, i0, kv, c0, widthLog, leafCW, cur, out);                      \
+  }
+  if (widthLog == 0) LEAVES(0) else if (widthLog == 1) LEAVES(1) else LEAVES(2)
+#undef LEAVES
 }
 #endif
 
@@ -595,7 +618,7 @@ static void split_control_bits(block *nodes, uint8_t *t, size_t count) {
   }
 }
 
-// Expands `cn` keys (starting at key c0 of the batch) to their leaf blocks, key-major:
+// Expands `cn` keys of one tile (starting at key c0 of the batch) to their leaf blocks, key-major:
 // leaves[j · 2^depth + k] is leaf k of key c0 + j (leaves may be nodes, or the caller's output,
 // written once). nodes and scratch must hold cn · 2^depth blocks, tbits cn · 2^(depth − 1)
 // bytes. Nodes carry their control bit in the low bit. Levels of a multiple of 4 nodes take
@@ -610,10 +633,9 @@ static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
 #else
   const int fused = 0;
 #endif
-  for (size_t j = 0; j < cn; j++) {
-    nodes[j] = loadb(roots + 16 * (c0 + j));
-    if (depth > 0) nodes[j].lo |= (uint64_t)party;  // tree roots have their low bit cleared
-  }
+  memcpy(nodes, roots + 16 * c0, 16 * cn);
+  if (depth > 0 && party)  // tree roots have their low bit cleared: set it to the party
+    for (size_t j = 0; j < cn; j++) nodes[j].lo |= 1;
   if (depth == 0) {  // the roots are the truth-table shares
     if (leaves != nodes) memcpy(leaves, nodes, 16 * cn);
     return;
@@ -624,7 +646,8 @@ static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
     size_t count = cn * width;
 #if defined(__x86_64__)
     if (fused && count % 4 == 0) {
-      expand_level_fused(prg, level, depth, n, c0, cn, width, cwSeeds, cwBits, cur, spare);
+      const size_t at = cw_at(level, c0, n, depth);
+      expand_level_fused(prg, cn, width, cwSeeds + 16 * at, cwBits + at, cur, spare);
       block *b = cur;
       cur = spare;
       spare = b;
@@ -672,10 +695,10 @@ static size_t all_chunk(size_t depth) {
   return leaves >= 4096 ? 1 : 4096 / leaves;
 }
 
-/// Keys in the chunk from c0 of [c0, end): a multiple of 4 where possible, so that narrow
-/// levels take the fused pass; the last 1…3 keys of a batch become a chunk of their own.
-static size_t chunk_keys(size_t c0, size_t end, size_t chunk) {
-  size_t cn = end - c0 < chunk ? end - c0 : chunk;
+/// Keys in the chunk from c0 of [c0, end): within c0's tile, and a multiple of 4 where possible
+/// so that narrow levels take the fused pass (the last 1…3 keys of a tile become a chunk).
+static size_t chunk_keys(size_t c0, size_t end, size_t chunk, size_t n) {
+  size_t stop = run_end(c0, end, n), cn = stop - c0 < chunk ? stop - c0 : chunk;
   return cn > 4 ? cn - cn % 4 : cn;
 }
 
@@ -710,7 +733,7 @@ void veil_dpf_eval_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int
   block *nodes = (block *)workspace, *scratch = nodes + (chunk << depth);
   uint8_t *tbits = (uint8_t *)(scratch + (chunk << depth));
   for (size_t c0 = 0, cn; c0 < n; c0 += cn) {
-    cn = chunk_keys(c0, n, chunk);
+    cn = chunk_keys(c0, n, chunk, n);
     expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits,
                (block *)(void *)(out + c0 * leaves * 16));
   }
@@ -729,7 +752,7 @@ void veil_dpf_lut(veil_aes_kernel kernel, const veil_aes128_key prg[3], int part
   int wide = (veil_cpu_features() & VEIL_CPU_AVX512F) != 0;
 #endif
   for (size_t c0 = first, cn; c0 < first + count; c0 += cn) {
-    cn = chunk_keys(c0, first + count, chunk);
+    cn = chunk_keys(c0, first + count, chunk, n);
     expand_all(kernel, prg, party, depth, n, c0, cn, roots, cwSeeds, cwBits, leafCW, nodes, scratch, tbits,
                nodes);
     for (size_t j = 0; j < cn; j++) {

@@ -165,17 +165,20 @@ public enum DPF {
     guard keys.bits <= 24 else {
       throw .invalidWidth("full-domain evaluation of \(keys.bits) bits")
     }
-    let bytesPerKey = 16 << keys.depth
-    var out = [UInt8](repeating: 0, count: bytesPerKey * keys.count)
-    var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+    let byteCount = (16 << keys.depth) * keys.count
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
-    prg.withKeys { k in
-      veil_dpf_eval_all(
-        prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds,
-        keys.cwBits, leaf,
-        &workspace, &out)
+    let workspace = UnsafeMutableRawPointer.allocate(
+      byteCount: veil_dpf_workspace_size(keys.depth), alignment: 64)
+    defer { workspace.deallocate() }
+    // The kernel writes every output byte: no need to zero the (megabytes of) output first.
+    return [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+      prg.withKeys { k in
+        veil_dpf_eval_all(
+          prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds,
+          keys.cwBits, leaf, workspace, buffer.baseAddress)
+      }
+      initialized = byteCount
     }
-    return out
   }
 
   /// Fused full-domain evaluation and rotated-table dot product (lookup tables): per key,

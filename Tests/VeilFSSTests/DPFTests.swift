@@ -140,8 +140,11 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
   }
 
   /// Batches whose node count is not a multiple of the fused kernels' 16-node unit (and of
-  /// their 16-key groups) take the tail paths; every key still reconstructs its point.
-  @Test(arguments: [(10, 1), (11, 3), (13, 5), (16, 17), (20, 33)])
+  /// their 16-key groups) take the tail paths, and batches of several 256-key tiles with a short
+  /// last tile cross tile boundaries; every key still reconstructs its point.
+  @Test(arguments: [
+    (10, 1), (11, 3), (13, 5), (16, 17), (20, 33), (8, 257), (10, 1001), (13, 300), (40, 513),
+  ])
   func oddBatchesReconstructEveryPoint(bits: Int, keys: Int) throws {
     var random = try SecureRandom()
     let alphas = random.elements(keys, bits: bits)
