@@ -8,7 +8,8 @@
 
 __attribute__((target("avx512f"))) static inline __m512i ccr_sigma512(__m512i x) {
   __m512i swapped = _mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0x4E);
-  return _mm512_xor_si512(swapped, _mm512_and_si512(x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0)));
+  // swapped ⊕ (x ∧ high halves), as one ternary-logic operation.
+  return _mm512_ternarylogic_epi64(swapped, x, _mm512_set_epi64(-1, 0, -1, 0, -1, 0, -1, 0), 0x78);
 }
 #endif
 #endif

@@ -143,20 +143,24 @@ public enum DPF {
     guard pointsPerKey >= 1, points.count == keys.count * pointsPerKey else {
       throw .countMismatch(expected: keys.count * Swift.max(pointsPerKey, 1), found: points.count)
     }
+    // The kernels take each point mod 2^(depth + 7) and write every output byte, so only the
+    // truth tables of domains under 7 bits need their points reduced here.
     let mask = domainMask(keys.bits)
-    let xs = points.map { $0 & mask }
+    let xs = keys.bits < 7 ? points.map { $0 & mask } : points
     let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
-    let out = OutputBuffer<UInt8>(count: points.count, zero: 0)
-    prg.withKeys { k in
-      let kp = UnsafeSendable(k)
-      forEachRange(count: keys.count, threads: threads) { first, count in
-        veil_dpf_eval_points(
-          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
-          keys.roots, keys.cwSeeds,
-          keys.cwBits, leaf, xs, pointsPerKey, lessThan ? 1 : 0, out.base)
+    return [UInt8](unsafeUninitializedCapacity: points.count) { buffer, initialized in
+      let out = UnsafeSendable(buffer.baseAddress)
+      prg.withKeys { k in
+        let kp = UnsafeSendable(k)
+        forEachRange(count: keys.count, threads: threads) { first, count in
+          veil_dpf_eval_points(
+            prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
+            keys.roots, keys.cwSeeds,
+            keys.cwBits, leaf, xs, pointsPerKey, lessThan ? 1 : 0, out.value)
+        }
       }
+      initialized = points.count
     }
-    return out.array()
   }
 
   /// This party's bit shares of the whole domain, 2^bits bits per key packed little-endian

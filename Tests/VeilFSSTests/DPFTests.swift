@@ -192,6 +192,23 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     }
   }
 
+  /// Points are taken modulo the domain: bits above it change nothing, for truth tables and trees.
+  @Test(arguments: [3, 7, 12, 50])
+  func pointsAreTakenModuloTheDomain(bits: Int) throws {
+    var random = try SecureRandom()
+    let n = 300
+    let (k0, _, _) = try DPF.gen(
+      bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
+    let xs = random.elements(n, bits: bits)
+    let noisy = xs.map { $0 | (random.next() << UInt64(bits)) }
+    #expect(noisy != xs)
+    for lessThan in [false, true] {
+      #expect(
+        try DPF.evalPoints(party: 0, keys: k0, points: noisy, lessThan: lessThan, prg: prg)
+          == (try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: lessThan, prg: prg)))
+    }
+  }
+
   @Test func threadedEvaluationEqualsSingleThreaded() throws {
     var random = try SecureRandom()
     let n = 20_000

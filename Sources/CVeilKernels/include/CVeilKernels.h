@@ -127,7 +127,7 @@ void veil_dpf_gen(veil_aes_kernel kernel, const veil_aes128_key prg[3], size_t d
                   uint8_t *cwBits, uint8_t *leafCW, uint8_t *signBits);
 
 /// Party: for each key i in [first, first + count) of the batch of n and each of its
-/// pointsPerKey points x = points[i·pointsPerKey + p], out[i·pointsPerKey + p] = share of
+/// pointsPerKey points x = points[i·pointsPerKey + p] (taken mod 2^(depth+7)), out[i·pointsPerKey + p] = share of
 /// [x == alpha_i] (lessThan = 0) or of [alpha_i < x] (lessThan = 1); shares are bits whose XOR
 /// over the parties is the value. A key's points share its loads. Disjoint ranges may run on
 /// separate threads.
