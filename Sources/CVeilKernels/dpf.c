@@ -248,9 +248,9 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const size_t depth = job->depth, n = job->n, bits = depth + 7, c0 = first;
   const size_t rowKeys = tile_keys(first & ~(size_t)(TILE - 1), n), at0 = cw_at(0, first, n, depth);
+  // Each key's node: its seed with its control bit in the low bit (hashed with it cleared).
   block seedState[4][TILE];
   uint64_t pathPoints[4][2 * TILE];  // each key's point twice (its block's two lanes)
-  __mmask8 tState[4][TILE / 4];
   // Comparison accumulators as blocks: the XOR of the left siblings (and their control-bit
   // corrections) where the path went right; the low bit is the share of [alpha < x] decided
   // above the leaf. One masked ternary XOR a level keeps this off the scalar registers.
@@ -269,7 +269,8 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
         pathPoints[p][2 * j] = pathPoints[p][2 * j + 1] = x;
       }
     }
-    memset(tState[p], job->party ? 0xFF : 0, bn / 4);
+    if (job->party)  // the roots' low bits are clear: set them to the party's control bit
+      for (size_t j = 0; j < bn; j++) seedState[p][j].lo |= 1;
     if (LT) memset(accState[p], 0, 16 * bn);
   }
   // The next run's roots, points and leaf corrections (separate streams, each touched once
@@ -291,10 +292,13 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
     for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + rowKeys + j);
     for (size_t u = 0; u < bn; u += unitKeys) {
       __m512i x[4], l[4], r[4];
+      __mmask8 ts[4];
       for (int kq = 0; kq < K4; kq++)
         for (int p = 0; p < PQ; p++) {
           const int g = kq * PQ + p;
-          x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+          const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
+          ts[g] = lowbits_z(node);
+          x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
           l[g] = _mm512_xor_si512(x[g], kl[0]);
           r[g] = _mm512_xor_si512(x[g], kr[0]);
         }
@@ -315,12 +319,12 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           r[g] = _mm512_aesenclast_epi128(r[g], kr[10]);
           const __mmask8 goRight =
               _mm512_test_epi64_mask(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), bit);
-          const __mmask8 t = tState[p][q];
+          // The child, its raw control bit in the low bit; with t, the correction word with the
+          // chosen side's control-bit correction in its low bit.
           const __m512i child = _mm512_xor_si512(_mm512_mask_blend_epi64(goRight, l[g], r[g]), x[g]);
-          const __m512i seed = _mm512_and_si512(child, clear);
-          _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_mask_xor_epi64(seed, t, seed, cwAll));
-          const __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL));
-          tState[p][q] = (__mmask8)(lowbits_z(child) ^ (t & tcw));
+          const __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL)), t = ts[g];
+          const __m512i cw = _mm512_mask_xor_epi64(cwAll, tcw, cwAll, lowOne);
+          _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_mask_xor_epi64(child, t, child, cw));
           if (LT) {
             __m512i acc = _mm512_loadu_si512((const void *)(accState[p] + 4 * q));
             acc = _mm512_mask_ternarylogic_epi64(acc, goRight, l[g], x[g], 0x96);  // ⊕ left sibling
@@ -339,10 +343,13 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
   const __m512i zero = _mm512_setzero_si512(), sixtyFour = _mm512_set1_epi64(64), ones = _mm512_set1_epi64(-1);
   for (size_t u = 0; u < bn; u += unitKeys) {
     __m512i x[4], v[4];
+    __mmask8 ts[4];
     for (int kq = 0; kq < K4; kq++)
       for (int p = 0; p < PQ; p++) {
         const int g = kq * PQ + p;
-        x[g] = ccr_sigma512(_mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq)));
+        const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
+        ts[g] = lowbits_z(node);
+        x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
         v[g] = _mm512_xor_si512(x[g], kv[0]);
       }
     for (int round = 1; round < 10; round++)
@@ -353,7 +360,7 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
       for (int p = 0; p < PQ; p++) {
         const int g = kq * PQ + p;
         __m512i leaf = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
-        leaf = _mm512_mask_xor_epi64(leaf, tState[p][q], leaf, cwAll);
+        leaf = _mm512_mask_xor_epi64(leaf, ts[g], leaf, cwAll);
         const __m512i shift = _mm512_sub_epi64(
             _mm512_and_si512(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), low7), laneBase);
         unsigned bits4;
