@@ -217,6 +217,21 @@ __attribute__((target("avx512f"))) static inline __mmask8 lowbits_z(__m512i x) {
   return (__mmask8)(_mm512_test_epi64_mask(x, _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1)) * 3);
 }
 
+// σ⁻¹ of a round key, for ccr_input: σ(lo, hi) = (hi, lo ⊕ hi), so σ⁻¹(p, q) = (p ⊕ q, p).
+__attribute__((target("avx512f"))) static inline __m512i ccr_sigma_inverse512(__m512i k) {
+  return _mm512_ternarylogic_epi64(_mm512_shuffle_epi32(k, (_MM_PERM_ENUM)0x4E), k,
+                                   _mm512_set_epi64(0, -1, 0, -1, 0, -1, 0, -1), 0x78);
+}
+
+// A node's first AES state, σ(s) ⊕ k0 with s the node with its control bit cleared, as
+// σ(s ⊕ σ⁻¹(k0)) (σ is linear): the clear and the key fold into one ternary-logic operation.
+// The CCR hash's final ⊕ σ(s) is then ⊕ this state ⊕ k0, folded by the callers into their
+// corrections.
+__attribute__((target("avx512f"))) static inline __m512i ccr_input(__m512i node, __m512i k0Inverse) {
+  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+  return ccr_sigma512(_mm512_ternarylogic_epi64(node, clear, k0Inverse, 0x6A));  // (node ∧ clear) ⊕ k
+}
+
 // The evaluations of one call: `pointsPerKey` points per key (points and out are key-major),
 // of which this pass takes points p0 … p0 + PQ − 1.
 typedef struct {
@@ -244,8 +259,9 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
     kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
     kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
   }
-  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
+  const __m512i klInverse = ccr_sigma_inverse512(kl[0]), kvInverse = ccr_sigma_inverse512(kv[0]);
+  const __m512i keyDifference = _mm512_xor_si512(kl[0], kr[0]);
   const size_t depth = job->depth, n = job->n, bits = depth + 7, c0 = first;
   const size_t rowKeys = tile_keys(first & ~(size_t)(TILE - 1), n), at0 = cw_at(0, first, n, depth);
   // Each key's node: its seed with its control bit in the low bit (hashed with it cleared).
@@ -298,9 +314,8 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           const int g = kq * PQ + p;
           const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
           ts[g] = lowbits_z(node);
-          x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
-          l[g] = _mm512_xor_si512(x[g], kl[0]);
-          r[g] = _mm512_xor_si512(x[g], kr[0]);
+          l[g] = x[g] = ccr_input(node, klInverse);  // σ(s) ⊕ kl[0]
+          r[g] = _mm512_xor_si512(x[g], keyDifference);
         }
       for (int round = 1; round < 10; round++) {
         for (int g = 0; g < K4 * PQ; g++) {
@@ -319,15 +334,17 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           r[g] = _mm512_aesenclast_epi128(r[g], kr[10]);
           const __mmask8 goRight =
               _mm512_test_epi64_mask(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), bit);
-          // The child, its raw control bit in the low bit; with t, the correction word with the
-          // chosen side's control-bit correction in its low bit.
-          const __m512i child = _mm512_xor_si512(_mm512_mask_blend_epi64(goRight, l[g], r[g]), x[g]);
+          // The child (raw ⊕ σ(s), σ(s) = x ⊕ kl[0]), its raw control bit in the low bit, ⊕ (t ?
+          // the correction word with the chosen side's control-bit correction in its low bit : 0).
           const __mmask8 tcw = (__mmask8)((goRight & cbR) | (~goRight & cbL)), t = ts[g];
           const __m512i cw = _mm512_mask_xor_epi64(cwAll, tcw, cwAll, lowOne);
-          _mm512_storeu_si512((void *)(seedState[p] + 4 * q), _mm512_mask_xor_epi64(child, t, child, cw));
+          const __m512i cwk = _mm512_mask_xor_epi64(kl[0], t, kl[0], cw);
+          _mm512_storeu_si512((void *)(seedState[p] + 4 * q),
+                              _mm512_ternarylogic_epi64(_mm512_mask_blend_epi64(goRight, l[g], r[g]), x[g], cwk, 0x96));
           if (LT) {
+            // ⊕ the left sibling (⊕ kl[0] too, undone at the leaf: see pathParity).
             __m512i acc = _mm512_loadu_si512((const void *)(accState[p] + 4 * q));
-            acc = _mm512_mask_ternarylogic_epi64(acc, goRight, l[g], x[g], 0x96);  // ⊕ left sibling
+            acc = _mm512_mask_ternarylogic_epi64(acc, goRight, l[g], x[g], 0x96);
             acc = _mm512_mask_xor_epi64(acc, goRight & t & cbL, acc, lowOne);
             _mm512_storeu_si512((void *)(accState[p] + 4 * q), acc);
           }
@@ -340,6 +357,8 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
   // position. Shifting lane h (0: bits 0…63, 1: bits 64…127) by (x mod 128) − 64h moves bit x
   // to bit 0 of its lane (shift counts of 64 or more, negative ones included, give 0).
   const __m512i low7 = _mm512_set1_epi64(127), laneBase = _mm512_set_epi64(64, 0, 64, 0, 64, 0, 64, 0);
+  const __m512i pathMask = _mm512_set1_epi64((long long)(depth >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << depth) - 1));
+  const int leftKeyLow = prg[0].roundKeys[0][0] & 1;
   const __m512i zero = _mm512_setzero_si512(), sixtyFour = _mm512_set1_epi64(64), ones = _mm512_set1_epi64(-1);
   for (size_t u = 0; u < bn; u += unitKeys) {
     __m512i x[4], v[4];
@@ -349,8 +368,7 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
         const int g = kq * PQ + p;
         const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
         ts[g] = lowbits_z(node);
-        x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
-        v[g] = _mm512_xor_si512(x[g], kv[0]);
+        v[g] = x[g] = ccr_input(node, kvInverse);  // σ(s) ⊕ kv[0]
       }
     for (int round = 1; round < 10; round++)
       for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
@@ -359,10 +377,10 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
       const __m512i cwAll = _mm512_loadu_si512((const void *)(job->leafCW + 16 * (c0 + 4 * q)));
       for (int p = 0; p < PQ; p++) {
         const int g = kq * PQ + p;
-        __m512i leaf = _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), x[g]);
-        leaf = _mm512_mask_xor_epi64(leaf, ts[g], leaf, cwAll);
-        const __m512i shift = _mm512_sub_epi64(
-            _mm512_and_si512(_mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q)), low7), laneBase);
+        const __m512i leaf = _mm512_ternarylogic_epi64(_mm512_aesenclast_epi128(v[g], kv[10]), x[g],
+                                                       _mm512_mask_xor_epi64(kv[0], ts[g], kv[0], cwAll), 0x96);
+        const __m512i point = _mm512_loadu_si512((const void *)(pathPoints[p] + 8 * q));
+        const __m512i shift = _mm512_sub_epi64(_mm512_and_si512(point, low7), laneBase);
         unsigned bits4;
         if (LT) {
           // Bits below the position: lane h keeps its low clamp((x mod 128) − 64h, 0, 64) bits.
@@ -371,6 +389,11 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           const __mmask8 odd = _mm512_test_epi64_mask(_mm512_popcnt_epi64(below), _mm512_set1_epi64(1));
           bits4 = keybits(odd) ^ keybits(odd >> 1) ^
                   keybits(lowbits_z(_mm512_loadu_si512((const void *)(accState[p] + 4 * q))));
+          // The accumulator took kl[0] once per level where the path went right: its low bit
+          // that many times.
+          if (leftKeyLow)
+            bits4 ^= keybits(_mm512_test_epi64_mask(
+                _mm512_popcnt_epi64(_mm512_and_si512(_mm512_srli_epi64(point, 7), pathMask)), lowOne));
         } else {
           const __mmask8 hit = _mm512_test_epi64_mask(_mm512_srlv_epi64(leaf, shift), _mm512_set1_epi64(1));
           bits4 = keybits(hit) | keybits(hit >> 1);
@@ -505,19 +528,18 @@ static inline uint32_t node_bytes(const uint8_t *first, unsigned widthLog) {
 // correction's low bit is the child's control-bit correction, so one XOR makes each child.
 // WL is min(log2 width, 2), a constant so that each width class compiles to straight-line code.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
-    const int groups, const unsigned WL, size_t i0, const __m512i *kl, const __m512i *kr, unsigned widthLog,
-    const uint8_t *rowSeeds, const uint8_t *rowBits, const block *cur, block *next) {
-  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
+    const int groups, const unsigned WL, size_t i0, const __m512i *kl, const __m512i *kr, __m512i klInverse,
+    __m512i keyDifference, unsigned widthLog, const uint8_t *rowSeeds, const uint8_t *rowBits, const block *cur,
+    block *next) {
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-  __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];
+  __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];  // x: σ(s) ⊕ kl[0], the left chain's input
   __mmask8 t[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
     const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
     t[g] = lowbits_z(node);
-    x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
-    l[g] = _mm512_xor_si512(x[g], kl[0]);
-    r[g] = _mm512_xor_si512(x[g], kr[0]);
+    l[g] = x[g] = ccr_input(node, klInverse);
+    r[g] = _mm512_xor_si512(x[g], keyDifference);
   }
   for (int round = 1; round < 10; round++) {
     for (int g = 0; g < groups; g++) {
@@ -536,11 +558,13 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
       cbL = bit_lanes(cb, 0);
       cbR = bit_lanes(cb, 1);
     }
-    const __m512i cwx = _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(rowSeeds + 16 * at, WL));
-    const __m512i lc = _mm512_xor_si512(_mm512_aesenclast_epi128(l[g], kl[10]),
-                                        _mm512_mask_xor_epi64(cwx, t[g] & cbL, cwx, lowOne));
-    const __m512i rc = _mm512_xor_si512(_mm512_aesenclast_epi128(r[g], kr[10]),
-                                        _mm512_mask_xor_epi64(cwx, t[g] & cbR, cwx, lowOne));
+    // σ(s) = x ⊕ kl[0]: kl[0] ⊕ (t ? cw : 0) with each side's control-bit correction, then one
+    // three-way XOR per child.
+    const __m512i cwk = _mm512_mask_xor_epi64(kl[0], t[g], kl[0], node_words(rowSeeds + 16 * at, WL));
+    const __m512i lc = _mm512_ternarylogic_epi64(_mm512_aesenclast_epi128(l[g], kl[10]), x[g],
+                                                 _mm512_mask_xor_epi64(cwk, t[g] & cbL, cwk, lowOne), 0x96);
+    const __m512i rc = _mm512_ternarylogic_epi64(_mm512_aesenclast_epi128(r[g], kr[10]), x[g],
+                                                 _mm512_mask_xor_epi64(cwk, t[g] & cbR, cwk, lowOne), 0x96);
     _mm512_storeu_si512((void *)(next + 2 * i), _mm512_permutex2var_epi64(lc, first, rc));
     _mm512_storeu_si512((void *)(next + 2 * i + 4), _mm512_permutex2var_epi64(lc, second, rc));
   }
@@ -558,14 +582,16 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
     kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
     kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
   }
+  const __m512i klInverse = ccr_sigma_inverse512(kl[0]), keyDifference = _mm512_xor_si512(kl[0], kr[0]);
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
 #define EXPAND_LEVEL(WL)                                                                                       \
   {                                                                                                           \
     size_t i0 = 0;                                                                                            \
     for (; i0 + FUSED <= total; i0 += FUSED)                                                                  \
-      expand_unit(FUSED_REGS, WL, i0, kl, kr, widthLog, rowSeeds, rowBits, cur, next);                        \
-    for (; i0 < total; i0 += 4) expand_unit(1, WL, i0, kl, kr, widthLog, rowSeeds, rowBits, cur, next);       \
+      expand_unit(FUSED_REGS, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, cur, next); \
+    for (; i0 < total; i0 += 4)                                                                               \
+      expand_unit(1, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, cur, next);       \
   }
   if (widthLog == 0) EXPAND_LEVEL(0) else if (widthLog == 1) EXPAND_LEVEL(1) else EXPAND_LEVEL(2)
 #undef EXPAND_LEVEL
@@ -573,24 +599,23 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
 
 // `groups` groups of 4 leaves from node i0 (see leaves_fused); WL as in expand_unit.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void leaf_unit(
-    const int groups, const unsigned WL, size_t i0, const __m512i *kv, size_t c0, unsigned widthLog,
-    const uint8_t *leafCW, const block *cur, block *out) {
-  const __m512i clear = _mm512_set_epi64(-1, -2, -1, -2, -1, -2, -1, -2);
-  __m512i x[FUSED_REGS], v[FUSED_REGS];
+    const int groups, const unsigned WL, size_t i0, const __m512i *kv, __m512i kvInverse, size_t c0,
+    unsigned widthLog, const uint8_t *leafCW, const block *cur, block *out) {
+  __m512i x[FUSED_REGS], v[FUSED_REGS];  // x: σ(s) ⊕ kv[0]
   __mmask8 t[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
     const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
     t[g] = lowbits_z(node);
-    x[g] = ccr_sigma512(_mm512_and_si512(node, clear));
-    v[g] = _mm512_xor_si512(x[g], kv[0]);
+    v[g] = x[g] = ccr_input(node, kvInverse);
   }
   for (int round = 1; round < 10; round++)
     for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
   for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g;
-    const __m512i cwx =
-        _mm512_mask_xor_epi64(x[g], t[g], x[g], node_words(leafCW + 16 * (c0 + (i >> widthLog)), WL));
-    _mm512_storeu_si512((void *)(out + i), _mm512_xor_si512(_mm512_aesenclast_epi128(v[g], kv[10]), cwx));
+    const __m512i cwk =
+        _mm512_mask_xor_epi64(kv[0], t[g], kv[0], node_words(leafCW + 16 * (c0 + (i >> widthLog)), WL));
+    _mm512_storeu_si512((void *)(out + i),
+                        _mm512_ternarylogic_epi64(_mm512_aesenclast_epi128(v[g], kv[10]), x[g], cwk, 0x96));
   }
 }
 
@@ -602,13 +627,15 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void leaves_fused
     block *out) {
   __m512i kv[11];
   for (int r = 0; r < 11; r++) kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg->roundKeys[r]));
+  const __m512i kvInverse = ccr_sigma_inverse512(kv[0]);
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
 #define LEAVES(WL)                                                                                             \
   {                                                                                                           \
     size_t i0 = 0;                                                                                            \
-    for (; i0 + FUSED <= total; i0 += FUSED) leaf_unit(FUSED_REGS, WL, i0, kv, c0, widthLog, leafCW, cur, out); \
-    for (; i0 < total; i0 += 4) leaf_unit(1, WL, i0, kv, c0, widthLog, leafCW, cur, out);                      \
+    for (; i0 + FUSED <= total; i0 += FUSED)                                                                  \
+      leaf_unit(FUSED_REGS, WL, i0, kv, kvInverse, c0, widthLog, leafCW, cur, out);                           \
+    for (; i0 < total; i0 += 4) leaf_unit(1, WL, i0, kv, kvInverse, c0, widthLog, leafCW, cur, out);          \
   }
   if (widthLog == 0) LEAVES(0) else if (widthLog == 1) LEAVES(1) else LEAVES(2)
 #undef LEAVES

@@ -192,6 +192,32 @@ func bit(_ packed: [UInt8], key: Int, bytesPerKey: Int, position: Int) -> UInt8 
     }
   }
 
+  /// The comparison kernel folds the left-child key's first round key into its accumulator and
+  /// undoes it by the parity of right turns when that key's low bit is set: comparisons are
+  /// right under PRG keys with that bit clear and with it set.
+  @Test func comparisonsAreRightWhateverTheLeftKeysLowBit() throws {
+    var random = try SecureRandom()
+    var seen: Set<UInt8> = []
+    for run in 0..<64 where seen.count < 2 {
+      let prg = try TreePRG(runKey: Array("low bit \(run)".utf8))
+      guard seen.insert(prg.withKeys { $0[0].roundKeys.0.0 & 1 }).inserted else { continue }
+      for bits in [9, 20, 50] {
+        let n = 700
+        let alphas = random.elements(n, bits: bits)
+        let (k0, k1, _) = try DPF.gen(bits: bits, alphas: alphas, prg: prg, random: &random)
+        let xs = alphas.enumerated().map { i, a in
+          i % 3 == 0 ? a : random.elements(1, bits: bits)[0]
+        }
+        let shares = zip(
+          try DPF.evalPoints(party: 0, keys: k0, points: xs, lessThan: true, prg: prg),
+          try DPF.evalPoints(party: 1, keys: k1, points: xs, lessThan: true, prg: prg)
+        ).map { $0 ^ $1 }
+        #expect(shares == zip(alphas, xs).map { $0 < $1 ? 1 : 0 }, "bits \(bits), run \(run)")
+      }
+    }
+    #expect(seen.count == 2)
+  }
+
   /// Points are taken modulo the domain: bits above it change nothing, for truth tables and trees.
   @Test(arguments: [3, 7, 12, 50])
   func pointsAreTakenModuloTheDomain(bits: Int) throws {
