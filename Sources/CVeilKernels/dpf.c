@@ -1,6 +1,8 @@
-// DPF generation and evaluation over batches of keys. Every tree level of a chunk of keys is
-// hashed with one call into the AES kernels, so the AES units see long independent streams
-// (a single key's path is a serial chain of dependent AES calls and would run at latency).
+// DPF generation and evaluation over batches of keys. Keys are walked a tile (256 keys) at a
+// time, level by level, so the AES units see many independent streams (a single key's path is
+// a serial chain of dependent AES calls and would run at latency) and the tile's correction
+// words stream from one contiguous region. With VAES the fused kernels hash, correct and choose
+// in registers; elsewhere every level of a tile is hashed with one call into the AES kernels.
 //
 // Correctness sketch (BGI 2016): at every node off the path to alpha both parties hold the
 // same seed and control bit; on the path their control bits differ. The correction word of a
@@ -183,14 +185,15 @@ static inline void putbit(uint8_t *bits, size_t j, unsigned v) {
 #if defined(__x86_64__)
 // Point evaluation of one run of up to 256 keys (one tile's), level by level, with both
 // children of up to 16 seeds at a time computed as up to 8 independent AES chains sharing one
-// σ and consumed in registers. The child choice, the correction word and the control and
-// comparison bits are lane masks (each key's bit duplicated over its block's two 64-bit
-// lanes), and only the seeds, control and comparison masks go back to a 4 KiB state between
-// levels. The CCR hash's final ⊕ σ(s) is applied once, to the chosen child, and the low bits
-// of the raw AES outputs and of σ(s) give the children's control bits; the vector unit's work
-// per level is one choice, one ⊕ σ, one clear, one masked correction and the bit tests, next
-// to the 20 AES rounds of the two children. Several points of one key (a DReLU key at its
-// offsets) share the key's loads. Needs depth ≥ 1.
+// σ and consumed in registers. A node is its seed with its control bit in the low bit; the
+// child choice, the correction word's mask and the comparison bits are lane masks (each key's
+// bit duplicated over its block's two 64-bit lanes), and only the nodes (and comparison
+// accumulators) go back to a 4 KiB state between levels. The CCR hash's final ⊕ σ(s) is folded
+// with the correction into one three-way XOR on the chosen child, so the vector unit's work per
+// level is the first AES state (one ternary op, one shuffle, one more ternary op), one choice,
+// two masked XORs, the three-way XOR and two bit tests, next to the 20 AES rounds of the two
+// children. Several points of one key (a DReLU key at its offsets) share the key's loads.
+// Needs depth ≥ 1.
 enum { FUSED = 16, FUSED_REGS = FUSED / 4 };
 
 // One bit per key from a lane mask (its even lanes).
@@ -242,6 +245,18 @@ typedef struct {
   int lessThan;
   uint8_t *out;
 } point_job;
+
+// The first AES states (ccr_input with σ⁻¹(k0) = kInverse) and control bits of the K4 · PQ
+// register groups of the unit at key u: group kq · PQ + p holds keys u + 4kq … of point p.
+__attribute__((target("avx512f"), always_inline)) static inline void unit_inputs(
+    const int K4, const int PQ, block seedState[][TILE], size_t u, __m512i kInverse, __m512i *x, __mmask8 *ts) {
+  for (int kq = 0; kq < K4; kq++)
+    for (int p = 0; p < PQ; p++) {
+      const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
+      ts[kq * PQ + p] = lowbits_z(node);
+      x[kq * PQ + p] = ccr_input(node, kInverse);
+    }
+}
 
 // K4 groups of 4 keys × PQ points per unit (K4·PQ ≤ 4 registers a side, 2·K4·PQ AES chains); a
 // key group's correction word and control-bit corrections are loaded and decoded once for its
@@ -307,16 +322,13 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
     for (size_t j = 0; j < bn; j += 4) __builtin_prefetch(levelSeeds + 16 * rowKeys + 16 * j);
     for (size_t j = 0; j < bn; j += 64) __builtin_prefetch(levelBits + rowKeys + j);
     for (size_t u = 0; u < bn; u += unitKeys) {
-      __m512i x[4], l[4], r[4];
+      __m512i x[4], l[4], r[4];  // x: σ(s) ⊕ kl[0]
       __mmask8 ts[4];
-      for (int kq = 0; kq < K4; kq++)
-        for (int p = 0; p < PQ; p++) {
-          const int g = kq * PQ + p;
-          const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
-          ts[g] = lowbits_z(node);
-          l[g] = x[g] = ccr_input(node, klInverse);  // σ(s) ⊕ kl[0]
-          r[g] = _mm512_xor_si512(x[g], keyDifference);
-        }
+      unit_inputs(K4, PQ, seedState, u, klInverse, x, ts);
+      for (int g = 0; g < K4 * PQ; g++) {
+        l[g] = x[g];
+        r[g] = _mm512_xor_si512(x[g], keyDifference);
+      }
       for (int round = 1; round < 10; round++) {
         for (int g = 0; g < K4 * PQ; g++) {
           l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
@@ -361,15 +373,10 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
   const int leftKeyLow = prg[0].roundKeys[0][0] & 1;
   const __m512i zero = _mm512_setzero_si512(), sixtyFour = _mm512_set1_epi64(64), ones = _mm512_set1_epi64(-1);
   for (size_t u = 0; u < bn; u += unitKeys) {
-    __m512i x[4], v[4];
+    __m512i x[4], v[4];  // x: σ(s) ⊕ kv[0]
     __mmask8 ts[4];
-    for (int kq = 0; kq < K4; kq++)
-      for (int p = 0; p < PQ; p++) {
-        const int g = kq * PQ + p;
-        const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
-        ts[g] = lowbits_z(node);
-        v[g] = x[g] = ccr_input(node, kvInverse);  // σ(s) ⊕ kv[0]
-      }
+    unit_inputs(K4, PQ, seedState, u, kvInverse, x, ts);
+    for (int g = 0; g < K4 * PQ; g++) v[g] = x[g];
     for (int round = 1; round < 10; round++)
       for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
     for (int kq = 0; kq < K4; kq++) {
