@@ -109,16 +109,10 @@ struct ByteWriter {
 
   /// Small values of `bitsPerValue` bits (1, 2, 4), packed little-endian within bytes.
   mutating func packed(_ values: [UInt8], bitsPerValue: Int) {
-    let perByte = 8 / bitsPerValue
-    let valueMask = UInt8((1 << bitsPerValue) - 1)
     let start = bytes.count
-    bytes.append(contentsOf: repeatElement(0, count: (values.count + perByte - 1) / perByte))
+    bytes.append(contentsOf: repeatElement(0, count: (values.count * bitsPerValue + 7) / 8))
     bytes.withUnsafeMutableBufferPointer { out in
-      values.withUnsafeBufferPointer { v in
-        for i in 0..<v.count {
-          out[start + i / perByte] |= (v[i] & valueMask) << UInt8((i % perByte) * bitsPerValue)
-        }
-      }
+      veil_pack_small(values, values.count, UInt32(bitsPerValue), out.baseAddress! + start)
     }
   }
 }
@@ -199,18 +193,13 @@ struct ByteReader {
   }
 
   mutating func packed(_ count: Int, bitsPerValue: Int) throws(FSSError) -> [UInt8] {
-    let perByte = 8 / bitsPerValue
-    let slice = try take((count + perByte - 1) / perByte)
-    let valueMask = UInt8((1 << bitsPerValue) - 1)
-    var out = [UInt8](repeating: 0, count: count)
-    slice.withUnsafeBufferPointer { src in
-      out.withUnsafeMutableBufferPointer { dst in
-        for i in 0..<count {
-          dst[i] = (src[i / perByte] >> UInt8((i % perByte) * bitsPerValue)) & valueMask
-        }
+    let slice = try take((count * bitsPerValue + 7) / 8)
+    return [UInt8](unsafeUninitializedCapacity: count) { dst, initialized in
+      slice.withUnsafeBufferPointer { src in
+        veil_unpack_small(src.baseAddress, count, UInt32(bitsPerValue), dst.baseAddress)
       }
+      initialized = count
     }
-    return out
   }
 }
 

@@ -7,6 +7,56 @@ import VeilRing
 @Suite struct KeyFormatTests {
   let prg = try! TreePRG(runKey: Array("key format tests".utf8))
 
+  /// CRC32C (three interleaved streams joined by a tabulated shift for long inputs) equals a
+  /// bitwise reference at lengths around the stream block sizes, in one call and in pieces.
+  @Test func crc32cMatchesABitwiseReference() throws {
+    func reference(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+      var c: UInt32 = ~0
+      for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = (c >> 1) ^ (0x82F6_3B78 & (0 &- (c & 1))) }
+      }
+      return ~c
+    }
+    #expect(veil_crc32c(0, Array("123456789".utf8), 9) == 0xE306_9283)
+    var random = try SecureRandom()
+    let data = random.bytes(100_003)
+    for length in [0, 1, 9, 767, 768, 769, 24_575, 24_576, 24_577, 49_160, 100_003] {
+      let expected = reference(data[..<length])
+      #expect(
+        data.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, length) } == expected,
+        "\(length)")
+      let split = length / 3
+      let pieces = data.withUnsafeBufferPointer {
+        veil_crc32c(veil_crc32c(0, $0.baseAddress, split), $0.baseAddress! + split, length - split)
+      }
+      #expect(pieces == expected, "\(length) in two pieces")
+    }
+  }
+
+  /// Small values packed 1, 2 or 4 bits each: the layout (value i at bit i·b, little-endian),
+  /// the byte count, high bits of the inputs ignored, and the round trip, for counts that end
+  /// inside a byte and inside an 8-value word.
+  @Test(arguments: [1, 2, 4])
+  func smallValuesPackLittleEndianAndRoundTrip(bitsPerValue: Int) throws {
+    var random = try SecureRandom()
+    let mask = UInt8((1 << bitsPerValue) - 1)
+    for count in [0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1001] {
+      let values = random.bytes(count)
+      var writer = ByteWriter()
+      writer.packed(values, bitsPerValue: bitsPerValue)
+      #expect(writer.bytes.count == (count * bitsPerValue + 7) / 8)
+      for i in 0..<count {
+        let bit = i * bitsPerValue
+        #expect(
+          (writer.bytes[bit / 8] >> UInt8(bit % 8)) & mask == values[i] & mask,
+          "value \(i) of \(count)")
+      }
+      var reader = ByteReader(writer.bytes[...])
+      #expect(try reader.packed(count, bitsPerValue: bitsPerValue) == values.map { $0 & mask })
+    }
+  }
+
   @Test func everyGateKeyRoundTripsAndStillEvaluates() throws {
     var random = try SecureRandom()
     let ring = try Ring(bits: 50)

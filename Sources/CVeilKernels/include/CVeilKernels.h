@@ -93,6 +93,13 @@ void veil_aes128_ctr(veil_aes_kernel kernel, const veil_aes128_key *key, uint64_
 /// CRC32C (Castagnoli) of `length` bytes continuing from `crc` (start with 0).
 uint32_t veil_crc32c(uint32_t crc, const uint8_t *bytes, size_t length);
 
+/// Packs count values of bitsPerValue (1, 2 or 4) bits, the low bits of values[i], little-endian
+/// into ⌈count · bitsPerValue / 8⌉ bytes of out (value i at bit i · bitsPerValue).
+void veil_pack_small(const uint8_t *values, size_t count, unsigned bitsPerValue, uint8_t *out);
+
+/// The inverse: count values of bitsPerValue bits from packed into one byte each.
+void veil_unpack_small(const uint8_t *packed, size_t count, unsigned bitsPerValue, uint8_t *out);
+
 #ifdef __cplusplus
 }
 #endif
