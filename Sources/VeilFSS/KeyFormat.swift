@@ -215,7 +215,8 @@ public enum KeyRecord {
   }
 
   /// Fills in the header in front of the payload written to `w` and appends the CRC.
-  static func seal(_ header: KeyRecordHeader, _ w: ByteWriter) -> [UInt8] {
+  /// `w` is consumed: its buffer becomes the record, so the payload is never copied.
+  static func seal(_ header: KeyRecordHeader, _ w: consuming ByteWriter) -> [UInt8] {
     var h = ByteWriter()
     h.raw(KeyRecordHeader.magic)
     h.u16(KeyRecordHeader.version)
@@ -228,11 +229,12 @@ public enum KeyRecord {
     h.u32(UInt32(header.count))
     h.u32(UInt32(header.extra))
     h.u64(UInt64(w.bytes.count - KeyRecordHeader.size))
-    var out = w
-    out.bytes.replaceSubrange(0..<KeyRecordHeader.size, with: h.bytes)
-    let crc = out.bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, $0.count) }
-    out.u32(crc)
-    return out.bytes
+    w.bytes.withUnsafeMutableBufferPointer { record in
+      for (i, byte) in h.bytes.enumerated() { record[i] = byte }
+    }
+    let crc = w.bytes.withUnsafeBufferPointer { veil_crc32c(0, $0.baseAddress, $0.count) }
+    w.u32(crc)
+    return w.bytes
   }
 
   /// Reads the record starting at `start`: checks magic, version, CRC, kind and party, and
@@ -326,7 +328,7 @@ extension DPFKeys {
       KeyRecordHeader(
         kind: .dpf, party: party, inputBits: bits, outputBits: 1, shift: 0, variant: 0,
         count: count, extra: 0,
-        payloadLength: 0), w)
+        payloadLength: 0), consume w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
@@ -351,7 +353,7 @@ extension DReLUKey {
       KeyRecordHeader(
         kind: .drelu, party: party, inputBits: ring.bits, outputBits: 1, shift: 0, variant: 0,
         count: count,
-        extra: offsets.count, payloadLength: 0), w)
+        extra: offsets.count, payloadLength: 0), consume w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
@@ -379,7 +381,7 @@ extension SelectKey {
       KeyRecordHeader(
         kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0,
         variant: 0, count: count,
-        extra: 0, payloadLength: 0), w)
+        extra: 0, payloadLength: 0), consume w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
@@ -410,7 +412,7 @@ extension TruncationKey {
     return KeyRecord.seal(
       KeyRecordHeader(
         kind: .truncation, party: party, inputBits: inputBits, outputBits: outputBits, shift: shift,
-        variant: kind.rawValue, count: count, extra: 0, payloadLength: 0), w)
+        variant: kind.rawValue, count: count, extra: 0, payloadLength: 0), consume w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
@@ -453,7 +455,7 @@ extension LUTKey {
       KeyRecordHeader(
         kind: .lut, party: party, inputBits: inputBits, outputBits: outputRing.bits, shift: 0,
         variant: 0,
-        count: count, extra: 0, payloadLength: 0), w)
+        count: count, extra: 0, payloadLength: 0), consume w)
   }
 
   /// Decodes one party's record, refusing another gate kind, party or input width.
