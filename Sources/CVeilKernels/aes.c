@@ -114,8 +114,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int m
                                                                           size_t n, uint64_t ctrLo,
                                                                           uint64_t ctrHi) {
   __m512i rk[11];
-  for (int r = 0; r < 11; r++)
-    rk[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)key->roundKeys[r]));
+  round_keys512(key, rk);
   size_t i = 0;
   enum { LANES = 4, REGS = 4, STEP = LANES * REGS };
   for (; i + STEP <= n; i += STEP) {

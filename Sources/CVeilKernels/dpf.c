@@ -235,6 +235,14 @@ __attribute__((target("avx512f"))) static inline __m512i ccr_input(__m512i node,
   return ccr_sigma512(_mm512_ternarylogic_epi64(node, clear, k0Inverse, 0x6A));  // (node ∧ clear) ⊕ k
 }
 
+// The 4 nodes at `at`: their control bits (a lane mask, into *t) and first AES state.
+__attribute__((target("avx512f"))) static inline __m512i node_input(const block *at, __m512i k0Inverse,
+                                                                    __mmask8 *t) {
+  const __m512i node = _mm512_loadu_si512((const void *)at);
+  *t = lowbits_z(node);
+  return ccr_input(node, k0Inverse);
+}
+
 // The evaluations of one call: `pointsPerKey` points per key (points and out are key-major),
 // of which this pass takes points p0 … p0 + PQ − 1.
 typedef struct {
@@ -251,11 +259,7 @@ typedef struct {
 __attribute__((target("avx512f"), always_inline)) static inline void unit_inputs(
     const int K4, const int PQ, block seedState[][TILE], size_t u, __m512i kInverse, __m512i *x, __mmask8 *ts) {
   for (int kq = 0; kq < K4; kq++)
-    for (int p = 0; p < PQ; p++) {
-      const __m512i node = _mm512_loadu_si512((const void *)(seedState[p] + u + 4 * kq));
-      ts[kq * PQ + p] = lowbits_z(node);
-      x[kq * PQ + p] = ccr_input(node, kInverse);
-    }
+    for (int p = 0; p < PQ; p++) x[kq * PQ + p] = node_input(seedState[p] + u + 4 * kq, kInverse, &ts[kq * PQ + p]);
 }
 
 // K4 groups of 4 keys × PQ points per unit (K4·PQ ≤ 4 registers a side, 2·K4·PQ AES chains); a
@@ -269,11 +273,9 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
   const size_t unitKeys = 4 * (size_t)K4, bn = count - count % unitKeys;
   if (bn == 0) return 0;
   __m512i kl[11], kr[11], kv[11];
-  for (int r = 0; r < 11; r++) {
-    kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
-    kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
-    kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[2].roundKeys[r]));
-  }
+  round_keys512(&prg[0], kl);
+  round_keys512(&prg[1], kr);
+  round_keys512(&prg[2], kv);
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i klInverse = ccr_sigma_inverse512(kl[0]), kvInverse = ccr_sigma_inverse512(kv[0]);
   const __m512i keyDifference = _mm512_xor_si512(kl[0], kr[0]);
@@ -354,7 +356,7 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           _mm512_storeu_si512((void *)(seedState[p] + 4 * q),
                               _mm512_ternarylogic_epi64(_mm512_mask_blend_epi64(goRight, l[g], r[g]), x[g], cwk, 0x96));
           if (LT) {
-            // ⊕ the left sibling (⊕ kl[0] too, undone at the leaf: see pathParity).
+            // ⊕ the left sibling (⊕ kl[0] too, undone at the leaf by the parity of right turns).
             __m512i acc = _mm512_loadu_si512((const void *)(accState[p] + 4 * q));
             acc = _mm512_mask_ternarylogic_epi64(acc, goRight, l[g], x[g], 0x96);
             acc = _mm512_mask_xor_epi64(acc, goRight & t & cbL, acc, lowOne);
@@ -532,7 +534,8 @@ static inline uint32_t node_bytes(const uint8_t *first, unsigned widthLog) {
 // inlined with a constant `groups` so the chains live in registers. A node is its seed with its
 // control bit in the low bit (hashed with that bit cleared). As in the point kernel, the CCR
 // hash's ⊕ σ(s) is folded into the correction: child = raw ⊕ σ(s) ⊕ (t ? cw : 0), where the
-// correction's low bit is the child's control-bit correction, so one XOR makes each child.
+// correction's low bit is the child's control-bit correction, so one three-way XOR makes each
+// child.
 // WL is min(log2 width, 2), a constant so that each width class compiles to straight-line code.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
     const int groups, const unsigned WL, size_t i0, const __m512i *kl, const __m512i *kr, __m512i klInverse,
@@ -543,9 +546,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
   __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];  // x: σ(s) ⊕ kl[0], the left chain's input
   __mmask8 t[FUSED_REGS];
   for (int g = 0; g < groups; g++) {
-    const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
-    t[g] = lowbits_z(node);
-    l[g] = x[g] = ccr_input(node, klInverse);
+    l[g] = x[g] = node_input(cur + i0 + 4 * g, klInverse, &t[g]);
     r[g] = _mm512_xor_si512(x[g], keyDifference);
   }
   for (int round = 1; round < 10; round++) {
@@ -585,10 +586,8 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
     const veil_aes128_key prg[2], size_t cn, size_t width, const uint8_t *rowSeeds, const uint8_t *rowBits,
     const block *cur, block *next) {
   __m512i kl[11], kr[11];
-  for (int r = 0; r < 11; r++) {
-    kl[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[0].roundKeys[r]));
-    kr[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg[1].roundKeys[r]));
-  }
+  round_keys512(&prg[0], kl);
+  round_keys512(&prg[1], kr);
   const __m512i klInverse = ccr_sigma_inverse512(kl[0]), keyDifference = _mm512_xor_si512(kl[0], kr[0]);
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
@@ -610,11 +609,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     unsigned widthLog, const uint8_t *leafCW, const block *cur, block *out) {
   __m512i x[FUSED_REGS], v[FUSED_REGS];  // x: σ(s) ⊕ kv[0]
   __mmask8 t[FUSED_REGS];
-  for (int g = 0; g < groups; g++) {
-    const __m512i node = _mm512_loadu_si512((const void *)(cur + i0 + 4 * g));
-    t[g] = lowbits_z(node);
-    v[g] = x[g] = ccr_input(node, kvInverse);
-  }
+  for (int g = 0; g < groups; g++) v[g] = x[g] = node_input(cur + i0 + 4 * g, kvInverse, &t[g]);
   for (int round = 1; round < 10; round++)
     for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
   for (int g = 0; g < groups; g++) {
@@ -633,7 +628,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void leaves_fused
     const veil_aes128_key *prg, size_t c0, size_t cn, size_t width, const uint8_t *leafCW, const block *cur,
     block *out) {
   __m512i kv[11];
-  for (int r = 0; r < 11; r++) kv[r] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prg->roundKeys[r]));
+  round_keys512(prg, kv);
   const __m512i kvInverse = ccr_sigma_inverse512(kv[0]);
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
@@ -659,8 +654,7 @@ static void split_control_bits(block *nodes, uint8_t *t, size_t count) {
 
 // Expands `cn` keys of one tile (starting at key c0 of the batch) to their leaf blocks, key-major:
 // leaves[j · 2^depth + k] is leaf k of key c0 + j (leaves may be nodes, or the caller's output,
-// written once). nodes and scratch must hold cn · 2^depth blocks, tbits cn · 2^(depth − 1)
-// bytes. Nodes carry their control bit in the low bit. Levels of a multiple of 4 nodes take
+// written once). nodes and scratch must hold cn · 2^depth blocks, tbits cn · 2^depth bytes. Nodes carry their control bit in the low bit. Levels of a multiple of 4 nodes take
 // the fused VAES pass, ping-ponging between nodes and scratch; the others hash the whole
 // level through the AES kernel and correct it in place.
 static void expand_all(veil_aes_kernel kernel, const veil_aes128_key prg[3], int party, size_t depth, size_t n,
