@@ -29,20 +29,22 @@ struct UnsafeSendable<T>: @unchecked Sendable {
   init(_ value: T) { self.value = value }
 }
 
-/// One party's DPF keys for a batch of points over a domain of `bits` bits.
+/// One party's DPF keys for a batch of points over a domain of `bits` bits. The seed arrays
+/// are slices: keys decoded from a key record share the record's buffer (gigabytes per model
+/// run; a copy would cost as much as a third of the evaluation).
 public struct DPFKeys: Sendable, Equatable {
   /// Domain width in bits (1…64).
   public let bits: Int
   public let count: Int
   /// Root seeds (or, for bits ≤ 7, the truth-table shares), 16 bytes per key.
-  var roots: [UInt8]
+  let roots: ArraySlice<UInt8>
   /// Seed correction words, depth × count × 16 bytes, in tiles of `VEIL_DPF_TILE` keys each
   /// stored level-major (CVeilKernels.h), so that evaluating a tile streams one region.
-  var cwSeeds: [UInt8]
+  let cwSeeds: ArraySlice<UInt8>
   /// Control-bit corrections, depth × count bytes (bit 0 left, bit 1 right), tiled the same way.
-  var cwBits: [UInt8]
+  let cwBits: [UInt8]
   /// Leaf correction words, 16 bytes per key (empty for truth tables).
-  var leafCW: [UInt8]
+  let leafCW: ArraySlice<UInt8>
 
   /// Tree levels above the 128-bit leaves.
   public var depth: Int { Swift.max(bits - 7, 0) }
@@ -53,7 +55,10 @@ public struct DPFKeys: Sendable, Equatable {
     bits <= 7 ? 128 : (bits - 7) * 130 + 256
   }
 
-  init(bits: Int, count: Int, roots: [UInt8], cwSeeds: [UInt8], cwBits: [UInt8], leafCW: [UInt8]) {
+  init(
+    bits: Int, count: Int, roots: ArraySlice<UInt8>, cwSeeds: ArraySlice<UInt8>, cwBits: [UInt8],
+    leafCW: ArraySlice<UInt8>
+  ) {
     self.bits = bits
     self.count = count
     self.roots = roots
@@ -69,6 +74,29 @@ public struct DPFKeys: Sendable, Equatable {
       leafCW.count == (d == 0 ? 0 : 16 * count)
     else { throw .corruptKey("DPF key arrays do not match \(count) keys of \(bits) bits") }
   }
+
+  /// Runs `body` with the kernels' view of the key arrays.
+  func withKernelKeys<R>(_ body: (KernelKeys) -> R) -> R {
+    roots.withUnsafeBufferPointer { r in
+      cwSeeds.withUnsafeBufferPointer { s in
+        cwBits.withUnsafeBufferPointer { b in
+          leafCW.withUnsafeBufferPointer { l in
+            body(
+              KernelKeys(
+                roots: r.baseAddress, cwSeeds: s.baseAddress, cwBits: b.baseAddress,
+                leafCW: l.baseAddress))
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Pointers to one batch's key arrays, valid inside `DPFKeys.withKernelKeys`; the worker
+/// threads only read through them. Truth tables (depth 0) have no corrections, and the
+/// kernels do not read those pointers then.
+struct KernelKeys: @unchecked Sendable {
+  let roots, cwSeeds, cwBits, leafCW: UnsafePointer<UInt8>?
 }
 
 /// DPF generation (dealer) and evaluation (parties).
@@ -108,9 +136,11 @@ public enum DPF {
     }
     if depth == 0 { leafCW = [] }
     let k0 = DPFKeys(
-      bits: bits, count: n, roots: roots0, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+      bits: bits, count: n, roots: roots0[...], cwSeeds: cwSeeds[...], cwBits: cwBits,
+      leafCW: leafCW[...])
     let k1 = DPFKeys(
-      bits: bits, count: n, roots: roots1, cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
+      bits: bits, count: n, roots: roots1[...], cwSeeds: cwSeeds[...], cwBits: cwBits,
+      leafCW: leafCW[...])
     return (k0, k1, signBits)
   }
 
@@ -147,16 +177,17 @@ public enum DPF {
     // truth tables of domains under 7 bits need their points reduced here.
     let mask = domainMask(keys.bits)
     let xs = keys.bits < 7 ? points.map { $0 & mask } : points
-    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
     return [UInt8](unsafeUninitializedCapacity: points.count) { buffer, initialized in
       let out = UnsafeSendable(buffer.baseAddress)
       prg.withKeys { k in
         let kp = UnsafeSendable(k)
-        forEachRange(count: keys.count, threads: threads) { first, count in
-          veil_dpf_eval_points(
-            prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
-            keys.roots, keys.cwSeeds,
-            keys.cwBits, leaf, xs, pointsPerKey, lessThan ? 1 : 0, out.value)
+        keys.withKernelKeys { c in
+          forEachRange(count: keys.count, threads: threads) { first, count in
+            veil_dpf_eval_points(
+              prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
+              c.roots, c.cwSeeds, c.cwBits, c.leafCW, xs, pointsPerKey, lessThan ? 1 : 0,
+              out.value)
+          }
         }
       }
       initialized = points.count
@@ -170,16 +201,17 @@ public enum DPF {
       throw .invalidWidth("full-domain evaluation of \(keys.bits) bits")
     }
     let byteCount = (16 << keys.depth) * keys.count
-    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
     let workspace = UnsafeMutableRawPointer.allocate(
       byteCount: veil_dpf_workspace_size(keys.depth), alignment: 64)
     defer { workspace.deallocate() }
     // The kernel writes every output byte: no need to zero the (megabytes of) output first.
     return [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
       prg.withKeys { k in
-        veil_dpf_eval_all(
-          prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, keys.roots, keys.cwSeeds,
-          keys.cwBits, leaf, workspace, buffer.baseAddress)
+        keys.withKernelKeys { c in
+          veil_dpf_eval_all(
+            prg.kernel.cValue, k, Int32(party), keys.depth, keys.count, c.roots, c.cwSeeds,
+            c.cwBits, c.leafCW, workspace, buffer.baseAddress)
+        }
       }
       initialized = byteCount
     }
@@ -206,15 +238,16 @@ public enum DPF {
     let xs = maskedInputs.map { $0 & mask }
     let ones = OutputBuffer<UInt64>(count: keys.count, zero: 0)
     let dot = OutputBuffer<UInt64>(count: keys.count, zero: 0)
-    let leaf = keys.leafCW.isEmpty ? [UInt8](repeating: 0, count: 16) : keys.leafCW
     prg.withKeys { k in
       let kp = UnsafeSendable(k)
-      forEachRange(count: keys.count, threads: threads) { first, count in
-        var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
-        veil_dpf_lut(
-          prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
-          keys.roots, keys.cwSeeds,
-          keys.cwBits, leaf, xs, fullTable, &workspace, ones.base, dot.base)
+      keys.withKernelKeys { c in
+        forEachRange(count: keys.count, threads: threads) { first, count in
+          var workspace = [UInt8](repeating: 0, count: veil_dpf_workspace_size(keys.depth))
+          veil_dpf_lut(
+            prg.kernel.cValue, kp.value, Int32(party), keys.depth, keys.count, first, count,
+            c.roots, c.cwSeeds, c.cwBits, c.leafCW, xs, fullTable, &workspace, ones.base,
+            dot.base)
+        }
       }
     }
     return (ones.array(), dot.array())

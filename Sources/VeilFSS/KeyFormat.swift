@@ -71,7 +71,7 @@ struct ByteWriter {
   mutating func u64(_ v: UInt64) {
     withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
   }
-  mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+  mutating func raw(_ v: some Collection<UInt8>) { bytes.append(contentsOf: v) }
 
   /// Ring elements in ⌈bits/8⌉ bytes each (little-endian, the low bytes of each element).
   mutating func elements(_ values: [UInt64], bits: Int) {
@@ -311,11 +311,12 @@ extension DPFKeys {
       throw .invalidWidth("DPF domain of \(bits) bits in a key record")
     }
     let depth = Swift.max(bits - 7, 0)
+    // Seeds are slices of the record (no copy); the packed control bits are unpacked.
     let keys = DPFKeys(
-      bits: bits, count: count, roots: try r.raw(16 * count),
-      cwSeeds: try r.raw(16 * depth * count),
+      bits: bits, count: count, roots: try r.take(16 * count),
+      cwSeeds: try r.take(16 * depth * count),
       cwBits: try r.packed(depth * count, bitsPerValue: 2),
-      leafCW: try r.raw(depth == 0 ? 0 : 16 * count))
+      leafCW: try r.take(depth == 0 ? 0 : 16 * count))
     try keys.validate()
     return keys
   }

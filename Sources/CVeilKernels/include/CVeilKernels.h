@@ -111,6 +111,8 @@ void veil_unpack_small(const uint8_t *packed, size_t count, unsigned bitsPerValu
 //   cwSeeds  depth × n × 16       seed correction words, tiled (below)
 //   cwBits   depth × n bytes      bit 0: left control-bit correction, bit 1: right, tiled
 //   leafCW   n × 16               leaf correction word
+// A depth-0 batch (a domain of at most 7 bits) is its roots, the truth-table shares; the
+// kernels then read no other array, and those pointers may be null.
 // Tiled: the keys form tiles of VEIL_DPF_TILE (the last may be shorter), stored one after the
 // other; within a tile of k keys starting at key s, key i's level-l entry is at
 // s · depth + l · k + (i − s). Evaluating a tile's keys level by level then reads one
