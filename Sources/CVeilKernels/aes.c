@@ -71,7 +71,7 @@ __attribute__((target("aes,sse4.1"))) static void aes_aesni(int mode, const veil
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m128i x[8], ff[8];
-    for (int j = 0; j < 8; j++) {
+    UNROLL for (int j = 0; j < 8; j++) {
       if (mode == MODE_CTR) {
         uint64_t lo = ctrLo + i + j;
         uint64_t hi = ctrHi + (lo < ctrLo);
@@ -83,9 +83,9 @@ __attribute__((target("aes,sse4.1"))) static void aes_aesni(int mode, const veil
       ff[j] = x[j];
       x[j] = _mm_xor_si128(x[j], rk[0]);
     }
-    for (int r = 1; r < 10; r++)
-      for (int j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], rk[r]);
-    for (int j = 0; j < 8; j++) {
+    UNROLL for (int r = 1; r < 10; r++)
+      UNROLL for (int j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], rk[r]);
+    UNROLL for (int j = 0; j < 8; j++) {
       x[j] = _mm_aesenclast_si128(x[j], rk[10]);
       if (mode == MODE_CCR) x[j] = _mm_xor_si128(x[j], ff[j]);
       _mm_storeu_si128((__m128i *)(out + 16 * (i + j)), x[j]);
@@ -119,7 +119,7 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int m
   enum { LANES = 4, REGS = 4, STEP = LANES * REGS };
   for (; i + STEP <= n; i += STEP) {
     __m512i x[REGS], ff[REGS];
-    for (int j = 0; j < REGS; j++) {
+    UNROLL for (int j = 0; j < REGS; j++) {
       if (mode == MODE_CTR) {
         uint64_t b = ctrLo + i + (size_t)j * LANES;
         uint64_t h0 = ctrHi + (b < ctrLo), h1 = ctrHi + (b + 1 < ctrLo), h2 = ctrHi + (b + 2 < ctrLo),
@@ -133,9 +133,9 @@ __attribute__((target("avx512f,vaes,aes,sse4.1"))) static void aes_vaes512(int m
       ff[j] = x[j];
       x[j] = _mm512_xor_si512(x[j], rk[0]);
     }
-    for (int r = 1; r < 10; r++)
-      for (int j = 0; j < REGS; j++) x[j] = _mm512_aesenc_epi128(x[j], rk[r]);
-    for (int j = 0; j < REGS; j++) {
+    UNROLL for (int r = 1; r < 10; r++)
+      UNROLL for (int j = 0; j < REGS; j++) x[j] = _mm512_aesenc_epi128(x[j], rk[r]);
+    UNROLL for (int j = 0; j < REGS; j++) {
       x[j] = _mm512_aesenclast_epi128(x[j], rk[10]);
       if (mode == MODE_CCR) x[j] = _mm512_xor_si512(x[j], ff[j]);
       _mm512_storeu_si512((void *)(out + 16 * (i + (size_t)j * LANES)), x[j]);

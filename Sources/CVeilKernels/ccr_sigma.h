@@ -3,6 +3,11 @@
 // shared by the AES kernels and the fused DPF kernels, which must hash exactly alike.
 #ifndef VEIL_CCR_SIGMA_H
 #define VEIL_CCR_SIGMA_H
+
+// Fully unrolls a loop over registers or rounds. SwiftPM builds C at -O2, whose unroller gives
+// up on the larger kernel bodies (the comparison kernel), and then the AES chains go through
+// memory: 50-bit comparisons ran at 46 % of raw AES instead of 58 %.
+#define UNROLL _Pragma("clang loop unroll(full)")
 #if defined(__x86_64__)
 #include "CVeilKernels.h"
 #include <immintrin.h>

@@ -259,8 +259,8 @@ typedef struct {
 __attribute__((target("avx512f"), always_inline)) static inline void unit_inputs(
     const int K4, const int PQ, const block *const from[4], size_t u, __m512i kInverse, __mmask8 tRoot, __m512i *x,
     __mmask8 *ts) {
-  for (int kq = 0; kq < K4; kq++)
-    for (int p = 0; p < PQ; p++) {
+  UNROLL for (int kq = 0; kq < K4; kq++)
+    UNROLL for (int p = 0; p < PQ; p++) {
       x[kq * PQ + p] = node_input(from[p] + u + 4 * kq, kInverse, &ts[kq * PQ + p]);
       ts[kq * PQ + p] |= tRoot;
     }
@@ -340,21 +340,21 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
         for (size_t k = 0; k < unitKeys * job->stride; k += 8)
           __builtin_prefetch(job->points + (next + u) * job->stride + k);
       }
-      for (int g = 0; g < K4 * PQ; g++) {
+      UNROLL for (int g = 0; g < K4 * PQ; g++) {
         l[g] = x[g];
         r[g] = _mm512_xor_si512(x[g], keyDifference);
       }
-      for (int round = 1; round < 10; round++) {
-        for (int g = 0; g < K4 * PQ; g++) {
+      UNROLL for (int round = 1; round < 10; round++) {
+        UNROLL for (int g = 0; g < K4 * PQ; g++) {
           l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
           r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
         }
       }
-      for (int kq = 0; kq < K4; kq++) {
+      UNROLL for (int kq = 0; kq < K4; kq++) {
         const size_t q = (u >> 2) + (size_t)kq;  // the group of 4 keys in the run
         const __mmask8 cbL = byte_bit_lanes(levelBits + 4 * q, 0), cbR = byte_bit_lanes(levelBits + 4 * q, 1);
         const __m512i cwAll = _mm512_loadu_si512((const void *)(levelSeeds + 64 * q));
-        for (int p = 0; p < PQ; p++) {
+        UNROLL for (int p = 0; p < PQ; p++) {
           const int g = kq * PQ + p;
           // Raw AES outputs: the children are these ⊕ σ(s).
           l[g] = _mm512_aesenclast_epi128(l[g], kl[10]);
@@ -392,13 +392,13 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
     __m512i x[4], v[4];  // x: σ(s) ⊕ kv[0]
     __mmask8 ts[4];
     unit_inputs(K4, PQ, leafFrom, u, kvInverse, 0, x, ts);
-    for (int g = 0; g < K4 * PQ; g++) v[g] = x[g];
-    for (int round = 1; round < 10; round++)
-      for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
-    for (int kq = 0; kq < K4; kq++) {
+    UNROLL for (int g = 0; g < K4 * PQ; g++) v[g] = x[g];
+    UNROLL for (int round = 1; round < 10; round++)
+      UNROLL for (int g = 0; g < K4 * PQ; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+    UNROLL for (int kq = 0; kq < K4; kq++) {
       const size_t q = (u >> 2) + (size_t)kq;
       const __m512i cwAll = _mm512_loadu_si512((const void *)(job->leafCW + 16 * (c0 + 4 * q)));
-      for (int p = 0; p < PQ; p++) {
+      UNROLL for (int p = 0; p < PQ; p++) {
         const int g = kq * PQ + p;
         const __m512i leaf = _mm512_ternarylogic_epi64(_mm512_aesenclast_epi128(v[g], kv[10]), x[g],
                                                        _mm512_mask_xor_epi64(kv[0], ts[g], kv[0], cwAll), 0x96);
@@ -421,7 +421,7 @@ __attribute__((target("avx512f,avx512vpopcntdq,vaes,aes,sse4.1,bmi2"), always_in
           const __mmask8 hit = _mm512_test_epi64_mask(_mm512_srlv_epi64(leaf, shift), _mm512_set1_epi64(1));
           bits4 = keybits(hit) | keybits(hit >> 1);
         }
-        for (size_t k = 0; k < 4; k++)
+        UNROLL for (size_t k = 0; k < 4; k++)
           job->out[(c0 + 4 * q + k) * job->stride + job->p0 + (size_t)p] = (uint8_t)((bits4 >> k) & 1);
       }
     }
@@ -559,18 +559,18 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];  // x: σ(s) ⊕ kl[0], the left chain's input
   __mmask8 t[FUSED_REGS];
-  for (int g = 0; g < groups; g++) {
+  UNROLL for (int g = 0; g < groups; g++) {
     l[g] = x[g] = node_input(cur + i0 + 4 * g, klInverse, &t[g]);
     t[g] |= tRoot;
     r[g] = _mm512_xor_si512(x[g], keyDifference);
   }
-  for (int round = 1; round < 10; round++) {
-    for (int g = 0; g < groups; g++) {
+  UNROLL for (int round = 1; round < 10; round++) {
+    UNROLL for (int g = 0; g < groups; g++) {
       l[g] = _mm512_aesenc_epi128(l[g], kl[round]);
       r[g] = _mm512_aesenc_epi128(r[g], kr[round]);
     }
   }
-  for (int g = 0; g < groups; g++) {
+  UNROLL for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g, at = i >> widthLog;  // the node's key in the chunk
     __mmask8 cbL, cbR;
     if (WL >= 2) {  // one key's bits for all 4 nodes
@@ -625,10 +625,10 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static in
     unsigned widthLog, const uint8_t *leafCW, const block *cur, block *out) {
   __m512i x[FUSED_REGS], v[FUSED_REGS];  // x: σ(s) ⊕ kv[0]
   __mmask8 t[FUSED_REGS];
-  for (int g = 0; g < groups; g++) v[g] = x[g] = node_input(cur + i0 + 4 * g, kvInverse, &t[g]);
-  for (int round = 1; round < 10; round++)
-    for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
-  for (int g = 0; g < groups; g++) {
+  UNROLL for (int g = 0; g < groups; g++) v[g] = x[g] = node_input(cur + i0 + 4 * g, kvInverse, &t[g]);
+  UNROLL for (int round = 1; round < 10; round++)
+    UNROLL for (int g = 0; g < groups; g++) v[g] = _mm512_aesenc_epi128(v[g], kv[round]);
+  UNROLL for (int g = 0; g < groups; g++) {
     const size_t i = i0 + 4 * (size_t)g;
     const __m512i cwk =
         _mm512_mask_xor_epi64(kv[0], t[g], kv[0], node_words(leafCW + 16 * (c0 + (i >> widthLog)), WL));
