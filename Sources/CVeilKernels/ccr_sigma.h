@@ -1,6 +1,7 @@
 // The σ orthomorphism of the fixed-key CCR hash (DESIGN §5), σ(a‖b) = (a ⊕ b)‖a on each
 // 128-bit block of a 512-bit register, and the round keys broadcast to 512-bit registers:
-// shared by the AES kernels and the fused DPF kernels, which must hash exactly alike.
+// shared by the AES kernels and the fused DPF kernels, which must hash exactly alike. Also the
+// UNROLL pragma both use for their loops over registers and rounds.
 #ifndef VEIL_CCR_SIGMA_H
 #define VEIL_CCR_SIGMA_H
 

@@ -31,7 +31,7 @@ struct UnsafeSendable<T>: @unchecked Sendable {
 
 /// One party's DPF keys for a batch of points over a domain of `bits` bits. The seed arrays
 /// are slices: keys decoded from a key record share the record's buffer (gigabytes per model
-/// run; a copy would cost as much as a third of the evaluation).
+/// run; copying them was about 14 % of the parties' online time in BERT-base).
 public struct DPFKeys: Sendable, Equatable {
   /// Domain width in bits (1…64).
   public let bits: Int
