@@ -556,15 +556,19 @@ static inline uint32_t node_bytes(const uint8_t *first, unsigned widthLog) {
 // WL is min(log2 width, 2), a constant so that each width class compiles to straight-line code.
 __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"), always_inline)) static inline void expand_unit(
     const int groups, const unsigned WL, size_t i0, const __m512i *kl, const __m512i *kr, __m512i klInverse,
-    __m512i keyDifference, unsigned widthLog, const uint8_t *rowSeeds, const uint8_t *rowBits, __mmask8 tRoot,
+    __m512i keyDifference, unsigned widthLog, const uint8_t *rowSeeds, const uint8_t *rowBits, const __mmask8 tRoot,
     const block *cur, block *next) {
   const __m512i lowOne = _mm512_set_epi64(0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
   __m512i x[FUSED_REGS], l[FUSED_REGS], r[FUSED_REGS];  // x: σ(s) ⊕ kl[0], the left chain's input
   __mmask8 t[FUSED_REGS];
   UNROLL for (int g = 0; g < groups; g++) {
-    l[g] = x[g] = node_input(cur + i0 + 4 * g, klInverse, &t[g]);
-    t[g] |= tRoot;
+    if (WL == 0) {  // the roots: each control bit is the party
+      l[g] = x[g] = ccr_input(_mm512_loadu_si512((const void *)(cur + i0 + 4 * g)), klInverse);
+      t[g] = tRoot;
+    } else {
+      l[g] = x[g] = node_input(cur + i0 + 4 * g, klInverse, &t[g]);
+    }
     r[g] = _mm512_xor_si512(x[g], keyDifference);
   }
   UNROLL for (int round = 1; round < 10; round++) {
@@ -610,15 +614,21 @@ __attribute__((target("avx512f,vaes,aes,sse4.1,bmi2"))) static void expand_level
   const __m512i klInverse = ccr_sigma_inverse512(kl[0]), keyDifference = _mm512_xor_si512(kl[0], kr[0]);
   const unsigned widthLog = (unsigned)__builtin_ctzll(width);
   const size_t total = cn * width;
-#define EXPAND_LEVEL(WL)                                                                                       \
+  // The roots' control bits are a constant: party 0's are 0, so its root level needs no
+  // corrections at all, and party 1's are 1, so its corrections need no masks.
+#define EXPAND_LEVEL(WL, T_ROOT)                                                                               \
   {                                                                                                           \
     size_t i0 = 0;                                                                                            \
     for (; i0 + FUSED <= total; i0 += FUSED)                                                                  \
-      expand_unit(FUSED_REGS, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, tRoot, cur, next); \
+      expand_unit(FUSED_REGS, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, T_ROOT, cur, \
+                  next);                                                                                      \
     for (; i0 < total; i0 += 4)                                                                               \
-      expand_unit(1, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, tRoot, cur, next); \
+      expand_unit(1, WL, i0, kl, kr, klInverse, keyDifference, widthLog, rowSeeds, rowBits, T_ROOT, cur, next); \
   }
-  if (widthLog == 0) EXPAND_LEVEL(0) else if (widthLog == 1) EXPAND_LEVEL(1) else EXPAND_LEVEL(2)
+  if (widthLog == 0 && tRoot) EXPAND_LEVEL(0, 0xFF)
+  else if (widthLog == 0) EXPAND_LEVEL(0, 0)
+  else if (widthLog == 1) EXPAND_LEVEL(1, 0)
+  else EXPAND_LEVEL(2, 0)
 #undef EXPAND_LEVEL
 }
 

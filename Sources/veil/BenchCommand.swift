@@ -9,8 +9,10 @@ struct Bench: AsyncParsableCommand {
     subcommands: [GEMMBench.self, FSSBench.self, NetBench.self, ModelBench.self, OpsBench.self])
 }
 
-/// Seconds of the fastest of several timed runs of `body`, running at least `minimumSeconds`.
-func bestTime(minimumSeconds: Double, maximumRuns: Int = 50, _ body: () -> Void) -> (
+/// Seconds of the fastest of several timed runs of `body`: at least 3, and as many as fit in
+/// `minimumSeconds` (a cap of 5 had left sub-millisecond kernels with 5 samples on a VM whose
+/// speed drifts, and `--seconds` without effect).
+func bestTime(minimumSeconds: Double, maximumRuns: Int = 1000, _ body: () -> Void) -> (
   best: Double, runs: Int
 ) {
   var best = Double.infinity

@@ -66,7 +66,7 @@ struct FSSBench: ParsableCommand {
       let depth = Double(max(bits - 7, 0))
       for lessThan in [false, true] {
         let limit = aesLimit()
-        let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+        let t = bestTime(minimumSeconds: seconds) {
           _ = try? DPF.evalPoints(
             party: 0, keys: k0, points: points, lessThan: lessThan, prg: prg, threads: threads)
         }
@@ -85,18 +85,21 @@ struct FSSBench: ParsableCommand {
       }
     }
 
-    // Full-domain evaluation (lookup-table sized domains).
+    // Full-domain evaluation (lookup-table sized domains). Each run evaluates both parties'
+    // keys: their roots' control bits differ (party 0 applies no corrections at the first
+    // level), and so do their costs when keys have one or two levels.
     for bits in [8, 13] {
       let n = max(1, batch >> (bits - 7))
-      let (k0, _, _) = try DPF.gen(
+      let (k0, k1, _) = try DPF.gen(
         bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
       let limit = aesLimit()
-      let t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+      let t = bestTime(minimumSeconds: seconds) {
         _ = try? DPF.evalAll(party: 0, keys: k0, prg: prg)
+        _ = try? DPF.evalAll(party: 1, keys: k1, prg: prg)
       }
-      let leavesPerKey = Double(1 << bits)
+      let leavesPerKey = Double(2 << bits)  // both parties'
       let blocksPerKey = Double(1 << (bits - 7))
-      let calls = Double(n) * (2 * (blocksPerKey - 1) + blocksPerKey)
+      let calls = Double(2 * n) * (2 * (blocksPerKey - 1) + blocksPerKey)
       log([
         "name": "dpf-eval-all-\(bits)", "bits": bits,
         "per_second": Double(n) * leavesPerKey / t.best, "unit": "leaves",
@@ -113,7 +116,7 @@ struct FSSBench: ParsableCommand {
     let (d0, d1) = try DReLUGate.gen(
       ring: ring, offsets: [0], inputMasks: masks, outputMasks: random.bits(n), prg: prg,
       random: &random)
-    var t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+    var t = bestTime(minimumSeconds: seconds) {
       _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg, threads: threads)
     }
     log([
@@ -125,7 +128,7 @@ struct FSSBench: ParsableCommand {
     let (g0, _) = try DReLUGate.gen(
       ring: ring, offsets: [0, 1 << 20, (1 << 50) - (1 << 20)], inputMasks: masks,
       outputMasks: random.bits(3 * n), prg: prg, random: &random)
-    t = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+    t = bestTime(minimumSeconds: seconds) {
       _ = try? DReLUGate.eval(party: 0, key: g0, maskedInputs: masked, prg: prg, threads: threads)
     }
     log([
@@ -155,7 +158,7 @@ struct FSSBench: ParsableCommand {
         outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
       let x = random.elements(n, bits: inBits)
       let opened = random.bits(n)
-      let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+      let tt = bestTime(minimumSeconds: seconds) {
         _ = try? TruncationGate.evalBits(
           party: 0, key: k0, maskedInputs: x, prg: prg, threads: threads)
         _ = try? TruncationGate.evalOutput(party: 0, key: k0, maskedInputs: x, openedBits: opened)
@@ -173,7 +176,7 @@ struct FSSBench: ParsableCommand {
         inputBits: inputBits, outputRing: ring, inputMasks: random.elements(count, bits: inputBits),
         outputMasks: random.elements(count, bits: 50), prg: prg, random: &random)
       let x = random.elements(count, bits: inputBits)
-      let tt = bestTime(minimumSeconds: seconds, maximumRuns: 5) {
+      let tt = bestTime(minimumSeconds: seconds) {
         if let r1 = try? LUTGate.evalRound1(
           party: 0, key: l0, maskedInputs: x, table: table, prg: prg, threads: threads)
         {
