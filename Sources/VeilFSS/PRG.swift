@@ -42,7 +42,8 @@ public enum AESKernel: String, Sendable, CaseIterable {
   public var isAvailable: Bool { veil_aes_kernel_available(cValue) != 0 }
 
   public static let best: AESKernel = {
-    if let forced = ProcessInfo.processInfo.environment["VEIL_AES_KERNEL"], let k = AESKernel(rawValue: forced),
+    if let forced = ProcessInfo.processInfo.environment["VEIL_AES_KERNEL"],
+      let k = AESKernel(rawValue: forced),
       k.isAvailable
     {
       return k
@@ -66,7 +67,10 @@ public struct TreePRG: Sendable {
         inputKeyMaterial: ikm, info: Data(("veil tree prg v1 " + label).utf8), outputByteCount: 16
       ).withUnsafeBytes { Array($0) }
     }
-    keys = (try AESKey(derive("left")).expanded, try AESKey(derive("right")).expanded, try AESKey(derive("leaf")).expanded)
+    keys = (
+      try AESKey(derive("left")).expanded, try AESKey(derive("right")).expanded,
+      try AESKey(derive("leaf")).expanded
+    )
     keyID = Array(derive("id").prefix(8))
     self.kernel = kernel
   }
@@ -90,13 +94,20 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
   /// Seeds the generator from `SystemRandomNumberGenerator`.
   public init(kernel: AESKernel = .best) throws(FSSError) {
     var system = SystemRandomNumberGenerator()
-    try self.init(seed: (0..<16).map { _ in UInt8.random(in: 0...255, using: &system) }, kernel: kernel)
+    try self.init(
+      seed: (0..<16).map { _ in UInt8.random(in: 0...255, using: &system) }, kernel: kernel)
   }
 
   /// A generator from a given 16-byte seed (tests need reproducible streams).
   public init(seed: [UInt8], kernel: AESKernel = .best) throws(FSSError) {
     key = try AESKey(seed).expanded
     self.kernel = kernel
+  }
+
+  /// An independent generator seeded from this one (for work split across threads: each
+  /// thread draws from its own child, and the children follow from this generator's seed).
+  public mutating func fork() throws(FSSError) -> SecureRandom {
+    try SecureRandom(seed: bytes(16), kernel: kernel)
   }
 
   public mutating func next() -> UInt64 {
@@ -111,7 +122,8 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
     let start = counter
     withUnsafePointer(to: &key) { keyPointer in
       buffer.withUnsafeMutableBytes { raw in
-        veil_aes128_ctr(k, keyPointer, start, 0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocks)
+        veil_aes128_ctr(
+          k, keyPointer, start, 0, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), blocks)
       }
     }
     counter &+= UInt64(blocks)
@@ -125,7 +137,9 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
       var i = 0
       while i < count {
         let word = next()
-        for j in 0..<min(8, count - i) { out[i + j] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(j))) }
+        for j in 0..<min(8, count - i) {
+          out[i + j] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(j)))
+        }
         i += 8
       }
       return out
@@ -136,7 +150,9 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
     let k = kernel.cValue
     let start = counter
     withUnsafePointer(to: &key) { keyPointer in
-      out.withUnsafeMutableBufferPointer { veil_aes128_ctr(k, keyPointer, start, 0, $0.baseAddress!, blocks) }
+      out.withUnsafeMutableBufferPointer {
+        veil_aes128_ctr(k, keyPointer, start, 0, $0.baseAddress!, blocks)
+      }
     }
     counter &+= UInt64(blocks)
     out.removeLast(blocks * 16 - count)

@@ -67,28 +67,46 @@ public actor DealerBackend: MaskedWireBackend {
   }
 
   /// An elementwise FSS gate over `count` elements, one record pair per chunk of
-  /// `elementChunks(count)`: `make` builds a chunk's two records from its element range, and
-  /// each pair is shipped (possibly waiting for a pipe) before the next is made, so no one
-  /// holds the keys of a whole large gate at once.
+  /// `elementChunks(count)`: `make` builds a chunk's two records from its element range.
+  /// `makerThreads` chunks are made at once, each from its own fork of the dealer's generator
+  /// (the parties wait while the dealer works, so its cores are free), and shipped in order
+  /// (possibly waiting for a pipe) before the next are made, so no one holds the keys of a
+  /// whole large gate at once.
   private func chunkedGate(
     _ kind: GateKind, _ site: GateSite, count: Int, elements: Int,
-    _ make: (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
+    _ make: @escaping @Sendable (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
   ) async throws {
     var cost = GateCost()
     cost.calls = 1
     cost.elements = elements
-    for range in elementChunks(count) {
+    let chunks = elementChunks(count)
+    for first in stride(from: 0, to: chunks.count, by: Self.makerThreads) {
+      let batch = Array(chunks[first..<min(first + Self.makerThreads, chunks.count)])
       let start = clock.now
-      let records = try make(range, &random)
+      let made: [([UInt8], [UInt8])]
+      if batch.count == 1 {
+        made = [try make(batch[0], &random)]
+      } else {
+        let randoms = try batch.map { _ in try random.fork() }
+        made = try concurrentMap(batch.count) { i in
+          var childRandom = randoms[i]
+          return try make(batch[i], &childRandom)
+        }
+      }
       cost.seconds += (clock.now - start).seconds
-      cost.keyBytes += records.0.count + records.1.count
-      try await streams.append([(0, op, records.0), (1, op, records.1)])
-      op += 1
+      for records in made {
+        cost.keyBytes += records.0.count + records.1.count
+        try await streams.append([(0, op, records.0), (1, op, records.1)])
+        op += 1
+      }
     }
     tally.add(kind, site, cost)
   }
 
-  private func serialized(_ keys: (ShareBundle, ShareBundle)) -> ([UInt8], [UInt8]) {
+  /// Key chunks the dealer makes at once: one per core, at most 4 (each holds a chunk's keys).
+  static let makerThreads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 4))
+
+  private static func serialized(_ keys: (ShareBundle, ShareBundle)) -> ([UInt8], [UInt8]) {
     (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
   }
 
@@ -116,7 +134,7 @@ public actor DealerBackend: MaskedWireBackend {
         explicit: [RingMath.subtract(c, expanded1[1], bits: n)])
       let k1 = ShareBundle(bits: n, seed: s1, seededLengths: [t * v, t * d], explicit: [])
       let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)]).serialized(party: 2)
-      return (serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
+      return (Self.serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
     }
   }
 
@@ -133,7 +151,7 @@ public actor DealerBackend: MaskedWireBackend {
         x.values, maskT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
       let c = RingMath.add(product, r, bits: n)
       return (
-        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        Self.serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
         WireTensor(format, shape, r)
       )
     }
@@ -149,7 +167,7 @@ public actor DealerBackend: MaskedWireBackend {
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, w, bits: n), r, bits: n)
       return (
-        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        Self.serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
         WireTensor(format, x.shape, r)
       )
     }
@@ -163,7 +181,8 @@ public actor DealerBackend: MaskedWireBackend {
       let r = random.elements(a.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(a.values, b.values, bits: n), r, bits: n)
       return (
-        serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)), nil,
+        Self.serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)),
+        nil,
         WireTensor(format, a.shape, r)
       )
     }
@@ -176,7 +195,7 @@ public actor DealerBackend: MaskedWireBackend {
       let r = random.elements(x.count, bits: n)
       let c = RingMath.add(RingMath.hadamard(x.values, x.values, bits: n), r, bits: n)
       return (
-        serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
+        Self.serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,
         WireTensor(format, x.shape, r)
       )
     }
@@ -193,7 +212,8 @@ public actor DealerBackend: MaskedWireBackend {
         a.values, b.values, batch: s.batch, m: s.m, k: s.k, n: s.n, transposeB: transposeB, bits: n)
       let c = RingMath.add(product, r, bits: n)
       return (
-        serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)), nil,
+        Self.serialized(try ShareBundle.deal([a.values, b.values, c], bits: n, random: &random)),
+        nil,
         WireTensor(s.format, s.shape, r)
       )
     }
@@ -206,7 +226,8 @@ public actor DealerBackend: MaskedWireBackend {
   ) async throws -> WireTensor {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     let r = random.elements(x.count, bits: m)
-    try await chunkedGate(.truncate, site, count: x.count, elements: x.count) { range, random in
+    try await chunkedGate(.truncate, site, count: x.count, elements: x.count) {
+      [prg] range, random in
       let keys = try TruncationGate.gen(
         kind: kind, inputBits: x.format.bits, shift: s, outputBits: m,
         inputMasks: Array(x.values[range]), outputMasks: Array(r[range]), prg: prg, random: &random)
@@ -224,7 +245,8 @@ public actor DealerBackend: MaskedWireBackend {
     let ring = try Ring(bits: n)
     let k = offsets.count
     let r = random.bits(x.count * k)
-    try await chunkedGate(.compare, site, count: x.count, elements: x.count * k) { range, random in
+    try await chunkedGate(.compare, site, count: x.count, elements: x.count * k) {
+      [prg] range, random in
       let keys = try DReLUGate.gen(
         ring: ring, offsets: offsets.map { element($0, bits: n) },
         inputMasks: Array(x.values[range]),
@@ -276,7 +298,7 @@ public actor DealerBackend: MaskedWireBackend {
           x.values[i], coefficients: coefficients, table: table, scale: secretScale,
           cosines: &cosines, sines: &sines, bits: n)
       }
-      return serialized(
+      return Self.serialized(
         try ShareBundle.deal([cosines, sines, Array(r[range])], bits: n, random: &random))
     }
     return WireTensor(WireFormat(bits: n, scale: outputScale), x.shape, r)
@@ -291,7 +313,8 @@ public actor DealerBackend: MaskedWireBackend {
     for (x, table) in zip(inputs, tables) {
       let ring = try Ring(bits: table.output.bits)
       let r = random.elements(x.count, bits: ring.bits)
-      try await chunkedGate(.lookup, site, count: x.count, elements: x.count) { range, random in
+      try await chunkedGate(.lookup, site, count: x.count, elements: x.count) {
+        [prg] range, random in
         let keys = try LUTGate.gen(
           inputBits: table.inputBits, outputRing: ring, inputMasks: Array(x.values[range]),
           outputMasks: Array(r[range]), prg: prg, random: &random)

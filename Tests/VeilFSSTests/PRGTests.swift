@@ -48,6 +48,25 @@ func hexBytes(_ hex: String) -> [UInt8] {
     }
   }
 
+  /// Forked generators follow from their parent's seed, and neither repeats the parent's
+  /// stream nor each other's.
+  @Test func forkedGeneratorsAreReproducibleAndDistinct() throws {
+    var a = try SecureRandom(seed: [UInt8](repeating: 5, count: 16))
+    var b = try SecureRandom(seed: [UInt8](repeating: 5, count: 16))
+    var (a1, a2) = (try a.fork(), try a.fork())
+    var (b1, b2) = (try b.fork(), try b.fork())
+    let streams = [a1.bytes(64), a2.bytes(64), a.bytes(64)]
+    #expect(streams == [b1.bytes(64), b2.bytes(64), b.bytes(64)])
+    #expect(Set(streams).count == 3)
+    // The children are keyed by the parent's output: not a shifted copy of the parent's stream.
+    var parent = try SecureRandom(seed: [UInt8](repeating: 5, count: 16))
+    let parentStream = parent.bytes(4096)
+    for child in streams.prefix(2) {
+      #expect(
+        !(0...(parentStream.count - 64)).contains { Array(parentStream[$0..<($0 + 64)]) == child })
+    }
+  }
+
   @Test func kernelsAgreeOnCounterMode() throws {
     var key = try AESKey([UInt8](repeating: 3, count: 16)).expanded
     var outputs: [[UInt8]] = []
