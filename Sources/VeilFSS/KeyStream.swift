@@ -257,6 +257,15 @@ public struct KeyStreamWriter {
   public mutating func append(opIndex: Int, record: [UInt8]) {
     precondition(!finished, "KeyStreamWriter: append after the final segment")
     precondition(Self.isKeyRecord(record), "KeyStreamWriter: not a whole key record")
+    // Room for the record and the tag, and at most `spareCapacity` beyond: a reader's keys are
+    // slices of their segment and keep its whole allocation alive, so a segment must not
+    // carry the spare room of doubling growth or of a larger earlier segment (GPT-2 at 512
+    // tokens held 3 GB more that way).
+    let needed = payload.count + 4 + record.count + KeyStreamSegment.macSize
+    if needed > payload.capacity {
+      payload.reserveCapacity(
+        Swift.max(needed, Swift.min(2 * payload.capacity, needed + Self.spareCapacity)))
+    }
     withUnsafeBytes(of: UInt32(opIndex).littleEndian) { payload.append(contentsOf: $0) }
     payload.append(contentsOf: record)
     records += 1
@@ -269,10 +278,11 @@ public struct KeyStreamWriter {
   public mutating func seal(final: Bool) -> [UInt8] {
     precondition(!finished, "KeyStreamWriter: seal after the final segment")
     precondition(final || records > 0, "KeyStreamWriter: only the final segment may be empty")
-    // The payload buffer keeps room for the segment header in front, so sealing patches it in
-    // and appends the tag instead of copying the payload (keys run to gigabytes).
+    // The payload buffer keeps room for the segment header in front and the tag behind, so
+    // sealing patches one in and appends the other instead of copying the payload (keys run
+    // to gigabytes).
     var out = payload
-    payload = Self.emptyPayload(capacity: out.capacity)
+    payload = Self.emptyPayload()
     KeyStreamSegment.sealInPlace(
       &out, index: segment, final: final, recordCount: records, headerDigest: headerDigest,
       macKey: macKey)
@@ -284,12 +294,12 @@ public struct KeyStreamWriter {
   }
 
   /// A payload buffer holding only the room for a segment header.
-  private static func emptyPayload(capacity: Int = 0) -> [UInt8] {
-    var bytes = [UInt8]()
-    bytes.reserveCapacity(capacity)
-    bytes.append(contentsOf: repeatElement(0, count: KeyStreamSegment.headerSize))
-    return bytes
+  private static func emptyPayload() -> [UInt8] {
+    [UInt8](repeating: 0, count: KeyStreamSegment.headerSize)
   }
+
+  /// The most spare capacity `append` reserves beyond what its record needs.
+  static let spareCapacity = 4 << 20
 
   /// Seals everything appended since the last seal as the final segment; for a stream made in
   /// one go, the whole stream.

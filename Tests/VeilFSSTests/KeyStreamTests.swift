@@ -71,6 +71,28 @@ import VeilTestSupport
     return (parts, records)
   }
 
+  /// A party's keys are slices of their segment and keep its whole allocation alive, so a
+  /// segment carries little spare capacity: not the room of a larger segment sealed before it,
+  /// nor doubling growth's, nor (when it starts a stream) its header's copy.
+  @Test func segmentsCarryLittleSpareCapacity() throws {
+    let big = try keys(1, elements: 60_000)[0].serialized(party: 0)
+    let smaller = try keys(1, elements: 20_000)[0].serialized(party: 0)
+    let small = try keys(1, elements: 2)[0].serialized(party: 0)
+    var writer = KeyStreamWriter(header: header(), macKey: macKey)
+    var segments: [[UInt8]] = []
+    writer.append(opIndex: 0, record: big)
+    segments.append(writer.seal(final: false))
+    writer.append(opIndex: 1, record: smaller)
+    segments.append(writer.seal(final: false))
+    for op in 2..<40 { writer.append(opIndex: op, record: op == 39 ? smaller : small) }
+    segments.append(writer.seal(final: true))
+    #expect(big.count > 8 << 20, "the first record is larger than the spare capacity allowed")
+    for segment in segments {
+      #expect(segment.capacity <= segment.count + KeyStreamWriter.spareCapacity + 4096)
+    }
+    #expect(segments[1].capacity < segments[0].count / 2)
+  }
+
   /// Takes every record available now, numbering ops after those already taken.
   func drain(_ reader: inout KeyStreamReader, into taken: inout [[UInt8]]) throws {
     while let record = try reader.next(opIndex: taken.count) { taken.append(Array(record)) }
