@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole-model benchmark tables of BENCHMARKS.md (issue 7): every row is one
 # `veil bench model` run, all roles in one process, written to benchmarks/results/ and drawn
-# into benchmarks/plots/. Takes about ten minutes on the 2-core machine; needs about 15 GB
+# into benchmarks/plots/. Takes about twelve minutes on the 2-core machine; needs about 15 GB
 # free memory for BERT-large.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +17,7 @@ for transport in tcp tls; do
   $veil bench model --model bert-base --seq 128 --transport "$transport" --json "$out/bert-base-128-$transport.json"
 done
 $veil bench model --model bert-large --seq 128 --json "$out/bert-large-128.json"
-for seq in 32 64 128 256; do
+for seq in 32 64 128 256 512; do
   $veil bench model --model gpt2 --seq "$seq" --json "$out/gpt2-$seq.json"
 done
-# 512 tokens: two of the twelve blocks, the rest extrapolated (labelled in the JSON and plots).
-$veil bench model --model gpt2 --seq 512 --layers 2 --json "$out/gpt2-512.json"
 python3 scripts/plot-benchmarks.py "$out"/*.json --out benchmarks/plots
