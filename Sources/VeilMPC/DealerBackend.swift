@@ -74,7 +74,7 @@ public actor DealerBackend: MaskedWireBackend {
   /// whole large gate at once.
   private func chunkedGate(
     _ kind: GateKind, _ site: GateSite, count: Int, elements: Int,
-    _ make: @escaping @Sendable (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
+    _ make: @Sendable (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
   ) async throws {
     var cost = GateCost()
     cost.calls = 1
