@@ -83,15 +83,10 @@ public actor DealerBackend: MaskedWireBackend {
     for first in stride(from: 0, to: chunks.count, by: Self.makerThreads) {
       let batch = Array(chunks[first..<min(first + Self.makerThreads, chunks.count)])
       let start = clock.now
-      let made: [([UInt8], [UInt8])]
-      if batch.count == 1 {
-        made = [try make(batch[0], &random)]
-      } else {
-        let randoms = try batch.map { _ in try random.fork() }
-        made = try concurrentMap(batch.count) { i in
-          var childRandom = randoms[i]
-          return try make(batch[i], &childRandom)
-        }
+      let randoms = try batch.map { _ in try random.fork() }
+      let made = try concurrentMap(batch.count) { i in
+        var childRandom = randoms[i]
+        return try make(batch[i], &childRandom)
       }
       cost.seconds += (clock.now - start).seconds
       for records in made {
