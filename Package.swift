@@ -12,6 +12,7 @@ let package = Package(
     .library(name: "VeilFSS", targets: ["VeilFSS"]),
     .library(name: "VeilNet", targets: ["VeilNet"]),
     .library(name: "VeilMPC", targets: ["VeilMPC"]),
+    .library(name: "VeilService", targets: ["VeilService"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -20,6 +21,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
     .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
   ],
   targets: [
     .target(name: "CVeilKernels"),
@@ -45,10 +47,16 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
       ]),
+    .target(
+      name: "VeilService",
+      dependencies: [
+        "VeilRing", "VeilFSS", "VeilModels", "VeilNet", "VeilMPC",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .executableTarget(
       name: "veil",
       dependencies: [
-        "CVeilKernels", "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC",
+        "CVeilKernels", "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC", "VeilService",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -63,6 +71,9 @@ let package = Package(
     .testTarget(
       name: "VeilMPCTests",
       dependencies: ["VeilMPC", "VeilModels", "VeilRing", "VeilFSS", "VeilNet", "VeilTestSupport"]),
+    .testTarget(
+      name: "VeilServiceTests",
+      dependencies: ["VeilService", "VeilMPC", "VeilNet", "VeilModels", "VeilTestSupport"]),
     .testTarget(
       name: "VeilModelsTests", dependencies: ["VeilModels", "VeilTestSupport"],
       resources: [.copy("Data")]

@@ -559,42 +559,69 @@ public struct KeyStreamReader {
   }
 }
 
-/// Durable record of consumed run ids: an append-only file, synced before a run starts.
+/// Durable record of consumed run ids (DESIGN §7: a run id is burnt before anything is sent).
+/// Backed by a folder, each consumed id is one marker file created with O_CREAT | O_EXCL and
+/// synced with its folder before `consume` returns: the kernel decides atomically which of
+/// several processes sharing the folder gets a run id, and a crash after `consume` leaves the
+/// id burnt. Nothing is cached: every consume asks the file system.
 public final class RunLedger: @unchecked Sendable {
-  // @unchecked: every access goes through `lock`.
-  private let path: String?
+  // @unchecked: the in-memory set is only touched under `lock`.
+  private let directory: String?
   private var used: Set<[UInt8]> = []
   private let lock = NSLock()
 
   /// A ledger kept in memory only (tests, one-process runs).
-  public init() { path = nil }
+  public init() { directory = nil }
 
-  /// A ledger backed by `path` (created if missing); ids already in it count as used.
-  public init(path: String) throws(KeyStreamError) {
-    self.path = path
-    if FileManager.default.fileExists(atPath: path) {
-      guard let data = FileManager.default.contents(atPath: path), data.count % 16 == 0 else {
-        throw .ledger("\(path) is not a run ledger")
-      }
-      let bytes = [UInt8](data)
-      for i in stride(from: 0, to: bytes.count, by: 16) { used.insert(Array(bytes[i..<(i + 16)])) }
+  /// A ledger backed by the folder `directory` (created, 0700, if missing).
+  public init(directory: String) throws(KeyStreamError) {
+    self.directory = directory
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+      guard isDirectory.boolValue else { throw .ledger("\(directory) is not a run-ledger folder") }
+    } else {
+      do {
+        try FileManager.default.createDirectory(
+          atPath: directory, withIntermediateDirectories: true,
+          attributes: [.posixPermissions: 0o700])
+      } catch { throw .ledger("cannot create \(directory): \(error.localizedDescription)") }
     }
+  }
+
+  private static func name(_ runID: [UInt8]) -> String {
+    runID.map { String(format: "%02x", $0) }.joined()
+  }
+
+  /// Whether `runID` was consumed (by this or any process sharing the folder).
+  public func contains(runID: [UInt8]) -> Bool {
+    if let directory {
+      return FileManager.default.fileExists(atPath: directory + "/" + Self.name(runID))
+    }
+    lock.lock()
+    defer { lock.unlock() }
+    return used.contains(runID)
   }
 
   /// Marks `runID` used, durably, or refuses it if it already was.
   public func consume(runID: [UInt8]) throws(KeyStreamError) {
-    lock.lock()
-    defer { lock.unlock() }
-    guard !used.contains(runID) else {
-      throw .runAlreadyUsed(runID.map { String(format: "%02x", $0) }.joined())
+    let hex = Self.name(runID)
+    guard let directory else {
+      lock.lock()
+      defer { lock.unlock() }
+      guard used.insert(runID).inserted else { throw .runAlreadyUsed(hex) }
+      return
     }
-    if let path {
-      let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-      guard fd >= 0 else { throw .ledger("cannot open \(path)") }
-      defer { close(fd) }
-      let written = runID.withUnsafeBytes { write(fd, $0.baseAddress, 16) }
-      guard written == 16, fsync(fd) == 0 else { throw .ledger("cannot record the run in \(path)") }
+    let path = directory + "/" + hex
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard fd >= 0 else {
+      if errno == EEXIST { throw .runAlreadyUsed(hex) }
+      throw .ledger("cannot record run \(hex) in \(directory): \(String(cString: strerror(errno)))")
     }
-    used.insert(runID)
+    let synced = fsync(fd) == 0
+    close(fd)
+    let folder = open(directory, O_RDONLY)
+    let folderSynced = folder >= 0 && fsync(folder) == 0
+    if folder >= 0 { close(folder) }
+    guard synced, folderSynced else { throw .ledger("cannot sync run \(hex) in \(directory)") }
   }
 }

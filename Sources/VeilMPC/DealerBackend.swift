@@ -116,21 +116,40 @@ public actor DealerBackend: MaskedWireBackend {
     let (t, v, d, n) = try embeddingShape(tokens, table: table, site)
     let e = try weights.plain(table)
     return try await gate(.embedding, site, elements: t * d) { random in
-      // a = G(s0) + G(s1): the client gets both seeds, P_b only s_b.
-      let (s0, s1) = (random.bytes(16), random.bytes(16))
-      let expanded1 = try ShareBundle.expand(seed: s1, lengths: [t * v, t * d], bits: n)
-      let a = RingMath.add(
-        try ShareBundle.expand(seed: s0, lengths: [t * v], bits: n)[0], expanded1[0], bits: n)
-      let r = random.elements(t * d, bits: n)
-      let c = RingMath.add(
-        RingMath.matmul(a, e, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n), r, bits: n)
-      let k0 = ShareBundle(
-        bits: n, seed: s0, seededLengths: [t * v],
-        explicit: [RingMath.subtract(c, expanded1[1], bits: n)])
-      let k1 = ShareBundle(bits: n, seed: s1, seededLengths: [t * v, t * d], explicit: [])
-      let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)]).serialized(party: 2)
-      return (Self.serialized((k0, k1)), client, WireTensor(inputFormat, [t, d], r))
+      let keys = Self.dealEmbedding(t: t, v: v, d: d, bits: n, table: e, random: &random)
+      return (
+        Self.serialized((keys.party0, keys.party1)), keys.client.serialized(party: 2),
+        WireTensor(inputFormat, [t, d], keys.outputMask)
+      )
     }
+  }
+
+  /// The secure embedding's keys (DESIGN §3): the client's mask a = G(s0) + G(s1) of its
+  /// one-hot rows, c = a·r_E + r and its shares. The client gets s0 and s1; P_b gets s_b for
+  /// [a]_b. P1's c_1 comes from a third seed that the client never sees: were it expanded from
+  /// s1, the client and P0 together would know c, hence ê·E for their own ê, and recover E
+  /// after ≈ V/T runs.
+  static func dealEmbedding(
+    t: Int, v: Int, d: Int, bits n: Int, table e: [UInt64], random: inout SecureRandom
+  ) -> (party0: ShareBundle, party1: ShareBundle, client: ShareBundle, outputMask: [UInt64]) {
+    let (s0, s1, sc) = (random.bytes(16), random.bytes(16), random.bytes(16))
+    // Seeds come from the dealer's CSPRNG (16 bytes each), so expansion cannot fail.
+    let expand = { (seed: [UInt8], length: Int) in
+      (try? ShareBundle.expand(seed: seed, lengths: [length], bits: n)[0]) ?? []
+    }
+    let a = RingMath.add(expand(s0, t * v), expand(s1, t * v), bits: n)
+    let r = random.elements(t * d, bits: n)
+    let c = RingMath.add(
+      RingMath.matmul(a, e, batch: 1, m: t, k: v, n: d, transposeB: false, bits: n), r, bits: n)
+    let k0 = ShareBundle(
+      bits: n, seed: s0, seededLengths: [t * v],
+      explicit: [RingMath.subtract(c, expand(sc, t * d), bits: n)])
+    let k1 = ShareBundle(
+      bits: n,
+      seeded: [SeededParts(seed: s1, lengths: [t * v]), SeededParts(seed: sc, lengths: [t * d])],
+      explicit: [])
+    let client = ShareBundle(bits: 64, explicit: [words(s0), words(s1)])
+    return (k0, k1, client, r)
   }
 
   // MARK: Products

@@ -11,9 +11,42 @@
 import Crypto
 import Foundation
 import VeilFSS
+import VeilNet
+
+/// Where the dealer pushes one recipient's sealed segments: a pipe in this process, or a
+/// channel to another (whose send waits while the peer's buffer is full: the same bound).
+protocol KeySegmentSink: Sendable {
+  func push(_ chunk: [UInt8]) async throws
+  /// No more chunks will come.
+  func close() async throws
+  /// Returns once the recipient has used every chunk and waits for more (a no-op across
+  /// processes, where keygen and online work overlap).
+  func waitUntilConsumerIdle() async
+}
+
+/// Where a recipient pops its segments from; nil at the end of the stream.
+protocol KeySegmentSource: Sendable {
+  func pop() async throws -> [UInt8]?
+}
+
+/// A key stream over a channel: one message per chunk, an empty message for the end.
+struct ChannelKeySink: KeySegmentSink {
+  let channel: any Channel
+  func push(_ chunk: [UInt8]) async throws { try await channel.send(chunk) }
+  func close() async throws { try await channel.send([]) }
+  func waitUntilConsumerIdle() async {}
+}
+
+struct ChannelKeySource: KeySegmentSource {
+  let channel: any Channel
+  func pop() async throws -> [UInt8]? {
+    let chunk = try await channel.receive()
+    return chunk.isEmpty ? nil : chunk
+  }
+}
 
 /// A bounded pipe of byte chunks with one producer and one consumer.
-actor KeyPipe {
+actor KeyPipe: KeySegmentSink, KeySegmentSource {
   let capacity: Int
   private var chunks: [[UInt8]] = []
   private var head = 0
@@ -103,7 +136,7 @@ actor KeyPipe {
 /// The dealer's side of all streams of one run: P0's, P1's and the client's.
 actor DealerKeyStreams {
   private var writers: [KeyStreamWriter]
-  private let pipes: [KeyPipe]
+  private let pipes: [any KeySegmentSink]
   private let segmentBytes: Int
   /// Streams whose reader must be idle before the dealer goes on (see `RunOptions.alternate`).
   private let alternating: [Int]
@@ -114,7 +147,8 @@ actor DealerKeyStreams {
   private let clock = ContinuousClock()
 
   init(
-    headers: [KeyStreamHeader], macKeys: [SymmetricKey], pipes: [KeyPipe], segmentBytes: Int,
+    headers: [KeyStreamHeader], macKeys: [SymmetricKey], pipes: [any KeySegmentSink],
+    segmentBytes: Int,
     alternating: [Int] = []
   ) {
     writers = zip(headers, macKeys).map { KeyStreamWriter(header: $0, macKey: $1) }
@@ -140,7 +174,7 @@ actor DealerKeyStreams {
       let start = clock.now
       try await pipes[i].push(segment)
       waitSeconds += (clock.now - start).seconds
-      if final { await pipes[i].close() }
+      if final { try await pipes[i].close() }
     }
     guard !final else { return }
     let start = clock.now
@@ -152,22 +186,27 @@ actor DealerKeyStreams {
 /// A recipient's side of one stream: records in op order, verified segment by segment.
 actor KeySource {
   private var reader: KeyStreamReader
-  private let pipe: KeyPipe
+  private let pipe: any KeySegmentSource
+  private let runID: [UInt8]
   private let clock = ContinuousClock()
   /// Time spent waiting for the dealer (not online time).
   private(set) var waitSeconds: Double = 0
 
-  init(pipe: KeyPipe, expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger) {
+  init(
+    pipe: any KeySegmentSource, expected: KeyStreamHeader, macKey: SymmetricKey, ledger: RunLedger
+  ) {
     self.pipe = pipe
+    runID = expected.runID
     reader = KeyStreamReader(expected: expected, macKey: macKey, ledger: ledger)
   }
 
   /// The record of op `opIndex`, waiting for the dealer while it has not arrived.
   func next(opIndex: Int) async throws -> ArraySlice<UInt8> {
     while true {
+      try checkRunID()
       if let record = try reader.next(opIndex: opIndex) { return record }
       let start = clock.now
-      let chunk = await pipe.pop()
+      let chunk = try await pipe.pop()
       waitSeconds += (clock.now - start).seconds
       guard let chunk else {
         try reader.endOfInput()
@@ -177,9 +216,35 @@ actor KeySource {
     }
   }
 
+  /// Waits for the stream's header and first segment: once this returns, the run id is burnt
+  /// in the ledger (DESIGN §7: before the party sends anything) and is this run's.
+  func start() async throws {
+    while !reader.hasPendingRecords && !reader.isFinished {
+      let waited = clock.now
+      let chunk = try await pipe.pop()
+      waitSeconds += (clock.now - waited).seconds
+      guard let chunk else {
+        try reader.endOfInput()
+        throw KeyStreamError.truncated
+      }
+      try reader.feed(chunk)
+    }
+    try checkRunID()
+  }
+
+  /// The reader accepts any run id (and burns it); a recipient that was told the run's id
+  /// refuses a stream of another run.
+  private func checkRunID() throws {
+    guard let header = reader.header, header.runID != runID else { return }
+    throw KeyStreamError.mismatch(field: "run id (\(hex(header.runID)), not \(hex(runID)))")
+  }
+
   /// Reads the stream to its end and fails if it holds records beyond op `afterOp` − 1.
   func finish(afterOp: Int) async throws {
-    while !reader.isFinished, let chunk = await pipe.pop() { try reader.feed(chunk) }
+    while !reader.isFinished, let chunk = try await pipe.pop() {
+      try reader.feed(chunk)
+      try checkRunID()
+    }
     try reader.endOfInput()
     guard !reader.hasPendingRecords else {
       throw MPCError.protocolViolation(

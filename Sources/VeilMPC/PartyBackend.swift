@@ -96,16 +96,12 @@ public actor PartyBackend: MaskedWireBackend {
   /// The parts of a share bundle, which must have the given lengths.
   private func shares(_ site: GateSite, bits: Int, lengths: [Int]) async throws -> [[UInt64]] {
     let party = party
+    // The declared lengths are compared with the gate's before anything is expanded.
     let bundle = try await key(site) { (bytes) throws(FSSError) in
-      try ShareBundle(record: bytes, party: party, inputBits: bits, authenticated: true)
+      try ShareBundle(
+        record: bytes, party: party, inputBits: bits, authenticated: true, expected: lengths)
     }
-    let parts: [[UInt64]]
-    do { parts = try bundle.parts() } catch { throw MPCError.keyMismatch(site, error.description) }
-    guard parts.map(\.count) == lengths else {
-      throw MPCError.keyMismatch(
-        site, "share parts of \(parts.map(\.count)) elements, the gate needs \(lengths)")
-    }
-    return parts
+    do { return try bundle.parts() } catch { throw MPCError.keyMismatch(site, error.description) }
   }
 
   /// Input-independent work, timed apart from the online phase.

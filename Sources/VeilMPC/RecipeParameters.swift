@@ -5,7 +5,7 @@
 import VeilFSS
 
 /// A published family of approximations (RECIPES.md §2).
-public enum Approximation: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+public enum Approximation: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
   /// SIGMA: lookup tables by FSS (GeLU = ReLU − LUT, exp = T_hi·T_lo, reciprocal and rsqrt LUTs).
   case sigma
   /// PUMA: piecewise polynomials, (1 + x/32)^32, Goldschmidt reciprocal, polynomial rsqrt.
@@ -21,7 +21,7 @@ public enum Approximation: String, Sendable, Hashable, CaseIterable, CustomStrin
 /// table at input scale 6, exp(−z) = T_hi·T_lo on a 16-bit clipped z at scale 12, reciprocal
 /// table at input scale 6, 13-bit float-like rsqrt table); `preset(_:)` gives PUMA's and
 /// SecFormer's published settings. Deviations are documented at each field.
-public struct RecipeParameters: Sendable, Hashable, CustomStringConvertible {
+public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvertible {
   /// GeLU's approximation.
   public var gelu: Approximation
   /// Softmax's approximation (exponential, reciprocal; SecFormer's is 2Quad).

@@ -1,8 +1,9 @@
-// One secure inference with every role in one process (the embedded default of DESIGN §1):
-// the dealer, P0, P1 and the client run as concurrent tasks, talk over in-memory channels
-// (which count the bytes and rounds TCP would carry) and pass keys through bounded key-stream
-// pipes. `SecureModel` is a model after the one-time weight setup (DESIGN §3); each
-// `sentenceEmbedding` is a fresh run with fresh masks and keys, refused by the parties' run ledgers if replayed.
+// Secure inference with every role in one process (the embedded default of DESIGN §1, §10):
+// the owner, the dealer, P0, P1 and the client run their halves (Roles/) as concurrent tasks,
+// talk over in-memory channels (which count the bytes and rounds TCP would carry) and pass keys
+// through bounded key-stream pipes. `SecureModel` is a model after the one-time weight setup
+// (DESIGN §3); each `infer` is a fresh run with fresh masks and keys, refused by the parties'
+// run ledgers if replayed.
 import CVeilKernels
 import Crypto
 import Foundation
@@ -61,86 +62,98 @@ public struct SecureRunReport: Sendable {
   }
 }
 
-/// A model whose weights went through the one-time masking setup.
+/// A model whose weights went through the one-time masking setup, with every role in this
+/// process (DESIGN §10): the owner, the dealer and both servers run their setup halves over
+/// in-memory channels, and each run wires the dealer's, both parties' and the client's run
+/// halves the same way. A deployment runs the same halves over TLS.
 public final class SecureModel: Sendable {
   public let model: any TransformerGraph
   public let parameters: RecipeParameters
-  let setupID: [UInt8]
-  /// The parties' Ŵ at the run's ring (public to both, so one process keeps one copy: the only
-  /// kept copy of the model); the dealer's r_W and each party's W_b, derived from mask seeds.
+  public let manifest: SetupManifest
+  /// The dealer's r_W, and each party's Ŵ (one copy, read by both) and W_b, derived from the
+  /// mask seeds when a gate needs them.
   let dealerMasks: RunWeights
   let partyMasked: RunWeights
   let partyShares: [RunWeights]
-  /// Each party's durable record of consumed run ids (in memory here: one process).
+  /// Each party's record of consumed run ids (in memory here: one process).
   let ledgers: [RunLedger]
-  let modelDigest: [UInt8]
   /// Bytes P0 and P1 exchanged to open Ŵ (both directions), and the setup's seconds.
   public let setupBytes: Int
   public let setupSeconds: Double
 
-  /// Encodes the weights at (n, f), shares them as the owner, masks them as the dealer and
-  /// opens Ŵ between the parties — one weight at a time, so the setup's peak memory is the
-  /// kept weights plus one weight's intermediates.
+  var setupID: [UInt8] { manifest.setupIDBytes }
+  var modelDigest: [UInt8] { manifest.modelDigest }
+
+  /// Runs the setup's four halves at once: the owner encodes and shares one chunk at a time,
+  /// so the setup's peak memory is the kept weights plus a few chunks' intermediates.
   public init(model: any TransformerGraph, weights: Float64Weights, parameters: RecipeParameters)
     async throws
   {
     try parameters.validate()
-    _ = Self.mallocTuned
     let clock = ContinuousClock()
     let start = clock.now
-    let format = try FixedPointFormat(
-      bits: parameters.ringBits, fractionalBits: parameters.fractionalBits)
-    var random = try SecureRandom()
-    let setupID = random.bytes(16)
-    let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
-    let ids = weights.tensors.keys.sorted { $0.name < $1.name }
     var shapes: [WeightID: [Int]] = [:]
-    var maskedValues: [WeightID: [UInt64]] = [:]
-    var dealerMaskSeeds: [WeightID: DerivedWeight] = [:]
-    var shareSeeds: [[WeightID: DerivedWeight]] = [[:], [:]]
-    // The matrices that feed `linear` (x·Wᵀ) are kept transposed; embedding tables are read
-    // by rows.
-    let tables = Set(model.embeddingTables)
-    var transposed = Set<WeightID>()
-    for id in ids {
-      guard let tensor = weights.tensors[id] else { continue }
-      let shape = tensor.shape
-      let transpose = shape.count == 2 && !tables.contains(id)
-      if transpose { transposed.insert(id) }
-      let kept = try await WeightSetup.setUp(
-        id, tensor, format: format, transpose: transpose, random: &random, peers: (c0, c1))
-      shapes[id] = shape
-      maskedValues[id] = kept.masked
-      dealerMaskSeeds[id] = DerivedWeight(
-        count: tensor.count, chunkSeeds: kept.chunkSeeds, negated: false)
-      // Both parties derive their share the same way, so neither waits for the other's work.
-      shareSeeds[0][id] = DerivedWeight(
-        count: tensor.count, chunkSeeds: kept.chunkSeeds.map { [$0[0]] }, negated: true,
-        base: kept.masked)
-      shareSeeds[1][id] = DerivedWeight(
-        count: tensor.count, chunkSeeds: kept.chunkSeeds.map { [$0[1]] }, negated: true)
+    for (id, tensor) in weights.tensors { shapes[id] = tensor.shape }
+    let manifest = SetupManifest(model: model, shapes: shapes, parameters: parameters)
+    let secrets = try DealerSetupSecrets(manifest: manifest)
+    let (ownerDealer, dealerOwner) = InMemoryChannel.makePair(.owner, .dealer)
+    let owners = [InMemoryChannel.makePair(.owner, .p0), InMemoryChannel.makePair(.owner, .p1)]
+    let dealers = [InMemoryChannel.makePair(.dealer, .p0), InMemoryChannel.makePair(.dealer, .p1)]
+    let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
+    let channels: [any Channel] =
+      [ownerDealer, dealerOwner, c0, c1] + (owners + dealers).flatMap { [$0.0, $0.1] as [any Channel] }
+    let servers: [ServerSetupState]
+    do {
+      servers = try await withThrowingTaskGroup(of: ServerSetupState?.self) { group in
+        group.addTask {
+          _ = try await SetupRoles.owner(
+            manifest: manifest, weights: weights, dealer: ownerDealer,
+            servers: [owners[0].0, owners[1].0])
+          return nil
+        }
+        group.addTask {
+          guard case .setup = try await dealerOwner.receiveMessage() else {
+            throw MPCError.protocolViolation("the owner did not announce the setup")
+          }
+          try await dealerOwner.send(.setupDone(maskedDigest: ""))
+          for b in 0..<2 {
+            guard case .setupSeeds = try await dealers[b].0.receiveMessage() else {
+              throw MPCError.protocolViolation("p\(b) did not ask for its seeds")
+            }
+            try await SetupRoles.dealerSendSeeds(secrets, party: b, to: dealers[b].0)
+          }
+          return nil
+        }
+        for b in 0..<2 {
+          group.addTask {
+            guard case .setup(let announced) = try await owners[b].1.receiveMessage() else {
+              throw MPCError.protocolViolation("the owner did not announce the setup")
+            }
+            let (state, _) = try await SetupRoles.server(
+              party: b, manifest: announced, owner: owners[b].1, dealer: dealers[b].1,
+              peer: b == 0 ? c0 : c1)
+            try await owners[b].1.send(.setupDone(maskedDigest: hex(state.maskedDigest)))
+            return state
+          }
+        }
+        var states: [ServerSetupState] = []
+        for try await state in group { if let state { states.append(state) } }
+        return states.sorted { $0.party < $1.party }
+      }
+    } catch {
+      for channel in channels { await channel.close() }
+      throw error
     }
-    let bits = parameters.ringBits
-    dealerMasks = RunWeights(
-      shapes: shapes, values: [:], derived: dealerMaskSeeds, transposed: transposed, bits: bits)
-    partyMasked = RunWeights(
-      shapes: shapes, values: maskedValues, transposed: transposed, bits: bits)
-    partyShares = shareSeeds.map {
-      RunWeights(shapes: shapes, values: [:], derived: $0, transposed: transposed, bits: bits)
-    }
-    self.setupID = setupID
     setupBytes = c0.counters.bytesSent + c0.counters.bytesReceived
-    await c0.close()
-    await c1.close()
+    for channel in channels { await channel.close() }
+    let p0 = servers[0].runWeights()
+    dealerMasks = secrets.runWeights()
+    partyMasked = p0.masked
+    partyShares = [p0.share, try servers[1].sharingMasked(with: servers[0]).runWeights().share]
+    self.manifest = manifest
     self.model = model
     self.parameters = parameters
     ledgers = [RunLedger(), RunLedger()]
-    // Model digest = H(setup id ‖ config ‖ shapes ‖ n ‖ f ‖ recipe) (DESIGN §7): public facts only.
-    var hasher = SHA256()
-    hasher.update(data: setupID)
-    hasher.update(data: Data("\(model.config)|\(parameters)".utf8))
-    for id in ids { hasher.update(data: Data("\(id.name)\(shapes[id] ?? [])".utf8)) }
-    modelDigest = Array(hasher.finalize())
     setupSeconds = (clock.now - start).seconds
   }
 
@@ -149,7 +162,9 @@ public final class SecureModel: Sendable {
   /// A secure run allocates and frees key records, shares and products of many megabytes per
   /// gate. glibc returns every block above its mmap threshold to the kernel at once, so each
   /// new one comes back as fresh zeroed pages: page faults and page clearing took a third of a
-  /// MiniLM run. Keeping freed blocks in the heap (once per process) removes that.
+  /// MiniLM run. `tuneAllocator()` keeps freed blocks in the heap for the whole process — an
+  /// explicit opt-in (the CLI makes it), since it changes how the process uses memory.
+  public static func tuneAllocator() { _ = mallocTuned }
   private static let mallocTuned = veil_keep_freed_memory() == 1
 
   /// The model's output for `ids` (the first `validTokens` real, the rest padding) on secret
@@ -164,23 +179,13 @@ public final class SecureModel: Sendable {
     let parameters = parameters
     let t = ids.count
     let valid = try model.config.check(TokenInput(ids: ids), validTokens: validTokens)
-    let hidden = TokenInput(hiddenCount: t)
     let vocabulary = model.config.vocabularySize
     let bits = parameters.ringBits
-    let revealSite = GateSite(
-      op: OpSite(layer: model.config.layers, kind: .normalize, index: 1), gate: "reveal")
     let (output, report) = try await run(
-      sequenceLength: t, graph: "\(model.config.architecture)|\(t)|\(valid)", options: options,
-      dealer: { dealer in
-        let engine = try RecipeEngine(backend: dealer, parameters: parameters)
-        _ = try await dealer.reveal(
-          try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
-      },
-      party: { party in
-        let engine = try RecipeEngine(backend: party, parameters: parameters)
-        _ = try await party.reveal(
-          try await model.output(hidden, validTokens: valid, engine: engine), site: revealSite)
-      },
+      sequenceLength: t, graph: RunContext.graph(model.config, tokens: t, valid: valid),
+      options: options,
+      dealer: { try await ModelRun.dealer(model, parameters, tokens: t, valid: valid, $0) },
+      party: { try await ModelRun.party(model, parameters, tokens: t, valid: valid, $0) },
       client: { keys, parties in
         try await SecureClient.run(
           ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
@@ -188,9 +193,10 @@ public final class SecureModel: Sendable {
     return SecureRunReport(output: output, format: format, costs: report)
   }
 
-  /// Runs the dealer, both parties and the client of one fresh run as concurrent tasks: each
-  /// back end walks its body (the same gates in the same order), then the streams are closed
-  /// and checked to the end. `graph` names the public graph for the streams' graph digest.
+  /// Runs the dealer, both parties and the client of one fresh run as concurrent tasks over
+  /// in-memory pipes and channels: each back end walks its body (the same gates in the same
+  /// order), then the streams are closed and checked to the end. `graph` names the public
+  /// graph for the streams' graph digest.
   func run(
     sequenceLength t: Int, graph: String, options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
@@ -198,70 +204,47 @@ public final class SecureModel: Sendable {
     client clientBody: @escaping @Sendable (KeySource, [any Channel]) async throws -> [Int64]
   ) async throws -> ([Int64], RunCosts) {
     var random = try SecureRandom()
-    let runID = random.bytes(16)
-    let prg = try TreePRG(runKey: random.bytes(16))
-    let macKeys = (0..<3).map { _ in SymmetricKey(data: random.bytes(32)) }
-    let graphDigest = Array(SHA256.hash(data: Data(modelDigest + Array(graph.utf8))))
-    let parameters = parameters
-    func header(_ kind: KeyStreamKind, _ party: Int) -> KeyStreamHeader {
-      KeyStreamHeader(
-        kind: kind, party: party, runID: runID, modelSetupID: setupID, modelDigest: modelDigest,
-        graphDigest: graphDigest, recipe: parameters.recipeName, recipeVersion: 1,
-        ringBits: parameters.ringBits,
-        fractionalBits: parameters.fractionalBits, sequenceLength: t, batch: 1, opCount: 0,
-        prgKeyID: prg.keyID)
-    }
-    let headers = [header(.inference, 0), header(.inference, 1), header(.client, 2)]
+    let context = RunContext(
+      runID: random.bytes(16), setupID: setupID, modelDigest: modelDigest,
+      parameters: parameters, sequenceLength: t, graph: graph)
     let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
-    let streams = DealerKeyStreams(
-      headers: headers, macKeys: macKeys, pipes: pipes, segmentBytes: options.segmentBytes,
-      alternating: options.alternate ? [0, 1] : [])
-    let sources = (0..<3).map { i in
-      KeySource(
-        pipe: pipes[i], expected: headers[i], macKey: macKeys[i],
-        ledger: i < 2 ? ledgers[i] : RunLedger())
-    }
     let (p0, p1): (any Channel, any Channel) =
       try await options.peerChannels?() ?? InMemoryChannel.makePair(.p0, .p1)
     let (client0, party0Client) = InMemoryChannel.makePair(.client, .p0)
     let (client1, party1Client) = InMemoryChannel.makePair(.client, .p1)
     let channels: [any Channel] = [p0, p1, client0, party0Client, client1, party1Client]
-    let tallies = (0..<3).map { _ in CostTally() }
-    let dealer = try DealerBackend(
-      masks: dealerMasks, format: format, prg: prg, streams: streams, tally: tallies[2])
     let peers = [p0, p1]
     let clients = [party0Client, party1Client]
-    let parties = (0..<2).map { b in
-      PartyBackend(
-        party: b, masked: partyMasked, share: partyShares[b], format: format, prg: prg,
-        peer: peers[b],
-        client: clients[b], keys: sources[b], tally: tallies[b])
-    }
+    let (dealerMasks, partyMasked, partyShares, ledgers) = (
+      self.dealerMasks, self.partyMasked, self.partyShares, self.ledgers
+    )
 
     enum RoleResult: Sendable {
-      case dealer(seconds: Double)
-      case party(seconds: Double, offline: Double)
+      case dealer(DealerRun.Result)
+      case party(Int, PartyRun.Result)
       case client([Int64])
     }
-    let clock = ContinuousClock()
     let results = try await withThrowingTaskGroup(of: RoleResult.self) { group in
       group.addTask {
-        let start = clock.now
-        try await dealerBody(dealer)
-        try await dealer.finish()
-        return .dealer(seconds: (clock.now - start).seconds - (await streams.waitSeconds))
+        .dealer(
+          try await DealerRun.run(
+            context, masks: dealerMasks, sinks: pipes, segmentBytes: options.segmentBytes,
+            alternating: options.alternate ? [0, 1] : [], body: dealerBody))
       }
-      for (b, party) in parties.enumerated() {
+      for b in 0..<2 {
         group.addTask {
-          let start = clock.now
-          try await partyBody(party)
-          try await party.finish()
-          let wall = (clock.now - start).seconds
-          let offline = await party.offlineTotal
-          return .party(seconds: wall - (await sources[b].waitSeconds) - offline, offline: offline)
+          .party(
+            b,
+            try await PartyRun.run(
+              context, party: b, masked: partyMasked, share: partyShares[b], peer: peers[b],
+              client: clients[b], segments: pipes[b], ledger: ledgers[b], body: partyBody))
         }
       }
-      group.addTask { .client(try await clientBody(sources[2], [client0, client1])) }
+      group.addTask {
+        let (keys, _) = try await PartyRun.openStream(
+          context, kind: .client, party: 2, segments: pipes[2], ledger: RunLedger())
+        return .client(try await clientBody(keys, [client0, client1]))
+      }
       var collected: [RoleResult] = []
       do {
         for try await result in group { collected.append(result) }
@@ -278,12 +261,17 @@ public final class SecureModel: Sendable {
     var output: [Int64] = []
     var costs = RunCosts()
     var partyOffline = 0.0
+    costs.parties = [[:], [:]]
     for result in results {
       switch result {
-      case .dealer(let seconds): costs.offlineSeconds += seconds
-      case .party(let seconds, let offline):
-        costs.onlineSeconds = max(costs.onlineSeconds, seconds)
-        partyOffline = max(partyOffline, offline)
+      case .dealer(let dealer):
+        costs.offlineSeconds += dealer.seconds
+        costs.keyBytes = dealer.streamBytes
+        costs.dealer = dealer.costs
+      case .party(let b, let party):
+        costs.onlineSeconds = max(costs.onlineSeconds, party.onlineSeconds)
+        partyOffline = max(partyOffline, party.offlineSeconds)
+        costs.parties[b] = party.costs
       case .client(let values): output = values
       }
     }
@@ -293,22 +281,50 @@ public final class SecureModel: Sendable {
     costs.clientBytes = [client0, client1].reduce(0) {
       $0 + $1.counters.bytesSent + $1.counters.bytesReceived
     }
-    costs.keyBytes = await streams.streamBytes
     for pipe in pipes { costs.peakPipeBytes = max(costs.peakPipeBytes, await pipe.peakBytes) }
-    costs.dealer = tallies[2].snapshot
-    costs.parties = [tallies[0].snapshot, tallies[1].snapshot]
     for channel in channels { await channel.close() }
     return (output, costs)
   }
 }
 
+/// The model's graph as each back end walks it in a run: the output, then its reveal to the
+/// client.
+public enum ModelRun {
+  static func revealSite(_ model: any TransformerGraph) -> GateSite {
+    GateSite(op: OpSite(layer: model.config.layers, kind: .normalize, index: 1), gate: "reveal")
+  }
+
+  public static func dealer(
+    _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
+    _ dealer: DealerBackend
+  ) async throws {
+    let engine = try RecipeEngine(backend: dealer, parameters: parameters)
+    _ = try await dealer.reveal(
+      try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
+      site: revealSite(model))
+  }
+
+  public static func party(
+    _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
+    _ party: PartyBackend
+  ) async throws {
+    let engine = try RecipeEngine(backend: party, parameters: parameters)
+    _ = try await party.reveal(
+      try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
+      site: revealSite(model))
+  }
+}
+
 /// The client's part of a run: it masks its one-hot rows with the dealer's seeds, sends them to
 /// both parties, and unmasks the output they send back.
-enum SecureClient {
+public enum SecureClient {
   static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel])
     async throws
     -> [Int64]
   {
+    if let bad = ids.first(where: { !(0..<vocabulary).contains($0) }) {
+      throw MPCError.protocolViolation("token id \(bad) is outside the vocabulary of \(vocabulary)")
+    }
     let seeds: [[UInt64]]
     do {
       seeds = try ShareBundle(record: try await keys.next(opIndex: 0), party: 2, inputBits: 64)

@@ -8,7 +8,7 @@ public enum ModelArchitecture: String, Sendable, Codable {
 }
 
 /// The public shape of a Transformer model, read from `config.json`.
-public struct ModelConfig: Sendable, Equatable {
+public struct ModelConfig: Sendable, Equatable, Codable {
   public var architecture: ModelArchitecture
   public var vocabularySize: Int
   public var hiddenSize: Int

@@ -54,6 +54,13 @@ public struct SentenceEmbedder: Sendable {
   /// Tokenizes `text` for this model. Longer texts are truncated to the model's limit unless
   /// `allowTruncation` is false; a text with no tokens besides [CLS]/[SEP] is an error.
   public func tokenize(_ text: String, allowTruncation: Bool = true) throws -> TokenizedText {
+    try Self.tokenize(text, config: config, tokenizer: tokenizer, allowTruncation: allowTruncation)
+  }
+
+  /// Tokenizes `text` with a model's public config and tokenizer (what a remote client has).
+  public static func tokenize(
+    _ text: String, config: ModelConfig, tokenizer: WordPieceTokenizer, allowTruncation: Bool = true
+  ) throws -> TokenizedText {
     let limit = config.tokenLimit
     let encoding = tokenizer.encode(text, maxLength: limit)
     guard encoding.untruncatedLength > 2 else { throw TextError.empty }

@@ -40,12 +40,15 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var completion: SendCompletion?
   }
 
-  let configuration: SessionConfiguration
+  private(set) var configuration: SessionConfiguration
+  /// The role the peer's certificate names (service listeners check the hello against it).
+  private var certificateRole: String?
   private let tlsHandler: NIOSSLHandler?
   let shared: Locked<SessionShared>
   private let idleTimeout: TimeAmount
-  /// Succeeds with the peer's frame limit when both hellos are exchanged and checked.
-  let handshakePromise: EventLoopPromise<Int>
+  /// Succeeds with the peer's frame limit and the settled configuration when both hellos are
+  /// exchanged and checked.
+  let handshakePromise: EventLoopPromise<(Int, SessionConfiguration)>
   private var handshakeSettled = false
 
   private var context: ChannelHandlerContext?
@@ -81,7 +84,7 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     self.tlsHandler = tlsHandler
     self.shared = shared
     self.idleTimeout = TimeAmount(configuration.limits.idleTimeout)
-    self.handshakePromise = eventLoop.makePromise(of: Int.self)
+    self.handshakePromise = eventLoop.makePromise(of: (Int, SessionConfiguration).self)
     self.peerDescription = configuration.peerRole.name
     self.chunkBytes = configuration.limits.chunkBytes
     self.decoder = FrameDecoder(
@@ -177,8 +180,9 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
       maximumFrameBytes: configuration.limits.maximumFrameBytes,
       maximumMessageBytes: configuration.limits.maximumMessageBytes, peer: peerDescription)
     // Over TLS, NIOSSL holds the hello until the handshake has verified the peer's chain, so
-    // it goes only to a holder of a Veil certificate, encrypted.
-    sendHello()
+    // it goes only to a holder of a Veil certificate, encrypted. A service listener answers
+    // only once it knows from the peer's hello which role and run it serves.
+    if configuration.acceptedPeerRoles.isEmpty { sendHello() }
     updateWaiting()
   }
 
@@ -245,6 +249,28 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
   private func handle(_ event: FrameEvent) {
     switch event {
     case .hello(let peerHello):
+      if phase == .connecting && !configuration.acceptedPeerRoles.isEmpty {
+        guard let role = PartyRole(rawValue: peerHello.senderRole),
+          configuration.acceptedPeerRoles.contains(role)
+        else {
+          let names = configuration.acceptedPeerRoles.map(\.name).sorted().joined(separator: ", ")
+          finish(
+            .handshakeMismatch(
+              peer: peerDescription, field: "peer role", local: "accepts \(names)",
+              remote: "claims role \(peerHello.senderRole)"))
+          return
+        }
+        if tlsHandler != nil && certificateRole != role.name {
+          finish(
+            .certificateRoleMismatch(
+              peer: peerDescription, expected: role, presented: certificateRole ?? "none"))
+          return
+        }
+        configuration.peerRole = role
+        configuration.runID = peerHello.runID
+        peerDescription = describePeer(role, context?.channel.remoteAddress)
+        sendHello()
+      }
       guard phase == .awaitingHello else {
         finish(.unexpectedFrame(peer: peerDescription, expected: "TLS handshake", received: "hello"))
         return
@@ -259,7 +285,7 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         sender: configuration.limits.chunkBytes, receiverMaximumFrame: Int(peerHello.maximumFrameBytes))
       phase = .established
       handshakeSettled = true
-      handshakePromise.succeed(Int(peerHello.maximumFrameBytes))
+      handshakePromise.succeed((Int(peerHello.maximumFrameBytes), configuration))
     case .message(let message):
       inbox.append(message)
       inboxBytes += message.bytes.count
@@ -296,6 +322,16 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
       presented = VeilCertificateAuthority.role(inCertificateDER: der) ?? "none"
     } else {
       presented = "none (no certificate)"
+    }
+    if !configuration.acceptedPeerRoles.isEmpty {
+      guard let role = PartyRole(name: presented), configuration.acceptedPeerRoles.contains(role) else {
+        finish(
+          .certificateRoleMismatch(
+            peer: peerDescription, expected: configuration.peerRole, presented: presented))
+        return false
+      }
+      certificateRole = presented
+      return true
     }
     guard presented == configuration.peerRole.name else {
       finish(.certificateRoleMismatch(peer: peerDescription, expected: configuration.peerRole, presented: presented))

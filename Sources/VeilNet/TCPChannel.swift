@@ -20,6 +20,10 @@ public struct SessionConfiguration: Sendable {
   /// How long `connect` retries a refused connection (the peer may not listen yet), and how
   /// long `TCPListener.accept` waits by default.
   public var connectTimeout: Duration
+  /// A service's listener (DESIGN §10): when not empty, the listening end accepts a peer of any
+  /// of these roles (its certificate and its hello must agree) for any run id, adopts both
+  /// from the peer's hello and only then answers it; `runID` and `peerRole` are ignored.
+  public var acceptedPeerRoles: Set<PartyRole> = []
 
   /// A session of run `runID` between this end, `localRole`, and a peer that must be `peerRole`.
   public init(
@@ -32,6 +36,19 @@ public struct SessionConfiguration: Sendable {
     self.limits = limits
     self.connectTimeout = connectTimeout
   }
+
+  /// A service listener's configuration: peers of `roles`, any run id.
+  public static func service(
+    localRole: PartyRole, accepting roles: Set<PartyRole>, limits: ChannelLimits = ChannelLimits(),
+    handshakeTimeout: Duration = .seconds(10)
+  ) -> SessionConfiguration {
+    var configuration = SessionConfiguration(
+      runID: RunID(uncheckedBytes: [UInt8](repeating: 0, count: 16)), localRole: localRole,
+      peerRole: roles.sorted { $0.rawValue < $1.rawValue }.first ?? .client, limits: limits,
+      connectTimeout: handshakeTimeout)
+    configuration.acceptedPeerRoles = roles
+    return configuration
+  }
 }
 
 /// One session over TCP or TLS. Make one with ``connect(host:port:configuration:security:group:)``
@@ -43,6 +60,8 @@ public final class TCPChannel: Channel {
   public let peerDescription: String
   /// Whether the session runs over TLS.
   public let isEncrypted: Bool
+  /// The run (or request) both ends named in the handshake.
+  public let runID: RunID
 
   let nioChannel: any NIOCore.Channel
   private let handler: NIOLoopBound<SessionHandler>
@@ -62,6 +81,7 @@ public final class TCPChannel: Channel {
     self.shared = shared
     self.limits = configuration.limits
     self.peerRole = configuration.peerRole
+    self.runID = configuration.runID
     self.peerDescription = describePeer(configuration.peerRole, nioChannel.remoteAddress)
     self.isEncrypted = encrypted
     self.chunk = FrameFormat.chunkBytes(
@@ -327,8 +347,9 @@ extension TransportSecurity {
 struct InstalledSession: Sendable {
   let handler: NIOLoopBound<SessionHandler>
   let shared: Locked<SessionShared>
-  /// The handshake's outcome: the peer's frame limit.
-  let handshake: EventLoopFuture<Int>
+  /// The handshake's outcome: the peer's frame limit, and the configuration as settled (a
+  /// service listener adopts the peer's role and run id).
+  let handshake: EventLoopFuture<(Int, SessionConfiguration)>
 }
 
 /// Building a connection's pipeline and waiting for its handshake.
@@ -360,9 +381,9 @@ enum SessionPipeline {
     _ channel: any NIOCore.Channel, session: InstalledSession, configuration: SessionConfiguration, encrypted: Bool
   ) async throws(NetError) -> TCPChannel {
     do {
-      let peerMaximumFrame = try await session.handshake.get()
+      let (peerMaximumFrame, settled) = try await session.handshake.get()
       return TCPChannel(
-        nioChannel: channel, handler: session.handler, shared: session.shared, configuration: configuration,
+        nioChannel: channel, handler: session.handler, shared: session.shared, configuration: settled,
         peerMaximumFrame: peerMaximumFrame, encrypted: encrypted)
     } catch let error as NetError {
       channel.close(promise: nil)

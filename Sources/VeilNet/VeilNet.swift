@@ -15,6 +15,8 @@ public enum PartyRole: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
   case dealer = 2
   /// The client that owns the input text.
   case client = 3
+  /// The model owner, who shares its weights once (`veil share-model`).
+  case owner = 4
 
   /// The role's name as written in certificates and on the command line.
   public var name: String {
@@ -23,10 +25,11 @@ public enum PartyRole: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
     case .p1: "p1"
     case .dealer: "dealer"
     case .client: "client"
+    case .owner: "owner"
     }
   }
 
-  /// Parses a name written by `name` ("p0", "p1", "dealer", "client").
+  /// Parses a name written by `name` ("p0", "p1", "dealer", "client", "owner").
   public init?(name: String) {
     guard let role = PartyRole.allCases.first(where: { $0.name == name }) else { return nil }
     self = role

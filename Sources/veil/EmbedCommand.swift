@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import VeilMPC
 import VeilModels
+import VeilService
 
 struct Embed: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -18,9 +19,24 @@ struct Embed: AsyncParsableCommand {
       compared with the Float64 engine in the clear. --fixed-point runs the same integer recipe \
       in the clear (it equals the secure run bit for bit); --plaintext only the Float64 engine. \
       Texts longer than the model's limit are truncated with a warning (an error with --no-truncate).
+
+      With --remote P0,P1 --dealer D the client runs alone against a deployment (`veil serve`, \
+      `veil dealer`): it fetches the public config and tokenizer from P0, tokenizes locally, and \
+      for each text asks P0 for a run, joins P1 and the dealer, and unmasks the embedding. The \
+      text and its token ids never leave this process; the key streams it used are recorded in \
+      --state (a durable ledger). --json then prints the embeddings and each run's latency and \
+      client bytes (the servers' own costs are in their logs).
       """)
 
-  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
+  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String?
+  @Option(help: "Run as a client of a deployment: P0's and P1's addresses, HOST:PORT,HOST:PORT.")
+  var remote: String?
+  @Option(help: "The dealer's address (with --remote).") var dealer: String?
+  @Option(help: "The client's state folder (its ledger of used key streams), with --remote.")
+  var state: String?
+  @OptionGroup var network: NetworkOptions
+  @Option(help: "Read texts from FILE, one a line ('-': standard input), after any TEXT arguments.")
+  var input: String?
   @Flag(help: "Only the Float64 reference engine, in the clear.") var plaintext = false
   @Flag(
     help: "The fixed-point recipe in the clear (what the secure run computes), against Float64."
@@ -32,10 +48,18 @@ struct Embed: AsyncParsableCommand {
   @Flag(help: "Print JSON to stdout.") var json = false
   @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.")
   var noTruncate = false
-  @Argument(help: "Texts to embed.") var texts: [String]
+  @Argument(help: "Texts to embed.") var arguments: [String] = []
 
   func validate() throws {
-    guard !texts.isEmpty else { throw ValidationError("give at least one text") }
+    guard !arguments.isEmpty || input != nil else { throw ValidationError("give at least one text") }
+    if remote != nil {
+      guard model == nil, !plaintext, !fixedPoint else {
+        throw ValidationError("--remote runs against a deployment: drop --model, --plaintext and --fixed-point")
+      }
+      guard dealer != nil else { throw ValidationError("--remote needs --dealer HOST:PORT") }
+    } else {
+      guard model != nil else { throw ValidationError("give --model DIR, or --remote for a deployment") }
+    }
     guard !(plaintext && fixedPoint) else {
       throw ValidationError("choose one of --plaintext and --fixed-point")
     }
@@ -46,7 +70,29 @@ struct Embed: AsyncParsableCommand {
     plaintext ? "float64" : (fixedPoint ? "fixed-point-" : "secure-") + parameters.recipeName
   }
 
+  /// The TEXT arguments, then the lines of --input (a final newline ends the last line).
+  func readTexts() throws -> [String] {
+    var texts = arguments
+    if let input {
+      let data =
+        input == "-"
+        ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: input)
+      guard let data else { throw CommandError("cannot read --input \(input)") }
+      var lines = String(decoding: data, as: UTF8.self).split(
+        separator: "\n", omittingEmptySubsequences: false
+      ).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+      if lines.last == "" { lines.removeLast() }
+      texts += lines
+    }
+    guard !texts.isEmpty else { throw CommandError("no text to embed") }
+    return texts
+  }
+
   func run() async throws {
+    SecureModel.tuneAllocator()
+    let texts = try readTexts()
+    if let remote { return try await runRemote(texts, servers: remote) }
+    guard let model else { throw CommandError("give --model DIR") }
     let embedder = try SentenceEmbedder(modelDirectory: model)
     let tokenized = try texts.enumerated().map { index, text in
       let t = try embedder.tokenize(text, allowTruncation: !noTruncate)
@@ -156,6 +202,64 @@ struct Embed: AsyncParsableCommand {
         Double(report["key_bytes_per_party"] as? Int ?? 0) / 1e6,
         report["setup_seconds"] as? Double ?? 0,
         Double(report["setup_bytes"] as? Int ?? 0) / 1e6, Double(RunInfo.peakRSSBytes) / 1e9))
+  }
+
+  /// The client role against a deployment.
+  func runRemote(_ texts: [String], servers: String) async throws {
+    let deployment = try network.deployment(.client)
+    let cache = ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
+    let client = try VeilClient(
+      servers: try endpoints(servers, "--remote", count: 2),
+      dealer: try endpoint(dealer ?? "", "--dealer"), deployment: deployment,
+      ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+    let model = try await client.model()
+    let tokenized = try texts.enumerated().map { index, text in
+      let t = try SentenceEmbedder.tokenize(
+        text, config: model.config, tokenizer: model.tokenizer, allowTruncation: !noTruncate)
+      if let original = t.truncatedFrom {
+        printError("warning: text \(index + 1) has \(original) tokens; truncated to \(t.ids.count)")
+      }
+      return t
+    }
+    var results: [[Double]] = []
+    var runs: [RemoteRunCosts] = []
+    for (index, tokens) in tokenized.enumerated() {
+      if !json { printError("remote secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…") }
+      let (vector, costs) = try await client.embed(ids: tokens.ids, model: model)
+      results.append(vector)
+      runs.append(costs)
+    }
+    let parameters = model.manifest.parameters
+    if json {
+      var out = RunInfo.envelope(
+        schema: "veil.embed/2",
+        params: [
+          "engine": "remote-secure-" + parameters.recipeName, "tokens": tokenized.map { $0.ids.count },
+          "ring_bits": parameters.ringBits, "fractional_bits": parameters.fractionalBits,
+          "recipe": parameters.recipeName, "setup_id": model.manifest.setupID,
+        ],
+        kernels: [:])
+      out["embeddings"] = results
+      out["latency_seconds"] = runs.map(\.seconds).reduce(0, +)
+      out["client_bytes"] = runs.map(\.clientBytes).reduce(0, +)
+      out["client_key_bytes"] = runs.map(\.keyBytes).reduce(0, +)
+      out["runs"] = runs.map {
+        ["latency_seconds": $0.seconds, "tokens": $0.tokens, "client_bytes": $0.clientBytes,
+         "client_key_bytes": $0.keyBytes] as [String: Any]
+      }
+      out["peak_rss_bytes"] = RunInfo.peakRSSBytes
+      try writeJSON(out, to: "-")
+      return
+    }
+    for (text, vector) in zip(texts, results) {
+      let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
+      print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
+    }
+    print(
+      String(
+        format: "remote secure %@ (n=%d, f=%d): %d texts, %.2f s end to end, client %.1f MB",
+        parameters.recipeName, parameters.ringBits, parameters.fractionalBits, runs.count,
+        runs.map(\.seconds).reduce(0, +), Double(runs.map(\.clientBytes).reduce(0, +)) / 1e6))
   }
 
   /// The issue's fields (sums over the texts) and each text's own figures.

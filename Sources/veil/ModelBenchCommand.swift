@@ -30,6 +30,7 @@ struct ModelBench: AsyncParsableCommand {
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() async throws {
+    SecureModel.tuneAllocator()
     let parameters = try recipe.parameters()
     guard ["in-memory", "tcp", "tls"].contains(transport) else {
       throw CommandError("--transport must be in-memory, tcp or tls, not '\(transport)'")

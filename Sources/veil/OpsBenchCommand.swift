@@ -116,6 +116,7 @@ struct OpsBench: AsyncParsableCommand {
   @Option(name: .long, help: "Write JSON to FILE ('-' for stdout).") var json: String?
 
   func run() async throws {
+    SecureModel.tuneAllocator()
     let parameters = try recipe.parameters()
     var rows: [[String: Any]] = []
     print(

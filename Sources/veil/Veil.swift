@@ -1,4 +1,4 @@
-// The `veil` command line: embed, bench. Each subcommand prints one clear line and exits
+// The `veil` command line: embed, share-model, serve, dealer, bench, certs. Each subcommand prints one clear line and exits
 // non-zero on bad input; `--json` output is for machines, progress goes to stderr.
 import ArgumentParser
 import CVeilKernels
@@ -9,7 +9,9 @@ struct Veil: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "veil",
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
-    subcommands: [Embed.self, Bench.self, Certs.self])
+    subcommands: [
+      Embed.self, ShareModel.self, ServeCommand.self, DealerCommand.self, Bench.self, Certs.self,
+    ])
 
   /// Sets the allocator up before any thread exists (see `veil_keep_freed_memory`), then parses
   /// and runs the command as ArgumentParser's own `main` does.

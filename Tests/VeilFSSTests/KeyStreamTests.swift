@@ -220,14 +220,37 @@ import VeilTestSupport
       "veil-ledger-\(UUID().uuidString)"
     ).path
     _ = try KeyStreamReader(
-      bytes: bytes, expected: header(), macKey: macKey, ledger: try RunLedger(path: path))
+      bytes: bytes, expected: header(), macKey: macKey, ledger: try RunLedger(directory: path))
     // A new process (a fresh ledger object over the same file) still refuses the run.
     #expect(throws: KeyStreamError.runAlreadyUsed("000102030405060708090a0b0c0d0e0f")) {
       try KeyStreamReader(
         bytes: bytes, expected: self.header(), macKey: self.macKey,
-        ledger: try RunLedger(path: path))
+        ledger: try RunLedger(directory: path))
     }
     try? FileManager.default.removeItem(atPath: path)
+  }
+
+  /// Two ledger objects over one folder (two server processes sharing a ledger, or one process
+  /// restarted) racing for the same run ids: each id is granted exactly once.
+  @Test func aSharedLedgerFolderGrantsEachRunOnce() async throws {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "veil-ledger-\(UUID().uuidString)"
+    ).path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let ids = (0..<64).map { i in (0..<16).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) } }
+    let ledgers = [try RunLedger(directory: path), try RunLedger(directory: path)]
+    let granted = await withTaskGroup(of: Int.self) { group in
+      for ledger in ledgers {
+        group.addTask {
+          ids.filter { (try? ledger.consume(runID: $0)) != nil }.count
+        }
+      }
+      return await group.reduce(0, +)
+    }
+    #expect(granted == ids.count)
+    let restarted = try RunLedger(directory: path)
+    #expect(ids.allSatisfy { restarted.contains(runID: $0) })
+    #expect(throws: KeyStreamError.self) { try restarted.consume(runID: ids[5]) }
   }
 
   @Test func theRunIsBurntWhenTheFirstSegmentVerifies() throws {

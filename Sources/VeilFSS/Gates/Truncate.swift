@@ -13,7 +13,7 @@
 import VeilRing
 
 /// Which exact truncation a key implements.
-public enum TruncationKind: UInt8, Sendable, CaseIterable {
+public enum TruncationKind: UInt8, Sendable, CaseIterable, Codable {
   /// ⌊x/2^s⌋ into Z_2^(n−s) (SIGMA's truncate-reduce).
   case reduce = 1
   /// ⌊x/2^s⌋ into Z_2^m (m ≤ n) for |x| < 2^(n−2).

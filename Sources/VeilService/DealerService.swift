@@ -1,0 +1,109 @@
+// `veil dealer`: the long-running dealer (DESIGN §10). It stores each setup's mask seeds sealed
+// under the operator's key, hands each server its own seeds, and deals every run once: when
+// P0, P1 and the client have all reached it with the same order, it streams one fresh,
+// single-use key stream to each (the run id burnt in its ledger first). It never sees an
+// input, a weight or a masked value.
+import Foundation
+import Logging
+import VeilMPC
+import VeilNet
+
+public final class DealerService: Sendable {
+  let deployment: Deployment
+  let store: DealerStateStore
+  let rendezvous = Rendezvous()
+  let logger: Logger
+  private let opened = LockedState<[String: DealerSetupSecrets]>([:])
+  /// How long a run waits for P1 and the client to reach the dealer.
+  let joinTimeout: Duration = .seconds(10)
+
+  public init(deployment: Deployment, store: DealerStateStore, logger: Logger) {
+    self.deployment = deployment
+    self.store = store
+    self.logger = logger
+  }
+
+  public func serve(_ listener: TCPListener) async {
+    await withDiscardingTaskGroup { group in
+      while true {
+        do {
+          let channel = try await listener.accept(timeout: .seconds(365 * 86400))
+          group.addTask { await self.handle(channel) }
+        } catch NetError.closed {
+          return
+        } catch {
+          logger.warning("refused a connection: \(error)")
+        }
+      }
+    }
+  }
+
+  private func secrets(_ setupID: String) throws -> DealerSetupSecrets {
+    if let cached = opened.value[setupID] { return cached }
+    let loaded = try store.load(setupID: setupID)
+    opened.value[setupID] = loaded
+    return loaded
+  }
+
+  private func handle(_ channel: TCPChannel) async {
+    var logger = self.logger
+    logger[metadataKey: "request"] = "\(channel.runID.description.prefix(12))"
+    logger[metadataKey: "peer"] = "\(channel.peerRole)"
+    do {
+      let first = try await channel.receiveMessage()
+      switch (channel.peerRole, first) {
+      case (.owner, .setup(let manifest)):
+        let created = try store.create(manifest)
+        opened.value[manifest.setupID] = created
+        try await channel.send(.setupDone(maskedDigest: ""))
+        logger.info("setup \(manifest.setupID.prefix(12)): mask seeds drawn and sealed")
+      case (.p0, .setupSeeds(let setupID, let party)), (.p1, .setupSeeds(let setupID, let party)):
+        guard party == Int(channel.peerRole.rawValue) else {
+          throw RoleError.unexpected(peer: channel.peerDescription, message: "a request for p\(party)'s seeds")
+        }
+        try await SetupRoles.dealerSendSeeds(try secrets(setupID), party: party, to: channel)
+      case (.p0, .run(let order)):
+        try await deal(order, p0: channel, logger: logger)
+      case (.p1, .run), (.client, .run):
+        await rendezvous.deliver(Arrival(channel: channel, message: first))
+        return
+      default:
+        throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
+      }
+    } catch {
+      logger.error("request failed: \(error)")
+      try? await channel.send(.failure("dealer: \(error)"))
+    }
+    await channel.close()
+  }
+
+  private func deal(_ order: RunOrder, p0: TCPChannel, logger: Logger) async throws {
+    let setup = try secrets(order.setupID)
+    let context = try order.context(setup.manifest)
+    let runID = try RunID(order: order)
+    var joined: [TCPChannel] = []
+    defer { for channel in joined { Task { await channel.close() } } }
+    for role in [PartyRole.p1, .client] {
+      guard let arrival = await rendezvous.take(runID, role, timeout: joinTimeout) else {
+        throw RoleError.state("\(role) did not reach the dealer for run \(order.runID.prefix(12)) within 10 s")
+      }
+      joined.append(arrival.channel)
+      guard arrival.message == .run(order) else {
+        throw RoleError.unexpected(peer: arrival.channel.peerDescription, message: "another run's order")
+      }
+    }
+    // A run is dealt once, whoever asks again.
+    try store.ledger.consume(runID: runID.bytes)
+    let graph = try setup.manifest.graph()
+    let parameters = setup.manifest.parameters
+    let result = try await setup.deal(context, to: [p0] + joined) { dealer in
+      try await ModelRun.dealer(
+        graph, parameters, tokens: order.tokens, valid: order.validTokens, dealer)
+    }
+    var logger = logger
+    logger[metadataKey: "run"] = "\(order.runID.prefix(12))"
+    logger.info(
+      "dealt \(order.tokens) tokens: \(result.streamBytes.map { String($0) }.joined(separator: "/")) key bytes, \(String(format: "%.3f", result.seconds)) s"
+    )
+  }
+}

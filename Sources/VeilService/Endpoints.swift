@@ -1,0 +1,83 @@
+// Addresses, identities and connections of a deployment: HOST:PORT parsing, the TLS (or, for
+// experiments, plain TCP) security of each role, and opening a session to another role.
+import Foundation
+import VeilMPC
+import VeilNet
+
+/// A role's address, "HOST:PORT" ("[::1]:PORT" for IPv6).
+public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+  public let host: String
+  public let port: Int
+
+  public init(host: String, port: Int) {
+    self.host = host
+    self.port = port
+  }
+
+  /// Parses "HOST:PORT"; nil when it is not one.
+  public init?(_ text: String) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (0...65535).contains(port)
+    else { return nil }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { return nil }
+    self.host = host
+    self.port = port
+  }
+
+  public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// How a role reaches the others.
+public struct Deployment: Sendable {
+  public let role: PartyRole
+  public let security: TransportSecurity
+  public var limits = ChannelLimits()
+  /// How long a connection to another role retries a refused connection.
+  public var connectTimeout: Duration = .seconds(5)
+
+  /// Mutual TLS with the certificate `veil certs` wrote for `role` in `certificates`, or plain
+  /// TCP when `insecure` (experiments only: a warning is printed on every connection).
+  public init(role: PartyRole, certificates: String?, insecure: Bool) throws {
+    self.role = role
+    if insecure {
+      security = .insecurePlainTCP
+    } else {
+      guard let certificates else {
+        throw RoleError.state("give --certs DIR (from `veil certs`), or --insecure for experiments")
+      }
+      security = .mutualTLS(try TLSIdentity(directory: certificates, role: role))
+    }
+  }
+
+  /// A session with `peer` at `endpoint` for run (or request) `id`.
+  public func connect(to endpoint: Endpoint, as peer: PartyRole, id: RunID) async throws
+    -> TCPChannel
+  {
+    let configuration = SessionConfiguration(
+      runID: id, localRole: role, peerRole: peer, limits: limits, connectTimeout: connectTimeout)
+    return try await TCPChannel.connect(
+      host: endpoint.host, port: endpoint.port, configuration: configuration, security: security)
+  }
+
+  /// A listener for peers of `roles`, any run id.
+  public func listen(at endpoint: Endpoint, accepting roles: Set<PartyRole>) async throws
+    -> TCPListener
+  {
+    try await TCPListener.bind(
+      host: endpoint.host, port: endpoint.port,
+      configuration: .service(localRole: role, accepting: roles, limits: limits),
+      security: security)
+  }
+}
+
+extension RunID {
+  /// The run id of a run order.
+  init(order: RunOrder) throws {
+    guard let id = RunID(hex: order.runID) else {
+      throw RoleError.state("run id '\(order.runID.prefix(40))' is not 32 hexadecimal digits")
+    }
+    self = id
+  }
+}

@@ -1,0 +1,181 @@
+// The client of a deployment (`veil embed --remote`, and the library's `VeilClient`): it reads
+// the public model card from P0, tokenizes locally, asks P0 for a run per text, joins P1 and
+// the dealer, sends its masked one-hot rows and unmasks the embedding. The text and the token
+// ids never leave this process; the client keeps a durable ledger of the key streams it used.
+import Foundation
+import VeilFSS
+import VeilMPC
+import VeilModels
+import VeilNet
+
+/// What a remote embedding cost, as the client sees it.
+public struct RemoteRunCosts: Sendable {
+  public var seconds: Double
+  public var tokens: Int
+  public var clientBytes: Int
+  public var keyBytes: Int
+}
+
+public final class VeilClient: Sendable {
+  let servers: [Endpoint]
+  let dealer: Endpoint
+  let deployment: Deployment
+  let ledger: RunLedger
+
+  /// `servers` are P0's and P1's addresses; `ledgerDirectory` keeps the client's consumed runs.
+  public init(servers: [Endpoint], dealer: Endpoint, deployment: Deployment, ledgerDirectory: String)
+    throws
+  {
+    guard servers.count == 2 else { throw RoleError.state("give two servers, P0's and P1's") }
+    self.servers = servers
+    self.dealer = dealer
+    self.deployment = deployment
+    ledger = try RunLedger(directory: ledgerDirectory)
+  }
+
+  /// The public model P0 serves: its manifest and a tokenizer read from its public files.
+  public struct Model: Sendable {
+    public let manifest: SetupManifest
+    public let config: ModelConfig
+    public let tokenizer: WordPieceTokenizer
+  }
+
+  public func model() async throws -> Model {
+    let p0 = try await deployment.connect(to: servers[0], as: .p0, id: RunID.random())
+    defer { Task { await p0.close() } }
+    try await p0.send(.modelCardRequest)
+    guard case .modelCard(let card) = try await p0.receiveReply(), card.files.count <= 64 else {
+      throw RoleError.unexpected(peer: p0.peerDescription, message: "no model card")
+    }
+    try card.manifest.validate()
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "veil-card-\(UUID().uuidString)"
+    ).path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    for name in card.files {
+      let data = try await p0.receive()
+      guard !name.contains("/"), !name.hasPrefix("."), !name.isEmpty else {
+        throw RoleError.unexpected(peer: p0.peerDescription, message: "a file name with a path")
+      }
+      FileManager.default.createFile(atPath: directory + "/" + name, contents: Data(data))
+    }
+    let config = try ModelConfig(modelDirectory: directory)
+    guard config.architecture == .bert else {
+      throw RoleError.state("the deployment serves a \(config.architecture.rawValue) model; embeddings need BERT")
+    }
+    return Model(
+      manifest: card.manifest, config: config,
+      tokenizer: try WordPieceTokenizer(modelDirectory: directory))
+  }
+
+  /// The sentence embedding of `ids` (tokenized with `model`), on secret shares.
+  public func embed(ids: [Int], model: Model) async throws -> ([Double], RemoteRunCosts) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let manifest = model.manifest
+    let p0 = try await deployment.connect(to: servers[0], as: .p0, id: RunID.random())
+    var open: [TCPChannel] = [p0]
+    defer { for channel in open { Task { await channel.close() } } }
+    try await p0.send(
+      .embed(EmbedRequest(tokens: ids.count, validTokens: ids.count, setupID: manifest.setupID)))
+    guard case .accepted(let order) = try await p0.receiveReply() else {
+      throw RoleError.unexpected(peer: p0.peerDescription, message: "another reply to a request")
+    }
+    guard order.tokens == ids.count, order.validTokens == ids.count else {
+      throw RoleError.unexpected(peer: p0.peerDescription, message: "a run of another length")
+    }
+    let context = try order.context(manifest)
+    let runID = try RunID(order: order)
+    let p1 = try await deployment.connect(to: servers[1], as: .p1, id: runID)
+    open.append(p1)
+    try await p1.send(.join(order))
+    let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: runID)
+    open.append(dealerChannel)
+    try await dealerChannel.send(.run(order))
+    let output: [Int64]
+    do {
+      output = try await SecureClient.run(
+        context, ids: ids, vocabulary: manifest.config.vocabularySize, dealer: dealerChannel,
+        servers: [p0, p1], ledger: ledger)
+    } catch {
+      // A server that failed says why before it closes; prefer its word to a closed channel.
+      throw await Self.explain(error, from: [p0, p1, dealerChannel])
+    }
+    let scale = Double(sign: .plus, exponent: manifest.parameters.fractionalBits, significand: 1)
+    let costs = RemoteRunCosts(
+      seconds: (clock.now - start).seconds, tokens: ids.count,
+      clientBytes: [p0, p1].reduce(0) { $0 + $1.counters.bytesSent + $1.counters.bytesReceived },
+      keyBytes: dealerChannel.counters.bytesReceived)
+    return (output.map { Double($0) / scale }, costs)
+  }
+
+  /// A peer's own failure message, if one is waiting, else `error`.
+  static func explain(_ error: any Error, from channels: [TCPChannel]) async -> any Error {
+    for channel in channels {
+      if let message = try? await withTimeout(.milliseconds(200), { try await channel.receiveMessage() }),
+        case .failure(let reason) = message
+      {
+        return RoleError.peerFailed(peer: channel.peerDescription, reason: reason)
+      }
+    }
+    return error
+  }
+}
+
+/// `body`'s result, or nil if it takes longer than `timeout`.
+func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T)
+  async throws -> T?
+{
+  try await withThrowingTaskGroup(of: T?.self) { group in
+    group.addTask { try await body() }
+    group.addTask {
+      try await Task.sleep(for: timeout)
+      return nil
+    }
+    let first = try await group.next() ?? nil
+    group.cancelAll()
+    return first
+  }
+}
+
+extension Duration {
+  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+/// The owner's one-time setup over a deployment (`veil share-model`).
+public enum ModelOwnerUpload {
+  /// The public files a server hands clients: config and tokenizer, never the weights.
+  static let publicFileNames = [
+    "config.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "vocab.txt",
+  ]
+
+  /// Shares the model in `directory` with the servers, the dealer drawing the masks. Returns
+  /// the setup id and H(Ŵ).
+  public static func share(
+    modelDirectory directory: String, parameters: RecipeParameters, servers: [Endpoint],
+    dealer: Endpoint, deployment: Deployment
+  ) async throws -> (setupID: String, maskedDigest: [UInt8]) {
+    let embedder = try SentenceEmbedder(modelDirectory: directory)
+    let weights = try embedder.float64Weights()
+    var shapes: [WeightID: [Int]] = [:]
+    for (id, tensor) in weights.tensors { shapes[id] = tensor.shape }
+    let manifest = SetupManifest(model: embedder.bert, shapes: shapes, parameters: parameters)
+    var files: [String: [UInt8]] = [:]
+    for name in publicFileNames {
+      if let data = FileManager.default.contents(atPath: directory + "/" + name) { files[name] = [UInt8](data) }
+    }
+    guard let id = RunID(bytes: manifest.setupIDBytes) else { throw RoleError.state("setup id") }
+    let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: id)
+    var channels: [TCPChannel] = [dealerChannel]
+    defer { for channel in channels { Task { await channel.close() } } }
+    for (b, server) in servers.enumerated() {
+      channels.append(try await deployment.connect(to: server, as: b == 0 ? .p0 : .p1, id: id))
+    }
+    let digest = try await SetupRoles.owner(
+      manifest: manifest, weights: weights, publicFiles: files, dealer: dealerChannel,
+      servers: Array(channels[1...]))
+    return (manifest.setupID, digest)
+  }
+}
