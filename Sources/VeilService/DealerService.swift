@@ -13,7 +13,7 @@ public final class DealerService: Sendable {
   let store: DealerStateStore
   let rendezvous = Rendezvous()
   let logger: Logger
-  private let opened = LockedState<[String: DealerSetupSecrets]>([:])
+  private let opened = Locked<[String: DealerSetupSecrets]>([:])
   /// How long a run waits for P1 and the client to reach the dealer.
   let joinTimeout: Duration = .seconds(10)
 
@@ -39,9 +39,9 @@ public final class DealerService: Sendable {
   }
 
   private func secrets(_ setupID: String) throws -> DealerSetupSecrets {
-    if let cached = opened.value[setupID] { return cached }
+    if let cached = opened.withLock({ $0[setupID] }) { return cached }
     let loaded = try store.load(setupID: setupID)
-    opened.value[setupID] = loaded
+    opened.withLock { $0[setupID] = loaded }
     return loaded
   }
 
@@ -54,7 +54,7 @@ public final class DealerService: Sendable {
       switch (channel.peerRole, first) {
       case (.owner, .setup(let manifest)):
         let created = try store.create(manifest)
-        opened.value[manifest.setupID] = created
+        opened.withLock { $0[manifest.setupID] = created }
         try await channel.send(.setupDone(maskedDigest: ""))
         logger.info("setup \(manifest.setupID.prefix(12)): mask seeds drawn and sealed")
       case (.p0, .setupSeeds(let setupID, let party)), (.p1, .setupSeeds(let setupID, let party)):

@@ -20,8 +20,8 @@ public final class ServerService: Sendable {
   let slots: Slots
   let rendezvous = Rendezvous()
   let logger: Logger
-  private let state: LockedState<ServerRoleState?>
-  private let setupInProgress = LockedState(false)
+  private let state: Locked<ServerRoleState?>
+  private let setupInProgress = Locked(false)
   /// How long a run waits for the other roles to join it.
   let joinTimeout: Duration = .seconds(10)
 
@@ -36,14 +36,14 @@ public final class ServerService: Sendable {
     self.dealer = dealer
     slots = Slots(limit: maxConcurrent ?? Slots.defaultLimit)
     self.logger = logger
-    state = LockedState(
+    state = Locked(
       ServerRoleState.exists(in: stateDirectory)
         ? try ServerRoleState.load(from: stateDirectory, party: party) : nil)
     if party == 0 && peer == nil { throw RoleError.state("P0 needs --peer (P1's address)") }
   }
 
   /// Whether a setup is loaded, and which.
-  public var setupID: String? { state.value?.setup.manifest.setupID }
+  public var setupID: String? { state.withLock { $0?.setup.manifest.setupID } }
   public var concurrencyLimit: Int { slots.limit }
 
   /// Serves until the listener is closed.
@@ -92,7 +92,7 @@ public final class ServerService: Sendable {
   }
 
   private func loaded() throws -> ServerRoleState {
-    guard let state = state.value else {
+    guard let state = state.withLock({ $0 }) else {
       throw RoleError.state("p\(party) holds no model yet: run `veil share-model` first")
     }
     return state
@@ -101,14 +101,15 @@ public final class ServerService: Sendable {
   // MARK: Setup
 
   private func setUp(_ manifest: SetupManifest, owner: TCPChannel, logger: Logger) async throws {
-    guard state.value == nil else {
-      throw RoleError.state(
-        "p\(party) already holds setup \(state.value?.setup.manifest.setupID ?? ""); a server serves one setup")
+    if let held = setupID {
+      throw RoleError.state("p\(party) already holds setup \(held); a server serves one setup")
     }
-    guard setupInProgress.exchange(true) == false else {
-      throw RoleError.state("p\(party) is already running a setup")
+    let busy = setupInProgress.withLock { busy in
+      defer { busy = true }
+      return busy
     }
-    defer { _ = setupInProgress.exchange(false) }
+    guard !busy else { throw RoleError.state("p\(party) is already running a setup") }
+    defer { setupInProgress.withLock { $0 = false } }
     try manifest.validate()
     guard let id = RunID(bytes: manifest.setupIDBytes) else { throw RoleError.state("setup id") }
     logger.info("setup \(manifest.setupID.prefix(12)) of a \(manifest.config.architecture.rawValue) model")
@@ -132,7 +133,8 @@ public final class ServerService: Sendable {
     let (setup, files) = try await SetupRoles.server(
       party: party, manifest: manifest, owner: owner, dealer: dealerChannel, peer: peerChannel)
     try ServerRoleState.save(setup, publicFiles: files, to: stateDirectory)
-    state.value = try ServerRoleState.load(from: stateDirectory, party: party)
+    let loaded = try ServerRoleState.load(from: stateDirectory, party: party)
+    state.withLock { $0 = loaded }
     try await owner.send(.setupDone(maskedDigest: hex(setup.maskedDigest)))
     logger.info("setup \(manifest.setupID.prefix(12)) stored")
   }
@@ -246,36 +248,5 @@ public final class ServerService: Sendable {
     await peer.close()
     await dealerChannel.close()
     if party == 1 { await client.close() }
-  }
-}
-
-/// A value behind a lock.
-final class LockedState<Value: Sendable>: @unchecked Sendable {
-  // @unchecked: `stored` is only touched under `lock`.
-  private let lock = NSLock()
-  private var stored: Value
-
-  init(_ value: Value) { stored = value }
-
-  var value: Value {
-    get {
-      lock.lock()
-      defer { lock.unlock() }
-      return stored
-    }
-    set {
-      lock.lock()
-      defer { lock.unlock() }
-      stored = newValue
-    }
-  }
-
-  /// Sets the value and returns the old one.
-  func exchange(_ new: Value) -> Value {
-    lock.lock()
-    defer { lock.unlock() }
-    let old = stored
-    stored = new
-    return old
   }
 }

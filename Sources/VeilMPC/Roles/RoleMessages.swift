@@ -72,6 +72,8 @@ public struct ModelCard: Codable, Sendable, Equatable {
 public enum RoleMessage: Codable, Sendable, Equatable {
   /// Owner → dealer, owner → P_b: a new setup.
   case setup(SetupManifest)
+  /// P_b → owner: it can take the setup (sent before the dealer draws anything).
+  case ready
   /// P_b → dealer: its mask seeds t_b of a setup (a raw message of 16 bytes per chunk follows).
   case setupSeeds(setupID: String, party: Int)
   /// P_b → owner, dealer → owner: the setup is stored (the servers add H(Ŵ)).
@@ -156,6 +158,7 @@ extension RoleMessage {
   public var kind: String {
     switch self {
     case .setup: "setup"
+    case .ready: "ready"
     case .setupSeeds: "setup-seeds"
     case .setupDone: "setup-done"
     case .modelCardRequest: "model-card-request"

@@ -113,7 +113,8 @@ extension SetupManifest {
 
 /// The setup's halves.
 public enum SetupRoles {
-  /// The owner: announces the setup to the dealer, then to both servers, and streams their
+  /// The owner: announces the setup to both servers and, once both are ready, to the dealer,
+  /// then streams their
   /// shares of each chunk of each weight, encoded at the setup's format: P1's [W]_1 = G(s) from
   /// a fresh seed per chunk, P0's [W]_0 = W − [W]_1 explicitly. Returns H(Ŵ) as both servers
   /// report it.
@@ -122,13 +123,19 @@ public enum SetupRoles {
     dealer: any Channel, servers: [any Channel]
   ) async throws -> [UInt8] {
     try manifest.validate()
+    // Both servers say they can take the setup before the dealer draws anything for it.
+    for server in servers { try await server.send(.setup(manifest)) }
+    for server in servers {
+      guard case .ready = try await server.receiveReply() else {
+        throw RoleError.unexpected(peer: server.peerDescription, message: "another reply to a setup")
+      }
+    }
     try await dealer.send(.setup(manifest))
     guard case .setupDone = try await dealer.receiveReply() else {
       throw RoleError.unexpected(peer: dealer.peerDescription, message: "another reply to a setup")
     }
     let names = publicFiles.keys.sorted()
     for server in servers {
-      try await server.send(.setup(manifest))
       try await server.send(.modelCard(ModelCard(manifest: manifest, files: names)))
       for name in names { try await server.send(publicFiles[name] ?? []) }
     }
@@ -173,14 +180,15 @@ public enum SetupRoles {
     try await server.send(secrets.seeds(party: party))
   }
 
-  /// Server b's half: takes the owner's announced `manifest` (already received), fetches t_b
-  /// from the dealer, receives its owner shares and opens Ŵ with the peer chunk by chunk, then
+  /// Server b's half: takes the owner's announced `manifest` (already received and checked
+  /// against what the server holds), says it is ready, fetches t_b from the dealer, receives its owner shares and opens Ŵ with the peer chunk by chunk, then
   /// checks H(Ŵ) with the peer. The caller stores the state and then reports `setupDone`.
   public static func server(
     party b: Int, manifest: SetupManifest, owner: any Channel, dealer: any Channel,
     peer: any Channel
   ) async throws -> (state: ServerSetupState, publicFiles: [String: [UInt8]]) {
     try manifest.validate()
+    try await owner.send(.ready)
     guard case .modelCard(let card) = try await owner.receiveMessage(), card.manifest == manifest,
       card.files.count <= 64
     else { throw MPCError.protocolViolation("the owner sent no model card with the setup") }
