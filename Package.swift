@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "VeilNet", targets: ["VeilNet"]),
     .library(name: "VeilMPC", targets: ["VeilMPC"]),
     .library(name: "VeilService", targets: ["VeilService"]),
+    .executable(name: "veil-example", targets: ["veil-example"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,6 +23,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
   ],
   targets: [
     .target(name: "CVeilKernels"),
@@ -52,7 +55,14 @@ let package = Package(
       dependencies: [
         "VeilRing", "VeilFSS", "VeilModels", "VeilNet", "VeilMPC",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ]),
+    .executableTarget(
+      name: "veil-example", dependencies: ["VeilService"], path: "Examples/veil-example"),
     .executableTarget(
       name: "veil",
       dependencies: [

@@ -8,6 +8,7 @@ VEIL_MODEL_DIR="$(bash scripts/fetch-model.sh minilm | tail -n 1)"
 export VEIL_MODEL_DIR
 export VEIL_REQUIRE_MODEL=1
 swift build -c release --product veil
+swift build -c release --product veil-example
 bash scripts/cli-checks.sh .build/release/veil "$VEIL_MODEL_DIR"
 # Serially: the transport fault tests measure time-outs, and must not share the 2 cores with
 # the heavy model tests.

@@ -107,7 +107,7 @@ public final class SecureModel: Sendable {
       servers = try await withThrowingTaskGroup(of: ServerSetupState?.self) { group in
         group.addTask {
           _ = try await SetupRoles.owner(
-            manifest: manifest, weights: weights, dealer: ownerDealer,
+            manifest: manifest, weights: weights, graph: model, dealer: ownerDealer,
             servers: [owners[0].0, owners[1].0])
           return nil
         }
@@ -130,7 +130,7 @@ public final class SecureModel: Sendable {
               throw MPCError.protocolViolation("the owner did not announce the setup")
             }
             let (state, _) = try await SetupRoles.server(
-              party: b, manifest: announced, owner: owners[b].1, dealer: dealers[b].1,
+              party: b, manifest: announced, graph: model, owner: owners[b].1, dealer: dealers[b].1,
               peer: b == 0 ? c0 : c1)
             try await owners[b].1.send(.setupDone(maskedDigest: hex(state.maskedDigest)))
             return state

@@ -191,6 +191,11 @@ struct FrameDecoder {
   private var expectedSequence: UInt64 = 0
   private var sawHello = false
   private var message: [UInt8] = []
+  /// The most bytes an announced message length reserves before its bytes arrive (large
+  /// enough for every key segment and weight chunk Veil sends in one allocation).
+  static let upfrontReservation = 64 << 20
+  /// The capacity held for the message being received (tests).
+  var reservedBytes: Int { message.capacity }
   /// Total length of the message being reassembled, or nil between messages.
   private var messageTotal: Int?
   private var messageRound: UInt32 = 0
@@ -272,10 +277,12 @@ struct FrameDecoder {
         }
         messageTotal = Int(total)
         messageRound = round
-        // Reserving does not touch the pages; the limit above bounds what a hostile length costs.
+        // A peer's announced length reserves at most `upfrontReservation` bytes: the rest grows
+        // as bytes really arrive, so a hostile length costs nothing it has not sent.
         message = []
-        message.reserveCapacity(Int(total))
-        HugePages.advise(&message, capacity: Int(total))
+        let reserve = min(Int(total), FrameDecoder.upfrontReservation)
+        message.reserveCapacity(reserve)
+        HugePages.advise(&message, capacity: reserve)
         if let event = finishFrame(remaining: chunk) { return event }
       case .body(let frameRemaining):
         guard !input.isEmpty else { return nil }

@@ -5,6 +5,7 @@
 // input, a weight or a masked value.
 import Foundation
 import Logging
+import Metrics
 import VeilMPC
 import VeilNet
 
@@ -13,6 +14,7 @@ public final class DealerService: Sendable {
   let store: DealerStateStore
   let rendezvous = Rendezvous()
   let logger: Logger
+  let metrics = ServiceMetrics(role: "dealer")
   private let opened = Locked<[String: DealerSetupSecrets]>([:])
   /// How long a run waits for P1 and the client to reach the dealer.
   let joinTimeout: Duration = .seconds(10)
@@ -71,6 +73,7 @@ public final class DealerService: Sendable {
         throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
       }
     } catch {
+      metrics.failures.increment()
       logger.error("request failed: \(error)")
       try? await channel.send(.failure("dealer: \(error)"))
     }
@@ -92,6 +95,7 @@ public final class DealerService: Sendable {
         throw RoleError.unexpected(peer: arrival.channel.peerDescription, message: "another run's order")
       }
     }
+    metrics.requests.increment()
     // A run is dealt once, whoever asks again.
     try store.ledger.consume(runID: runID.bytes)
     let graph = try setup.manifest.graph()
@@ -100,6 +104,7 @@ public final class DealerService: Sendable {
       try await ModelRun.dealer(
         graph, parameters, tokens: order.tokens, valid: order.validTokens, dealer)
     }
+    metrics.keyBytes.increment(by: Int64(result.streamBytes.reduce(0, +)))
     var logger = logger
     logger[metadataKey: "run"] = "\(order.runID.prefix(12))"
     logger.info(

@@ -5,6 +5,7 @@
 // that the answer is `busy`. Any failure ends that run in every role and leaves the server up.
 import Foundation
 import Logging
+import Metrics
 import VeilFSS
 import VeilMPC
 import VeilModels
@@ -20,6 +21,7 @@ public final class ServerService: Sendable {
   let slots: Slots
   let rendezvous = Rendezvous()
   let logger: Logger
+  let metrics: ServiceMetrics
   private let state: Locked<ServerRoleState?>
   private let setupInProgress = Locked(false)
   /// How long a run waits for the other roles to join it.
@@ -36,6 +38,7 @@ public final class ServerService: Sendable {
     self.dealer = dealer
     slots = Slots(limit: maxConcurrent ?? Slots.defaultLimit)
     self.logger = logger
+    metrics = ServiceMetrics(role: "p\(party)")
     state = Locked(
       ServerRoleState.exists(in: stateDirectory)
         ? try ServerRoleState.load(from: stateDirectory, party: party) : nil)
@@ -85,6 +88,7 @@ public final class ServerService: Sendable {
         throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
       }
     } catch {
+      metrics.failures.increment()
       logger.error("request failed: \(error)")
       try? await channel.send(.failure("p\(party): \(error)"))
     }
@@ -224,6 +228,7 @@ public final class ServerService: Sendable {
     client: TCPChannel, dealer dealerChannel: TCPChannel, logger: Logger
   ) async throws {
     let party = party
+    metrics.requests.increment()
     do {
       try await dealerChannel.send(.run(order))
       let graph = try state.setup.manifest.graph()
@@ -234,6 +239,10 @@ public final class ServerService: Sendable {
         try await ModelRun.party(
           graph, parameters, tokens: order.tokens, valid: order.validTokens, backend)
       }
+      metrics.onlineSeconds.increment(by: result.onlineSeconds)
+      metrics.onlineBytes.increment(by: Int64(peer.counters.bytesSent + peer.counters.bytesReceived))
+      metrics.rounds.increment(by: Int64(peer.counters.rounds))
+      metrics.keyBytes.increment(by: Int64(dealerChannel.counters.bytesReceived))
       logger.info(
         "run done: \(order.tokens) tokens, online \(String(format: "%.3f", result.onlineSeconds)) s, \(peer.counters.bytesSent + peer.counters.bytesReceived) B, \(peer.counters.rounds) rounds"
       )

@@ -21,6 +21,7 @@ public final class VeilClient: Sendable {
   let dealer: Endpoint
   let deployment: Deployment
   let ledger: RunLedger
+  private let card = Locked<Model?>(nil)
 
   /// `servers` are P0's and P1's addresses; `ledgerDirectory` keeps the client's consumed runs.
   public init(servers: [Endpoint], dealer: Endpoint, deployment: Deployment, ledgerDirectory: String)
@@ -31,6 +32,38 @@ public final class VeilClient: Sendable {
     self.dealer = dealer
     self.deployment = deployment
     ledger = try RunLedger(directory: ledgerDirectory)
+  }
+
+  /// A client with the certificates `veil certs` wrote in `certificates` (role client), its
+  /// ledger under `ledgerDirectory` (default ${VEIL_CACHE:-~/.cache/veil}/client/ledger).
+  public convenience init(
+    servers: [String], dealer: String, certificates: String, ledgerDirectory: String? = nil
+  ) throws {
+    let parsed = servers.compactMap(Endpoint.init)
+    guard parsed.count == servers.count, let dealerEndpoint = Endpoint(dealer) else {
+      throw RoleError.state("addresses must be HOST:PORT")
+    }
+    let cache =
+      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
+    try self.init(
+      servers: parsed, dealer: dealerEndpoint,
+      deployment: try Deployment(role: .client, certificates: certificates, insecure: false),
+      ledgerDirectory: ledgerDirectory ?? cache + "/client/ledger")
+  }
+
+  /// The sentence embedding of `text` (truncated to the model's limit), on secret shares; the
+  /// model card is fetched once.
+  public func embed(_ text: String) async throws -> [Double] {
+    let model: Model
+    if let cached = card.withLock({ $0 }) {
+      model = cached
+    } else {
+      model = try await self.model()
+      card.withLock { $0 = model }
+    }
+    let tokens = try SentenceEmbedder.tokenize(
+      text, config: model.config, tokenizer: model.tokenizer)
+    return try await embed(ids: tokens.ids, model: model).0
   }
 
   /// The public model P0 serves: its manifest and a tokenizer read from its public files.

@@ -90,6 +90,7 @@ struct DealerCommand: AsyncParsableCommand {
   @Option(help: "Address to listen at (port 0: any free port).") var listen = "127.0.0.1:7400"
   @Option(help: "File holding the 32-byte state key as 64 hexadecimal digits.")
   var stateKeyFile: String?
+  @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
   @OptionGroup var network: NetworkOptions
 
   func stateKey() throws -> [UInt8] {
@@ -118,11 +119,22 @@ struct DealerCommand: AsyncParsableCommand {
       throw error
     } catch { throw CommandError("\(error)") }
     let deployment = try network.deployment(.dealer)
+    let endpoint = try await startMetrics(metrics, logger: logger)
     let service = DealerService(deployment: deployment, store: store, logger: logger)
     let listener = try await deployment.listen(at: address, accepting: [.p0, .p1, .client, .owner])
     logger.info("dealer listening at \(listener.host):\(listener.port)")
     await runUntilSignalled(listener, logger: logger) { await service.serve($0) }
+    await endpoint?.close()
   }
+}
+
+/// Starts the metrics endpoint (before any service counts anything).
+func startMetrics(_ address: String?, logger: Logger) async throws -> MetricsEndpoint? {
+  guard let address else { return nil }
+  let parsed = try endpoint(address, "--metrics")
+  let started = try await MetricsEndpoint.start(host: parsed.host, port: parsed.port)
+  logger.info("metrics at http://\(parsed.host):\(started.port)/metrics")
+  return started
 }
 
 struct ServeCommand: AsyncParsableCommand {
@@ -145,6 +157,7 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "P1's address (P0 only).") var peer: String?
   @Option(help: "The dealer's address.") var dealer: String
   @Option(help: "Requests run at once.") var maxConcurrent: Int?
+  @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
   @OptionGroup var network: NetworkOptions
 
   func validate() throws {
@@ -159,6 +172,7 @@ struct ServeCommand: AsyncParsableCommand {
     var logger = network.logger("veil.serve")
     logger[metadataKey: "party"] = "p\(party)"
     let deployment = try network.deployment(role)
+    let metricsEndpoint = try await startMetrics(metrics, logger: logger)
     let service: ServerService
     do {
       service = try ServerService(
@@ -173,6 +187,7 @@ struct ServeCommand: AsyncParsableCommand {
       "p\(party) listening at \(listener.host):\(listener.port), \(service.setupID.map { "setup \($0.prefix(12))" } ?? "no setup yet"), up to \(service.concurrencyLimit) requests at once"
     )
     await runUntilSignalled(listener, logger: logger) { await service.serve($0) }
+    await metricsEndpoint?.close()
   }
 }
 

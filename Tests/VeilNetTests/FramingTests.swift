@@ -143,6 +143,21 @@ func messages(of events: [FrameEvent]) -> [[UInt8]] {
     #expect(outcomes.errors > 50_000 && outcomes.events > 10_000)
   }
 
+  @Test("an announced length reserves a bounded amount before its bytes arrive")
+  func announcedLengthsReserveBoundedMemory() {
+    let limit = 1 << 30
+    var decoder = FrameDecoder(maximumFrameBytes: 4096, maximumMessageBytes: limit, peer: "p1 at test")
+    // A valid hello, then a message frame that announces 1 GiB and carries 5 bytes.
+    var stream = Array(encodeStream(messages: [], goodbye: false))
+    stream += FrameFormat.header(.message, payloadLength: 12 + 5, sequence: 1)
+    stream += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(limit) >> UInt64(8 * $0)) }
+    stream += [1, 0, 0, 0] + [1, 2, 3, 4, 5]
+    var events: [FrameEvent] = []
+    let error = stream.withUnsafeBytes { decoder.drain($0, into: &events) }
+    #expect(error == nil)
+    #expect(decoder.reservedBytes <= FrameDecoder.upfrontReservation + 4096, "reserved \(decoder.reservedBytes) bytes")
+  }
+
   @Test("hello checks: version, run id and both roles, on each end")
   func helloChecks() {
     let runID = RunID.random()

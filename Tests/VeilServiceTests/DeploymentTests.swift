@@ -48,6 +48,26 @@ import VeilTestSupport
     let both = try embeddings(try deployment.embed([Self.texts[0], Self.texts[1]]))
     #expect(both == Array(expected.prefix(2)))
 
+    // The library's façade, from the example program (public API only), gives the same.
+    let example = URL(fileURLWithPath: VeilBinary.path).deletingLastPathComponent()
+      .appendingPathComponent("veil-example").path
+    if FileManager.default.isExecutableFile(atPath: example) {
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: example)
+      process.arguments = [TestModel.directory(), deployment.servers, deployment.dealer.address, dir + "/certs"]
+      process.standardOutput = FileHandle.nullDevice
+      try process.run()
+      process.waitUntilExit()
+      #expect(process.terminationStatus == 0, "veil-example: remote differs from local or failed")
+    } else {
+      #expect(!TestModel.isRequired, "veil-example is not built (scripts/test.sh builds it)")
+    }
+
+    // Counters for Prometheus: P0 has run 8 requests so far (3 + 2 + 2 + the example's).
+    let metrics = try deployment.p0Metrics()
+    #expect(metrics.contains("veil_requests_total{role=\"p0\"} 8"), "\(metrics.prefix(800))")
+    #expect(metrics.contains("veil_rounds_total"))
+
     // Malformed requests: an error response each, the servers stay up.
     let empty = try deployment.embed([""])
     #expect(empty.status != 0 && empty.stderr.contains("empty"), "\(empty.stderr)")

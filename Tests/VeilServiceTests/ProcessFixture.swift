@@ -164,11 +164,27 @@ final class ProcessDeployment: @unchecked Sendable {
     p0 = Service(
       "p0",
       ["serve", "--party", "0", "--state", "p0", "--listen", "127.0.0.1:0", "--peer", p1.address,
-       "--dealer", dealer.address, "--certs", "certs"], in: directory)
+       "--dealer", dealer.address, "--certs", "certs", "--metrics", "127.0.0.1:0"], in: directory)
     try p0.start()
   }
 
   var servers: String { "\(p0.address),\(p1.address)" }
+
+  /// P0's Prometheus text, from the address its log names.
+  func p0Metrics() throws -> String {
+    guard let line = p0.log.split(separator: "\n").first(where: { $0.contains("metrics at http://") }),
+      let url = line.split(separator: " ").last
+    else { throw ServiceError("p0 logged no metrics address") }
+    let curl = Process()
+    curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    curl.arguments = ["curl", "-s", "--max-time", "5", String(url)]
+    let pipe = Pipe()
+    curl.standardOutput = pipe
+    try curl.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    curl.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+  }
 
   func shareModel(_ model: String) throws -> CommandResult {
     try runVeil(

@@ -59,12 +59,15 @@ public struct SetupManifest: Codable, Sendable, Equatable {
     }
   }
 
-  /// Checks what a role must check before it trusts a manifest from a peer.
-  public func validate() throws(MPCError) {
+  /// Checks what a role must check before it trusts a manifest from a peer: its weights are
+  /// those of `graph` (by default the graph its config names).
+  public func validate(graph: (any TransformerGraph)? = nil) throws(MPCError) {
     guard schema == Self.schema else { throw .invalidParameters("setup schema \(schema)") }
     guard setupIDBytes.count == 16 else { throw .invalidParameters("setup id '\(setupID)'") }
     try parameters.validate()
-    let expected = try graph().expectedWeights
+    let checked: any TransformerGraph
+    if let graph { checked = graph } else { checked = try self.graph() }
+    let expected = checked.expectedWeights
     let mine = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.shape) })
     guard mine.count == tensors.count, mine.count == expected.count,
       expected.allSatisfy({ mine[$0.0.name] == $0.1 })

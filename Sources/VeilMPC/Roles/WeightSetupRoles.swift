@@ -120,9 +120,9 @@ public enum SetupRoles {
   /// report it.
   public static func owner(
     manifest: SetupManifest, weights: Float64Weights, publicFiles: [String: [UInt8]] = [:],
-    dealer: any Channel, servers: [any Channel]
+    graph: (any TransformerGraph)? = nil, dealer: any Channel, servers: [any Channel]
   ) async throws -> [UInt8] {
-    try manifest.validate()
+    try manifest.validate(graph: graph)
     // Both servers say they can take the setup before the dealer draws anything for it.
     for server in servers { try await server.send(.setup(manifest)) }
     for server in servers {
@@ -184,10 +184,10 @@ public enum SetupRoles {
   /// against what the server holds), says it is ready, fetches t_b from the dealer, receives its owner shares and opens Ŵ with the peer chunk by chunk, then
   /// checks H(Ŵ) with the peer. The caller stores the state and then reports `setupDone`.
   public static func server(
-    party b: Int, manifest: SetupManifest, owner: any Channel, dealer: any Channel,
-    peer: any Channel
+    party b: Int, manifest: SetupManifest, graph: (any TransformerGraph)? = nil, owner: any Channel,
+    dealer: any Channel, peer: any Channel
   ) async throws -> (state: ServerSetupState, publicFiles: [String: [UInt8]]) {
-    try manifest.validate()
+    try manifest.validate(graph: graph)
     try await owner.send(.ready)
     guard case .modelCard(let card) = try await owner.receiveMessage(), card.manifest == manifest,
       card.files.count <= 64
