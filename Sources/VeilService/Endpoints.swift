@@ -41,6 +41,11 @@ public struct Deployment: Sendable {
   /// TCP when `insecure` (experiments only: a warning is printed on every connection).
   public init(role: PartyRole, certificates: String?, insecure: Bool) throws {
     self.role = role
+    // A client waits on the dealer (its output mask comes last) and on the servers (the output)
+    // for a whole run, which takes minutes at BERT-base scale on small hosts; the roles that
+    // talk every gate keep the short default. A peer that dies is seen at once either way
+    // (its connection closes); the idle timeout is for a peer that hangs.
+    if role == .client { limits.idleTimeout = .seconds(600) }
     if insecure {
       security = .insecurePlainTCP
     } else {

@@ -18,10 +18,19 @@ struct NetworkOptions: ParsableArguments {
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel = "info"
 
+  @Option(help: "Seconds to wait for a silent peer (default: 30; 600 for a client, which waits a whole run).")
+  var idleTimeout: Int?
+
   func deployment(_ role: PartyRole) throws -> Deployment {
-    do { return try Deployment(role: role, certificates: certs, insecure: insecure) } catch {
+    var deployment: Deployment
+    do { deployment = try Deployment(role: role, certificates: certs, insecure: insecure) } catch {
       throw CommandError("\(error)")
     }
+    if let idleTimeout {
+      guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+      deployment.limits.idleTimeout = .seconds(idleTimeout)
+    }
+    return deployment
   }
 
   func logger(_ label: String) -> Logger {
