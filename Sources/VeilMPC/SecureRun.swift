@@ -297,19 +297,19 @@ public enum ModelRun {
   public static func dealer(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
     _ dealer: DealerBackend
-  ) async throws {
-    let engine = try RecipeEngine(backend: dealer, parameters: parameters)
-    _ = try await dealer.reveal(
-      try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
-      site: revealSite(model))
-  }
+  ) async throws { try await walk(model, parameters, tokens: t, valid: valid, dealer) }
 
   public static func party(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
     _ party: PartyBackend
+  ) async throws { try await walk(model, parameters, tokens: t, valid: valid, party) }
+
+  private static func walk<Backend: GateBackend>(
+    _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
+    _ backend: Backend
   ) async throws {
-    let engine = try RecipeEngine(backend: party, parameters: parameters)
-    _ = try await party.reveal(
+    let engine = try RecipeEngine(backend: backend, parameters: parameters)
+    _ = try await backend.reveal(
       try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
       site: revealSite(model))
   }

@@ -26,18 +26,7 @@ public final class DealerService: Sendable {
   }
 
   public func serve(_ listener: TCPListener) async {
-    await withDiscardingTaskGroup { group in
-      while true {
-        do {
-          let channel = try await listener.accept(timeout: .seconds(365 * 86400))
-          group.addTask { await self.handle(channel) }
-        } catch NetError.closed {
-          return
-        } catch {
-          logger.warning("refused a connection: \(error)")
-        }
-      }
-    }
+    await acceptSessions(listener, logger: logger) { await self.handle($0) }
   }
 
   private func secrets(_ setupID: String) throws -> DealerSetupSecrets {

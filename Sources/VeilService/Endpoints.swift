@@ -1,6 +1,7 @@
 // Addresses, identities and connections of a deployment: HOST:PORT parsing, the TLS (or, for
 // experiments, plain TCP) security of each role, and opening a session to another role.
 import Foundation
+import Logging
 import VeilMPC
 import VeilNet
 
@@ -84,5 +85,24 @@ extension RunID {
       throw RoleError.state("run id '\(order.runID.prefix(40))' is not 32 hexadecimal digits")
     }
     self = id
+  }
+}
+
+/// Accepts sessions until the listener is closed, each handled in a task of its own; returns
+/// once the running ones have finished too (a graceful stop). A refused handshake is logged.
+func acceptSessions(
+  _ listener: TCPListener, logger: Logger, handle: @escaping @Sendable (TCPChannel) async -> Void
+) async {
+  await withDiscardingTaskGroup { group in
+    while true {
+      do {
+        let channel = try await listener.accept(timeout: .seconds(365 * 86400))
+        group.addTask { await handle(channel) }
+      } catch NetError.closed {
+        return
+      } catch {
+        logger.warning("refused a connection: \(error)")
+      }
+    }
   }
 }

@@ -165,10 +165,7 @@ struct Embed: AsyncParsableCommand {
       try writeJSON(out, to: "-")
       return
     }
-    for (text, vector) in zip(texts, results) {
-      let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
-      print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
-    }
+    printVectors(texts, results)
     if results.count > 1 {
       print(
         String(format: "cosine(text 1, text 2) = %.4f", cosineSimilarity(results[0], results[1])))
@@ -251,15 +248,20 @@ struct Embed: AsyncParsableCommand {
       try writeJSON(out, to: "-")
       return
     }
-    for (text, vector) in zip(texts, results) {
-      let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
-      print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
-    }
+    printVectors(texts, results)
     print(
       String(
         format: "remote secure %@ (n=%d, f=%d): %d texts, %.2f s end to end, client %.1f MB",
         parameters.recipeName, parameters.ringBits, parameters.fractionalBits, runs.count,
         runs.map(\.seconds).reduce(0, +), Double(runs.map(\.clientBytes).reduce(0, +)) / 1e6))
+  }
+
+  /// Each text with the head of its vector.
+  func printVectors(_ texts: [String], _ results: [[Double]]) {
+    for (text, vector) in zip(texts, results) {
+      let head = vector.prefix(4).map { String(format: "%+.4f", $0) }.joined(separator: " ")
+      print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
+    }
   }
 
   /// The fields (sums over the texts) and each text's own figures.
