@@ -34,9 +34,38 @@ import VeilRing
         if got != expected { Issue.record("n=\(bits) x=\(ring.signed(x)) c=\(ring.signed(c)): \(got)"); return }
       }
     }
-    // The opened bits are masked: balanced whatever the inputs (within 6σ of a fair coin).
-    let ones = opened.reduce(0) { $0 + Int($1) }
-    #expect(abs(Double(ones) - Double(opened.count) / 2) <= 6 * Double(opened.count).squareRoot() / 2 + 1)
+  }
+
+  /// The opened bits are masked by ρ: balanced even when every input has the same sign for every
+  /// offset, where an unmasked opening (the DReLU bits themselves) would be all ones or all zeros.
+  @Test(arguments: [8, 13, 37, 50, 64])
+  func dreluOpenedBitsAreBalancedForOneSignedInputs(bits: Int) throws {
+    let ring = try Ring(bits: bits)
+    var random = try SecureRandom()
+    let n = 20_000
+    let offsets: [UInt64] = [0, 1]
+    let half = UInt64(1) << UInt64(bits - 1)
+    // x − c ≥ 0 for every x in [1, 2^(n−1)) and c ∈ {0, 1}; x − c < 0 for x in (−2^(n−1), 0).
+    for positive in [true, false] {
+      let xs = (0..<n).map { _ in
+        let x = UInt64.random(in: 1..<half, using: &random)
+        return positive ? x : ring.neg(x)
+      }
+      let r = random.elements(n, bits: bits)
+      let rho = random.bits(n * offsets.count)
+      let (k0, k1) = try DReLUGate.gen(
+        ring: ring, offsets: offsets, inputMasks: r, outputMasks: rho, prg: prg, random: &random)
+      let masked = zip(xs, r).map { ring.add($0, $1) }
+      let opened = reconstructBits(
+        try DReLUGate.eval(party: 0, key: k0, maskedInputs: masked, prg: prg),
+        try DReLUGate.eval(party: 1, key: k1, maskedInputs: masked, prg: prg))
+      #expect(zip(opened, rho).allSatisfy { $0 ^ $1 == (positive ? 1 : 0) }, "n=\(bits) positive=\(positive)")
+      // Within 6σ of a fair coin (σ = √count / 2).
+      let ones = opened.reduce(0) { $0 + Int($1) }
+      #expect(
+        abs(Double(ones) - Double(opened.count) / 2) <= 6 * Double(opened.count).squareRoot() / 2,
+        "n=\(bits) positive=\(positive): \(ones) ones of \(opened.count)")
+    }
   }
 
   @Test(arguments: [8, 37, 50, 64])
@@ -56,10 +85,38 @@ import VeilRing
     for i in 0..<n {
       #expect(ring.sub(opened[i], rout[i]) == (ds[i] == 1 ? xs[i] : 0))
     }
-    // A single party's share is not the product (it is masked by the dealer's randomness):
-    // it matches no more often than chance, n / 2^bits, allows.
-    let leaks = (0..<n).filter { ring.sub(z0[$0], rout[$0]) == (ds[$0] == 1 ? xs[$0] : 0) }.count
-    #expect(Double(leaks) <= 3 * Double(n) / Double(sign: .plus, exponent: bits, significand: 1) + 5)
+  }
+
+  /// Neither party 0's output share nor the opening before r_out is removed shows the selected
+  /// value: for one fixed input and bit (the worst case for a leak), over many fresh keys, both
+  /// are spread out and equal the secret no more often than chance. This fails if P0's share
+  /// carried d·x (P1's holding only masks) or if the gate left r_out out of the shares.
+  @Test(arguments: [8, 37, 50, 64])
+  func selectSharesDoNotShowTheSelectedValue(bits: Int) throws {
+    let ring = try Ring(bits: bits)
+    var random = try SecureRandom()
+    let n = 5000
+    // A value appears about n / min(2^bits, n) times by chance; 6σ above that plus slack.
+    let chance = Double(n) / min(Double(sign: .plus, exponent: bits, significand: 1), Double(n))
+    let bound = Int(chance + 6 * chance.squareRoot()) + 5
+    for d: UInt8 in [1, 0] {
+      let x = ring.element(-123_457)
+      let secret = d == 1 ? x : 0
+      let (rx, rho, rout) = (random.elements(n, bits: bits), random.bits(n), random.elements(n, bits: bits))
+      let (k0, k1) = try SelectGate.gen(ring: ring, bitMasks: rho, valueMasks: rx, outputMasks: rout, random: &random)
+      let xh = rx.map { ring.add(x, $0) }
+      let dh = rho.map { d ^ $0 }
+      let z0 = try SelectGate.eval(party: 0, key: k0, maskedBits: dh, maskedValues: xh)
+      let z1 = try SelectGate.eval(party: 1, key: k1, maskedBits: dh, maskedValues: xh)
+      let opened = reconstruct(z0, z1, bits: bits)
+      #expect(zip(opened, rout).allSatisfy { ring.sub($0, $1) == secret }, "n=\(bits) d=\(d)")
+      for (name, values) in [("party 0's share", z0), ("party 1's share", z1), ("opened value", opened)] {
+        let most = Dictionary(values.map { ($0, 1) }, uniquingKeysWith: +).values.max() ?? 0
+        #expect(most <= bound, "n=\(bits) d=\(d): \(name) repeats a value \(most) times")
+        let hits = values.filter { $0 == secret }.count
+        #expect(hits <= bound, "n=\(bits) d=\(d): \(name) equals d·x \(hits) times")
+      }
+    }
   }
 
   @Test(arguments: [(12, 5), (16, 12), (37, 12), (50, 12), (50, 24), (64, 16), (13, 1)])

@@ -106,21 +106,78 @@ enum SafeTensorsFixture {
     }
   }
 
-  @Test func randomBytesNeverCrashTheReader() throws {
-    var rng = SystemRandomNumberGenerator()
+  /// Mutated and truncated copies of a good file, from a fixed seed (a failure reproduces):
+  /// each one either parses to entries that fit its data section and read back at their shape,
+  /// or raises a one-line ModelError naming the file. A copy whose header is intact must parse
+  /// (and read back its data bytes) when its data is whole, and be refused when it is cut short.
+  @Test func mutatedFilesParseConsistentlyOrFailWithAModelError() throws {
+    var rng = SplitMix64(seed: 0x5AFE_7E45_0125)
     let base = SafeTensorsFixture.bytes(header: Self.good, data: SafeTensorsFixture.f32([1, 2]))
-    for _ in 0..<300 {
+    let headerEnd = 8 + Self.good.utf8.count
+    // The unmutated file round-trips.
+    let original = try SafeTensorsFile(path: try SafeTensorsFixture.write(base))
+    #expect(original.names == ["w"])
+    #expect(original.entries["w"]?.byteRange == 0..<8)
+    #expect(try original.floats("w", expectedShape: [2]).scalars == [1, 2])
+    var outcomes: [String: Int] = [:]
+    for iteration in 0..<600 {
       var bytes = base
+      // Mutations anywhere, only in the data, or only in the length and JSON header.
+      let region = [0..<base.count, headerEnd..<base.count, 0..<headerEnd][iteration % 3]
       for _ in 0..<Int.random(in: 1...4, using: &rng) {
-        bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+        bytes[Int.random(in: region, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
       }
-      if Bool.random(using: &rng) { bytes.removeLast(Int.random(in: 0..<bytes.count, using: &rng)) }
+      // Half the files are cut short: within the 8 data bytes, or anywhere.
+      if Bool.random(using: &rng) {
+        bytes.removeLast(Bool.random(using: &rng) ? Int.random(in: 1...8, using: &rng) : Int.random(in: 1..<bytes.count, using: &rng))
+      }
+      let headerIntact = bytes.count >= headerEnd && bytes[..<headerEnd] == base[..<headerEnd]
+      let whole = bytes.count == base.count
       let path = try SafeTensorsFixture.write(bytes)
-      // Either a valid file or a ModelError: never a crash.
-      if let file = try? SafeTensorsFile(path: path) {
-        for name in file.names { _ = try? file.floats(name) }
+      defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+      let file: SafeTensorsFile
+      do {
+        file = try SafeTensorsFile(path: path)
+      } catch {
+        #expect(error.description.contains(path) && !error.description.contains("\n"), "\(error)")
+        #expect(!(headerIntact && whole), "iteration \(iteration): refused a file with a valid header: \(error)")
+        outcomes[headerIntact ? "intact, refused" : "refused", default: 0] += 1
+        continue
       }
-      try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+      #expect(!(headerIntact && !whole), "iteration \(iteration): accepted a file with truncated data")
+      outcomes[headerIntact ? "intact, accepted" : "accepted", default: 0] += 1
+      // Accepted: every entry lies inside the data section, its range is its shape's size, no
+      // two overlap, and reading it gives that shape (or refuses a non-float dtype).
+      let headerLength = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+      let dataStart = 8 + headerLength
+      let dataLength = bytes.count - dataStart
+      let ranges = file.entries.values.map(\.byteRange).sorted { $0.lowerBound < $1.lowerBound }
+      for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(!a.overlaps(b)) }
+      for (name, entry) in file.entries {
+        #expect(entry.name == name)
+        #expect(entry.byteRange.lowerBound >= 0 && entry.byteRange.upperBound <= dataLength)
+        let elements = entry.shape.reduce(1, *)
+        #expect(entry.byteRange.count == elements * entry.dtype.byteWidth)
+        guard entry.dtype.isReadableAsFloat else {
+          #expect(throws: ModelError.self) { try file.floats(name) }
+          continue
+        }
+        let tensor = try file.floats(name)
+        #expect(tensor.shape == entry.shape && tensor.scalars.count == elements)
+        if entry.dtype == .f32 {
+          for (i, value) in tensor.scalars.enumerated() {
+            let at = dataStart + entry.byteRange.lowerBound + 4 * i
+            let raw = Double(Float(bitPattern: bytes[at..<at + 4].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }))
+            #expect(value == raw || (value.isNaN && raw.isNaN), "\(name)[\(i)]")
+          }
+        }
+      }
+    }
+    // The fuzzing reached every case checked above: broken headers, and intact ones with whole
+    // and with cut data.
+    print("safetensors fuzz outcomes: \(outcomes)")
+    for outcome in ["refused", "intact, accepted", "intact, refused"] {
+      #expect(outcomes[outcome, default: 0] >= 10, "\(outcome): \(outcomes)")
     }
   }
 }
