@@ -203,32 +203,28 @@ actor KeySource {
   /// The record of op `opIndex`, waiting for the dealer while it has not arrived.
   func next(opIndex: Int) async throws -> ArraySlice<UInt8> {
     while true {
-      try checkRunID()
       if let record = try reader.next(opIndex: opIndex) { return record }
-      let start = clock.now
-      let chunk = try await pipe.pop()
-      waitSeconds += (clock.now - start).seconds
-      guard let chunk else {
-        try reader.endOfInput()
-        throw KeyStreamError.truncated
-      }
-      try reader.feed(chunk)
+      try await pullChunk()
     }
   }
 
   /// Waits for the stream's header and first segment: once this returns, the run id is burnt
   /// in the ledger (DESIGN §7: before the party sends anything) and is this run's.
   func start() async throws {
-    while !reader.hasPendingRecords && !reader.isFinished {
-      let waited = clock.now
-      let chunk = try await pipe.pop()
-      waitSeconds += (clock.now - waited).seconds
-      guard let chunk else {
-        try reader.endOfInput()
-        throw KeyStreamError.truncated
-      }
-      try reader.feed(chunk)
+    while !reader.hasPendingRecords && !reader.isFinished { try await pullChunk() }
+  }
+
+  /// Waits for the dealer's next chunk (timed as a wait) and feeds it to the reader; a stream
+  /// that ends before its final segment is refused.
+  private func pullChunk() async throws {
+    let waited = clock.now
+    let chunk = try await pipe.pop()
+    waitSeconds += (clock.now - waited).seconds
+    guard let chunk else {
+      try reader.endOfInput()
+      throw KeyStreamError.truncated
     }
+    try reader.feed(chunk)
     try checkRunID()
   }
 

@@ -26,7 +26,9 @@ public final class DealerService: Sendable {
   }
 
   public func serve(_ listener: TCPListener) async {
-    await acceptSessions(listener, logger: logger) { await self.handle($0) }
+    await acceptSessions(listener, name: "dealer", logger: logger, metrics: metrics) {
+      try await self.handle($0, first: $1, logger: $2)
+    }
   }
 
   private func secrets(_ setupID: String) throws -> DealerSetupSecrets {
@@ -36,37 +38,29 @@ public final class DealerService: Sendable {
     return loaded
   }
 
-  private func handle(_ channel: TCPChannel) async {
-    var logger = self.logger
-    logger[metadataKey: "request"] = "\(channel.runID.description.prefix(12))"
-    logger[metadataKey: "peer"] = "\(channel.peerRole)"
-    do {
-      let first = try await channel.receiveMessage()
-      switch (channel.peerRole, first) {
-      case (.owner, .setup(let manifest)):
-        let created = try store.create(manifest)
-        opened.withLock { $0[manifest.setupID] = created }
-        try await channel.send(.setupDone(maskedDigest: ""))
-        logger.info("setup \(manifest.setupID.prefix(12)): mask seeds drawn and sealed")
-      case (.p0, .setupSeeds(let setupID, let party)), (.p1, .setupSeeds(let setupID, let party)):
-        guard party == Int(channel.peerRole.rawValue) else {
-          throw RoleError.unexpected(peer: channel.peerDescription, message: "a request for p\(party)'s seeds")
-        }
-        try await SetupRoles.dealerSendSeeds(try secrets(setupID), party: party, to: channel)
-      case (.p0, .run(let order)):
-        try await deal(order, p0: channel, logger: logger)
-      case (.p1, .run), (.client, .run):
-        await rendezvous.deliver(Arrival(channel: channel, message: first))
-        return
-      default:
-        throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
+  private func handle(_ channel: TCPChannel, first: RoleMessage, logger: Logger) async throws
+    -> SessionDisposition
+  {
+    switch (channel.peerRole, first) {
+    case (.owner, .setup(let manifest)):
+      let created = try store.create(manifest)
+      opened.withLock { $0[manifest.setupID] = created }
+      try await channel.send(.setupDone(maskedDigest: ""))
+      logger.info("setup \(manifest.setupID.prefix(12)): mask seeds drawn and sealed")
+    case (.p0, .setupSeeds(let setupID, let party)), (.p1, .setupSeeds(let setupID, let party)):
+      guard party == Int(channel.peerRole.rawValue) else {
+        throw RoleError.unexpected(peer: channel.peerDescription, message: "a request for p\(party)'s seeds")
       }
-    } catch {
-      metrics.failures.increment()
-      logger.error("request failed: \(error)")
-      try? await channel.send(.failure("dealer: \(error)"))
+      try await SetupRoles.dealerSendSeeds(try secrets(setupID), party: party, to: channel)
+    case (.p0, .run(let order)):
+      try await deal(order, p0: channel, logger: logger)
+    case (.p1, .run), (.client, .run):
+      await rendezvous.deliver(Arrival(channel: channel, message: first))
+      return .handedOn
+    default:
+      throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
     }
-    await channel.close()
+    return .finished
   }
 
   private func deal(_ order: RunOrder, p0: TCPChannel, logger: Logger) async throws {

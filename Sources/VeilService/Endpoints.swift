@@ -88,16 +88,40 @@ extension RunID {
   }
 }
 
-/// Accepts sessions until the listener is closed, each handled in a task of its own; returns
-/// once the running ones have finished too (a graceful stop). A refused handshake is logged.
+/// How a session's handler left it.
+enum SessionDisposition {
+  /// Done with: the session is closed.
+  case finished
+  /// Handed to the task of a run or setup (the rendezvous): left open.
+  case handedOn
+}
+
+/// Accepts sessions until the listener is closed, each in a task of its own, and returns once
+/// the running ones have finished too (a graceful stop). Each session's first control message
+/// goes to `handle` with a logger that names the request and the peer; a failure is counted,
+/// logged and sent to the peer as `name: reason`. A refused handshake is logged.
 func acceptSessions(
-  _ listener: TCPListener, logger: Logger, handle: @escaping @Sendable (TCPChannel) async -> Void
+  _ listener: TCPListener, name: String, logger: Logger, metrics: ServiceMetrics,
+  handle: @escaping @Sendable (TCPChannel, RoleMessage, Logger) async throws -> SessionDisposition
 ) async {
   await withDiscardingTaskGroup { group in
     while true {
       do {
         let channel = try await listener.accept(timeout: .seconds(365 * 86400))
-        group.addTask { await handle(channel) }
+        group.addTask {
+          var logger = logger
+          logger[metadataKey: "request"] = "\(channel.runID.description.prefix(12))"
+          logger[metadataKey: "peer"] = "\(channel.peerRole)"
+          do {
+            let first = try await channel.receiveMessage()
+            if try await handle(channel, first, logger) == .handedOn { return }
+          } catch {
+            metrics.failures.increment()
+            logger.error("request failed: \(error)")
+            try? await channel.send(.failure("\(name): \(error)"))
+          }
+          await channel.close()
+        }
       } catch NetError.closed {
         return
       } catch {

@@ -51,37 +51,31 @@ public final class ServerService: Sendable {
 
   /// Serves until the listener is closed.
   public func serve(_ listener: TCPListener) async {
-    await acceptSessions(listener, logger: logger) { await self.handle($0) }
+    await acceptSessions(listener, name: "p\(party)", logger: logger, metrics: metrics) {
+      try await self.handle($0, first: $1, logger: $2)
+    }
   }
 
-  private func handle(_ channel: TCPChannel) async {
-    var logger = self.logger
-    logger[metadataKey: "request"] = "\(channel.runID.description.prefix(12))"
-    logger[metadataKey: "peer"] = "\(channel.peerRole)"
-    do {
-      let first = try await channel.receiveMessage()
-      switch (channel.peerRole, first) {
-      case (.owner, .setup(let manifest)):
-        try await setUp(manifest, owner: channel, logger: logger)
-      case (.p0, .setup), (.client, .join):
-        // The second connection of a setup or a run: its task takes it from here.
-        await rendezvous.deliver(Arrival(channel: channel, message: first))
-        return
-      case (.p0, .run(let order)) where party == 1:
-        try await follow(order, leader: channel, logger: logger)
-      case (.client, .modelCardRequest):
-        try await sendCard(to: channel)
-      case (.client, .embed(let request)) where party == 0:
-        try await lead(request, client: channel, logger: logger)
-      default:
-        throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
-      }
-    } catch {
-      metrics.failures.increment()
-      logger.error("request failed: \(error)")
-      try? await channel.send(.failure("p\(party): \(error)"))
+  private func handle(_ channel: TCPChannel, first: RoleMessage, logger: Logger) async throws
+    -> SessionDisposition
+  {
+    switch (channel.peerRole, first) {
+    case (.owner, .setup(let manifest)):
+      try await setUp(manifest, owner: channel, logger: logger)
+    case (.p0, .setup), (.client, .join):
+      // The second connection of a setup or a run: its task takes it from here.
+      await rendezvous.deliver(Arrival(channel: channel, message: first))
+      return .handedOn
+    case (.p0, .run(let order)) where party == 1:
+      try await follow(order, leader: channel, logger: logger)
+    case (.client, .modelCardRequest):
+      try await sendCard(to: channel)
+    case (.client, .embed(let request)) where party == 0:
+      try await lead(request, client: channel, logger: logger)
+    default:
+      throw RoleError.unexpected(peer: channel.peerDescription, message: "'\(first.kind)'")
     }
-    await channel.close()
+    return .finished
   }
 
   private func loaded() throws -> ServerRoleState {
@@ -125,9 +119,8 @@ public final class ServerService: Sendable {
     }
     let (setup, files) = try await SetupRoles.server(
       party: party, manifest: manifest, owner: owner, dealer: dealerChannel, peer: peerChannel)
-    try ServerRoleState.save(setup, publicFiles: files, to: stateDirectory)
-    let loaded = try ServerRoleState.load(from: stateDirectory, party: party)
-    state.withLock { $0 = loaded }
+    let saved = try ServerRoleState.save(setup, publicFiles: files, to: stateDirectory)
+    state.withLock { $0 = saved }
     try await owner.send(.setupDone(maskedDigest: hex(setup.maskedDigest)))
     logger.info("setup \(manifest.setupID.prefix(12)) stored")
   }

@@ -15,23 +15,30 @@ import VeilTestSupport
 final class TranscriptChannel: Channel, @unchecked Sendable {
   let inner: any Channel
   private let lock = NSLock()
-  private var messages: [[UInt8]] = []
+  private var sentMessages: [[UInt8]] = []
+  private var receivedMessages: [[UInt8]] = []
   init(_ inner: any Channel) { self.inner = inner }
+  /// Every message this end sent.
+  var sent: [[UInt8]] { lock.withLock { sentMessages } }
   /// Every message this end received.
-  var received: [[UInt8]] { lock.withLock { messages } }
+  var received: [[UInt8]] { lock.withLock { receivedMessages } }
   var peerRole: PartyRole { inner.peerRole }
   var peerDescription: String { inner.peerDescription }
   var counters: ChannelCounters { inner.counters }
-  func send(_ message: [UInt8]) async throws(NetError) { try await inner.send(message) }
+  func send(_ message: [UInt8]) async throws(NetError) {
+    lock.withLock { sentMessages.append(message) }
+    try await inner.send(message)
+  }
   func receive() async throws(NetError) -> [UInt8] {
     let message = try await inner.receive()
-    lock.withLock { messages.append(message) }
+    lock.withLock { receivedMessages.append(message) }
     return message
   }
   func exchange(_ message: [UInt8]) async throws(NetError) -> [UInt8] {
-    let message = try await inner.exchange(message)
-    lock.withLock { messages.append(message) }
-    return message
+    lock.withLock { sentMessages.append(message) }
+    let reply = try await inner.exchange(message)
+    lock.withLock { receivedMessages.append(reply) }
+    return reply
   }
   func close() async { await inner.close() }
 }

@@ -54,9 +54,9 @@ import VeilTestSupport
     var masks: WireTensor?
     var masked: [Int: WireTensor] = [:]
     func set(mask: WireTensor) { masks = mask }
-    var recorders: [RecordingChannel] = []
+    var recorders: [TranscriptChannel] = []
     func set(party: Int, _ value: WireTensor) { masked[party] = value }
-    func set(recorders: [RecordingChannel]) { self.recorders = recorders }
+    func set(recorders: [TranscriptChannel]) { self.recorders = recorders }
   }
 
   /// Runs `gate` at the dealer (on masks) and at both parties (on masked inputs) and returns
@@ -350,26 +350,6 @@ import VeilTestSupport
   }
 
   /// Records what one end sends (the client's masked one-hot rows) and forwards everything.
-  final class RecordingChannel: Channel, @unchecked Sendable {
-    let inner: any Channel
-    private let lock = NSLock()
-    private var messages: [[UInt8]] = []
-    init(_ inner: any Channel) { self.inner = inner }
-    var sent: [[UInt8]] { lock.withLock { messages } }
-    var peerRole: PartyRole { inner.peerRole }
-    var peerDescription: String { inner.peerDescription }
-    var counters: ChannelCounters { inner.counters }
-    func send(_ message: [UInt8]) async throws(NetError) {
-      lock.withLock { messages.append(message) }
-      try await inner.send(message)
-    }
-    func receive() async throws(NetError) -> [UInt8] { try await inner.receive() }
-    func exchange(_ message: [UInt8]) async throws(NetError) -> [UInt8] {
-      try await inner.exchange(message)
-    }
-    func close() async { await inner.close() }
-  }
-
   /// The secure embedding lookup: the client's output equals the clear rows; the message each
   /// server gets from the client is a masked one-hot matrix (no 0/1 pattern, balanced top bit,
   /// fresh per run, so equal ids give unrelated messages); the parties' masked rows are masked.
@@ -400,7 +380,7 @@ import VeilTestSupport
           _ = try await party.reveal(rows, site: Self.site)
         },
         client: { keys, parties in
-          let recording = parties.map { RecordingChannel($0) }
+          let recording = parties.map { TranscriptChannel($0) }
           await collected.set(recorders: recording)
           return try await SecureClient.run(
             ids: ids, vocabulary: vocabulary, bits: 50, keys: keys, parties: recording)

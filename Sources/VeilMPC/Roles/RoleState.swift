@@ -36,10 +36,11 @@ public struct ServerRoleState: Sendable {
     FileManager.default.fileExists(atPath: directory + "/setup.json")
   }
 
-  /// Writes `setup` and the public files to `directory`; refuses to overwrite another setup.
+  /// Writes `setup` and the public files to `directory` and returns the state to serve (built
+  /// from the setup in memory, not read back); refuses to overwrite another setup.
   public static func save(
     _ setup: ServerSetupState, publicFiles: [String: [UInt8]], to directory: String
-  ) throws {
+  ) throws -> ServerRoleState {
     guard !exists(in: directory) else {
       throw RoleError.state("\(directory) already holds a setup: give each setup its own --state folder")
     }
@@ -56,6 +57,8 @@ public struct ServerRoleState: Sendable {
       party: setup.party, manifest: setup.manifest, maskedDigest: hex(setup.maskedDigest),
       publicFiles: publicFiles.keys.sorted())
     try StateFiles.write(Array(try StateFiles.encoder.encode(record)), to: directory + "/setup.json")
+    return ServerRoleState(
+      setup: setup, publicFiles: publicFiles, ledger: try RunLedger(directory: directory + "/ledger"))
   }
 
   /// Loads the state `save` wrote, checking every size and H(Ŵ).
