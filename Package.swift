@@ -25,8 +25,11 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
   ],
   targets: [
+    .plugin(name: "BuildInfo", capability: .buildTool()),
     .target(name: "CVeilKernels"),
     .target(name: "VeilRing", dependencies: ["CVeilKernels"]),
     .target(name: "VeilModels", dependencies: ["VeilRing"]),
@@ -60,6 +63,8 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Hummingbird", package: "hummingbird"),
       ]),
     .executableTarget(
       name: "veil-example", dependencies: ["VeilService"], path: "Examples/veil-example"),
@@ -68,7 +73,8 @@ let package = Package(
       dependencies: [
         "CVeilKernels", "VeilRing", "VeilModels", "VeilFSS", "VeilNet", "VeilMPC", "VeilService",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]
+      ],
+      plugins: [.plugin(name: "BuildInfo")]
     ),
     .target(name: "VeilTestSupport", dependencies: ["VeilModels", "VeilRing"], path: "Tests/VeilTestSupport"),
     .testTarget(name: "VeilRingTests", dependencies: ["VeilRing", "CVeilKernels", "VeilTestSupport"]),

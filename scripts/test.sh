@@ -7,9 +7,14 @@ cd "$(dirname "$0")/.."
 VEIL_MODEL_DIR="$(bash scripts/fetch-model.sh minilm | tail -n 1)"
 export VEIL_MODEL_DIR
 export VEIL_REQUIRE_MODEL=1
-swift build -c release --product veil
-swift build -c release --product veil-example
+# OpenAI's Python SDK, the real client the gateway test runs.
+VEIL_OPENAI_PYTHON="$(bash scripts/openai-venv.sh | tail -n 1)"
+export VEIL_OPENAI_PYTHON
+# One build of everything, tests included: the `veil` and `veil-example` binaries the CLI and
+# deployment tests start come from it (a separate `--product veil` build would compile every
+# module twice, with and without testability).
+swift build -c release --build-tests -Xswiftc -enable-testing
 bash scripts/cli-checks.sh .build/release/veil "$VEIL_MODEL_DIR"
 # Serially: the transport fault tests measure time-outs, and must not share the 2 cores with
 # the heavy model tests.
-swift test -c release --no-parallel
+swift test -c release --skip-build --no-parallel

@@ -41,6 +41,8 @@ public struct RunCosts: Sendable {
   public var clientBytes = 0
   /// Key-stream bytes shipped to P0, P1 and the client.
   public var keyBytes: [Int] = []
+  /// The larger of P0's and P1's key-stream bytes.
+  public var keyBytesPerParty: Int { keyBytes.prefix(2).max() ?? 0 }
   /// The most key bytes a pipe held at once.
   public var peakPipeBytes = 0
   /// Per layer type and gate kind: the dealer's, and P0's and P1's.

@@ -99,7 +99,8 @@ public final class ServerService: Sendable {
     defer { setupInProgress.withLock { $0 = false } }
     try manifest.validate()
     guard let id = RunID(bytes: manifest.setupIDBytes) else { throw RoleError.state("setup id") }
-    logger.info("setup \(manifest.setupID.prefix(12)) of a \(manifest.config.architecture.rawValue) model")
+    logger.info(
+      "setup \(manifest.setupID.prefix(12)) of a \(manifest.config.architecture.rawValue) model")
     let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: id)
     let peerChannel: TCPChannel
     if party == 0, let peer {
@@ -193,7 +194,8 @@ public final class ServerService: Sendable {
       }
       guard arrival.message == .join(order) else {
         await arrival.channel.close()
-        throw RoleError.unexpected(peer: arrival.channel.peerDescription, message: "a join of another run")
+        throw RoleError.unexpected(
+          peer: arrival.channel.peerDescription, message: "a join of another run")
       }
       joined = arrival
     } catch {
@@ -222,18 +224,19 @@ public final class ServerService: Sendable {
           graph, parameters, tokens: order.tokens, valid: order.validTokens, backend)
       }
       metrics.onlineSeconds.increment(by: result.onlineSeconds)
-      metrics.onlineBytes.increment(by: Int64(peer.counters.bytesSent + peer.counters.bytesReceived))
+      metrics.onlineBytes.increment(
+        by: Int64(peer.counters.bytesSent + peer.counters.bytesReceived))
       metrics.rounds.increment(by: Int64(peer.counters.rounds))
       metrics.keyBytes.increment(by: Int64(dealerChannel.counters.bytesReceived))
       logger.info(
         "run done: \(order.tokens) tokens, online \(String(format: "%.3f", result.onlineSeconds)) s, \(peer.counters.bytesSent + peer.counters.bytesReceived) B, \(peer.counters.rounds) rounds"
       )
     } catch {
-      // Closing the peer's and the dealer's sessions ends the run for them too; the run id
-      // stays burnt.
-      await peer.close()
+      // Closing the other sessions ends the run for their roles too; the run id stays burnt.
+      // The session this request came on (P0's: the client's; P1's: P0's) stays open for the
+      // session loop to send the reason.
       await dealerChannel.close()
-      if party == 1 { await client.close() }
+      await (party == 0 ? peer : client).close()
       throw error
     }
     await peer.close()

@@ -24,7 +24,9 @@ public final class VeilClient: Sendable {
   private let card = Locked<Model?>(nil)
 
   /// `servers` are P0's and P1's addresses; `ledgerDirectory` keeps the client's consumed runs.
-  public init(servers: [Endpoint], dealer: Endpoint, deployment: Deployment, ledgerDirectory: String)
+  public init(
+    servers: [Endpoint], dealer: Endpoint, deployment: Deployment, ledgerDirectory: String
+  )
     throws
   {
     guard servers.count == 2 else { throw RoleError.state("give two servers, P0's and P1's") }
@@ -54,17 +56,21 @@ public final class VeilClient: Sendable {
   /// The sentence embedding of `text` (truncated to the model's limit), on secret shares; the
   /// model card is fetched once.
   public func embed(_ text: String) async throws -> [Double] {
-    let model: Model
-    if let cached = card.withLock({ $0 }) {
-      model = cached
-    } else {
-      model = try await self.model()
-      card.withLock { $0 = model }
-    }
+    let model = try await cachedModel()
     let tokens = try SentenceEmbedder.tokenize(
       text, config: model.config, tokenizer: model.tokenizer)
     return try await embed(ids: tokens.ids, model: model).0
   }
+
+  /// The model card, read from P0 once and kept.
+  func cachedModel() async throws -> Model {
+    if let cached = card.withLock({ $0 }) { return cached }
+    let model = try await self.model()
+    card.withLock { $0 = model }
+    return model
+  }
+
+  func forgetModel() { card.withLock { $0 = nil } }
 
   /// The public model P0 serves: its manifest and a tokenizer read from its public files.
   public struct Model: Sendable {
@@ -95,7 +101,8 @@ public final class VeilClient: Sendable {
     }
     let config = try ModelConfig(modelDirectory: directory)
     guard config.architecture == .bert else {
-      throw RoleError.state("the deployment serves a \(config.architecture.rawValue) model; embeddings need BERT")
+      throw RoleError.state(
+        "the deployment serves a \(config.architecture.rawValue) model; embeddings need BERT")
     }
     return Model(
       manifest: card.manifest, config: config,
@@ -146,7 +153,8 @@ public final class VeilClient: Sendable {
   /// A peer's own failure message, if one is waiting, else `error`.
   static func explain(_ error: any Error, from channels: [TCPChannel]) async -> any Error {
     for channel in channels {
-      if let message = try? await withTimeout(.milliseconds(200), { try await channel.receiveMessage() }),
+      if let message = try? await withTimeout(
+        .milliseconds(200), { try await channel.receiveMessage() }),
         case .failure(let reason) = message
       {
         return RoleError.peerFailed(peer: channel.peerDescription, reason: reason)
@@ -197,7 +205,9 @@ public enum ModelOwnerUpload {
     let manifest = SetupManifest(model: embedder.bert, shapes: shapes, parameters: parameters)
     var files: [String: [UInt8]] = [:]
     for name in publicFileNames {
-      if let data = FileManager.default.contents(atPath: directory + "/" + name) { files[name] = [UInt8](data) }
+      if let data = FileManager.default.contents(atPath: directory + "/" + name) {
+        files[name] = [UInt8](data)
+      }
     }
     guard let id = RunID(bytes: manifest.setupIDBytes) else { throw RoleError.state("setup id") }
     let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: id)

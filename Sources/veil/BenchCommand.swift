@@ -41,7 +41,7 @@ struct GEMMBench: ParsableCommand {
 
   func run() throws {
     let ring = try Ring(bits: bits)
-    var rows: [[String: Any]] = []
+    var rows: [GEMMRow] = []
     for spec in shapes.split(separator: ",") {
       let dims = spec.split(separator: "x").compactMap { Int($0) }
       guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
@@ -56,10 +56,10 @@ struct GEMMBench: ParsableCommand {
       let madds = Double(m * k * n)
       func record(_ path: String, _ timing: (best: Double, runs: Int)) {
         let rate = madds / timing.best
-        rows.append([
-          "shape": [m, k, n], "kernel": path, "seconds": timing.best, "runs": timing.runs,
-          "multiply_adds_per_second": rate,
-        ])
+        rows.append(
+          GEMMRow(
+            shape: [m, k, n], kernel: path, seconds: timing.best, runs: timing.runs,
+            multiplyAddsPerSecond: rate))
         printError(
           String(
             format: "%@ %-22@ %8.3f ms  %7.2f G madd/s", "\(m)x\(k)x\(n)", path, timing.best * 1e3,
@@ -98,13 +98,28 @@ struct GEMMBench: ParsableCommand {
       }
     }
     if let json {
-      var report = RunInfo.envelope(
-        schema: "veil.bench.gemm/1", params: ["bits": bits, "min_seconds": seconds],
-        kernels: ["ring_gemm": RingGEMMKernel.best(forBits: bits).rawValue])
-      report["gemm"] = rows
-      try writeJSON(report, to: json)
+      try Report(
+        schema: "veil.bench.gemm/1", ringBits: bits,
+        params: GEMMParams(bits: bits, minSeconds: seconds), results: GEMMResults(gemm: rows)
+      ).write(to: json)
     }
   }
+}
+
+struct GEMMParams: Codable {
+  var bits: Int
+  var minSeconds: Double
+}
+
+struct GEMMResults: Codable { var gemm: [GEMMRow] }
+
+/// One kernel at one shape.
+struct GEMMRow: Codable {
+  var shape: [Int]
+  var kernel: String
+  var seconds: Double
+  var runs: Int
+  var multiplyAddsPerSecond: Double
 }
 
 /// The float64 i-j-k triple loop (the BLAS-free baseline).

@@ -2,7 +2,6 @@
 // owner's one-shot `veil share-model`. Each role holds only its own secrets under its --state
 // folder and talks to the others over mutual TLS with the certificates of `veil certs`.
 import ArgumentParser
-import Dispatch
 import Foundation
 import Logging
 import VeilMPC
@@ -13,12 +12,16 @@ import VeilService
 struct NetworkOptions: ParsableArguments {
   @Option(help: "Folder with ca.pem and this role's certificate and key (from `veil certs`).")
   var certs: String?
-  @Flag(help: "Plain TCP instead of mutual TLS: neither encrypted nor authenticated (experiments only).")
+  @Flag(
+    help: "Plain TCP instead of mutual TLS: neither encrypted nor authenticated (experiments only)."
+  )
   var insecure = false
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel = "info"
 
-  @Option(help: "Seconds to wait for a silent peer (default: 30; 600 for a client, which waits a whole run).")
+  @Option(
+    help:
+      "Seconds to wait for a silent peer (default: 30; 600 for a client, which waits a whole run).")
   var idleTimeout: Int?
 
   func deployment(_ role: PartyRole) throws -> Deployment {
@@ -59,26 +62,15 @@ func endpoints(_ text: String, _ option: String, count: Int) throws -> [Endpoint
   return parts
 }
 
-/// Runs a service until SIGTERM or SIGINT: then it stops accepting, lets the running requests
-/// finish (their ledgers are synced at every run id) and returns.
+/// Announces the bound address (the first stdout line; port 0 picks a free one), then runs the
+/// service until SIGTERM or SIGINT has stopped it gracefully.
 func runUntilSignalled(
-  _ listener: TCPListener, logger: Logger, serve: @escaping @Sendable (TCPListener) async -> Void
-) async {
-  signal(SIGTERM, SIG_IGN)
-  signal(SIGINT, SIG_IGN)
-  let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0) }
-  for source in sources {
-    source.setEventHandler {
-      logger.notice("signal received: no new requests; finishing the running ones")
-      Task { await listener.close() }
-    }
-    source.resume()
-  }
-  // The first stdout line names the bound address (port 0 picks a free one).
+  _ listener: TCPListener, metrics: MetricsEndpoint?, logger: Logger,
+  serve: @escaping @Sendable (TCPListener) async -> Void
+) async throws {
   FileHandle.standardOutput.write(Data("listening \(listener.host):\(listener.port)\n".utf8))
-  await serve(listener)
-  for source in sources { source.cancel() }
-  logger.notice("stopped")
+  try await ListeningService.runUntilSignalled(
+    ListeningService(listener: listener, metrics: metrics, logger: logger, serve: serve))
 }
 
 struct DealerCommand: AsyncParsableCommand {
@@ -112,9 +104,11 @@ struct DealerCommand: AsyncParsableCommand {
     }
     guard let text else {
       throw CommandError(
-        "give the dealer's state key: --state-key-file FILE or VEIL_DEALER_STATE_KEY (64 hex digits)")
+        "give the dealer's state key: --state-key-file FILE or VEIL_DEALER_STATE_KEY (64 hex digits)"
+      )
     }
-    guard let key = bytes(hex: text.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32
+    guard let key = bytes(hex: text.trimmingCharacters(in: .whitespacesAndNewlines)),
+      key.count == 32
     else { throw CommandError("the dealer's state key must be 64 hexadecimal digits") }
     return key
   }
@@ -124,7 +118,9 @@ struct DealerCommand: AsyncParsableCommand {
     let logger = network.logger("veil.dealer")
     let address = try endpoint(listen, "--listen")
     let store: DealerStateStore
-    do { store = try DealerStateStore(directory: state, key: try stateKey()) } catch let error as CommandError {
+    do { store = try DealerStateStore(directory: state, key: try stateKey()) } catch let error
+      as CommandError
+    {
       throw error
     } catch { throw CommandError("\(error)") }
     let deployment = try network.deployment(.dealer)
@@ -132,8 +128,9 @@ struct DealerCommand: AsyncParsableCommand {
     let service = DealerService(deployment: deployment, store: store, logger: logger)
     let listener = try await deployment.listen(at: address, accepting: [.p0, .p1, .client, .owner])
     logger.info("dealer listening at \(listener.host):\(listener.port)")
-    await runUntilSignalled(listener, logger: logger) { await service.serve($0) }
-    await endpoint?.close()
+    try await runUntilSignalled(listener, metrics: endpoint, logger: logger) {
+      await service.serve($0)
+    }
   }
 }
 
@@ -172,7 +169,9 @@ struct ServeCommand: AsyncParsableCommand {
   func validate() throws {
     guard party == 0 || party == 1 else { throw ValidationError("--party must be 0 or 1") }
     guard party == 1 || peer != nil else { throw ValidationError("P0 needs --peer (P1's address)") }
-    if let maxConcurrent, maxConcurrent < 1 { throw ValidationError("--max-concurrent must be ≥ 1") }
+    if let maxConcurrent, maxConcurrent < 1 {
+      throw ValidationError("--max-concurrent must be ≥ 1")
+    }
   }
 
   func run() async throws {
@@ -189,14 +188,16 @@ struct ServeCommand: AsyncParsableCommand {
         peer: try peer.map { try endpoint($0, "--peer") }, dealer: try endpoint(dealer, "--dealer"),
         maxConcurrent: maxConcurrent, logger: logger)
     } catch let error as ValidationError { throw error } catch { throw CommandError("\(error)") }
-    let address = try endpoint(listen ?? (party == 0 ? "127.0.0.1:7410" : "127.0.0.1:7411"), "--listen")
+    let address = try endpoint(
+      listen ?? (party == 0 ? "127.0.0.1:7410" : "127.0.0.1:7411"), "--listen")
     let accepted: Set<PartyRole> = party == 0 ? [.client, .owner] : [.client, .owner, .p0]
     let listener = try await deployment.listen(at: address, accepting: accepted)
     logger.info(
       "p\(party) listening at \(listener.host):\(listener.port), \(service.setupID.map { "setup \($0.prefix(12))" } ?? "no setup yet"), up to \(service.concurrencyLimit) requests at once"
     )
-    await runUntilSignalled(listener, logger: logger) { await service.serve($0) }
-    await metricsEndpoint?.close()
+    try await runUntilSignalled(listener, metrics: metricsEndpoint, logger: logger) {
+      await service.serve($0)
+    }
   }
 }
 

@@ -28,7 +28,8 @@ struct Embed: AsyncParsableCommand {
       client bytes (the servers' own costs are in their logs).
       """)
 
-  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String?
+  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model:
+    String?
   @Option(help: "Run as a client of a deployment: P0's and P1's addresses, HOST:PORT,HOST:PORT.")
   var remote: String?
   @Option(help: "The dealer's address (with --remote).") var dealer: String?
@@ -51,14 +52,19 @@ struct Embed: AsyncParsableCommand {
   @Argument(help: "Texts to embed.") var arguments: [String] = []
 
   func validate() throws {
-    guard !arguments.isEmpty || input != nil else { throw ValidationError("give at least one text") }
+    guard !arguments.isEmpty || input != nil else {
+      throw ValidationError("give at least one text")
+    }
     if remote != nil {
       guard model == nil, !plaintext, !fixedPoint else {
-        throw ValidationError("--remote runs against a deployment: drop --model, --plaintext and --fixed-point")
+        throw ValidationError(
+          "--remote runs against a deployment: drop --model, --plaintext and --fixed-point")
       }
       guard dealer != nil else { throw ValidationError("--remote needs --dealer HOST:PORT") }
     } else {
-      guard model != nil else { throw ValidationError("give --model DIR, or --remote for a deployment") }
+      guard model != nil else {
+        throw ValidationError("give --model DIR, or --remote for a deployment")
+      }
     }
     guard !(plaintext && fixedPoint) else {
       throw ValidationError("choose one of --plaintext and --fixed-point")
@@ -76,7 +82,8 @@ struct Embed: AsyncParsableCommand {
     if let input {
       let data =
         input == "-"
-        ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: input)
+        ? FileHandle.standardInput.readDataToEndOfFile()
+        : FileManager.default.contents(atPath: input)
       guard let data else { throw CommandError("cannot read --input \(input)") }
       var lines = String(decoding: data, as: UTF8.self).split(
         separator: "\n", omittingEmptySubsequences: false
@@ -114,7 +121,9 @@ struct Embed: AsyncParsableCommand {
     }
 
     var results: [[Double]] = plain
-    var report: [String: Any] = [:]
+    var report = EmbedResults(
+      model: (model as NSString).lastPathComponent, embeddings: [],
+      peakRssBytes: 0)
     if fixedPoint {
       let engine = try FixedPointEngine(weights: weights, parameters: parameters)
       let fixedStart = Date()
@@ -122,8 +131,8 @@ struct Embed: AsyncParsableCommand {
       for tokens in tokenized {
         results.append(try await engine.sentenceEmbedding(embedder.bert, ids: tokens.ids))
       }
-      report["seconds"] = Date().timeIntervalSince(fixedStart)
-      report["range_violations"] = engine.statistics.totalViolations
+      report.seconds = Date().timeIntervalSince(fixedStart)
+      report.rangeViolations = engine.statistics.totalViolations
     } else if !plaintext {
       if !json { printError("masking the weights once (setup)…") }
       let secure = try await SecureModel(
@@ -140,29 +149,24 @@ struct Embed: AsyncParsableCommand {
         results.append(run.decoded)
         runs.append(run.costs)
       }
-      report = secureFields(runs, setup: secure)
+      report.addSecure(runs, setup: secure)
+    } else {
+      report.seconds = plainSeconds
     }
     let cosines = zip(results, plain).map { cosineSimilarity($0, $1) }
     if json {
-      var out = RunInfo.envelope(
-        schema: "veil.embed/2",
-        params: [
-          "engine": engineName(parameters), "tokens": tokenized.map { $0.ids.count },
-          "ring_bits": parameters.ringBits, "fractional_bits": parameters.fractionalBits,
-          "recipe": parameters.recipeName,
-        ],
-        kernels: [:])
-      out.merge(report) { $1 }
-      out["model"] = (model as NSString).lastPathComponent
-      out["embeddings"] = results
-      if plaintext {
-        out["seconds"] = plainSeconds
-      } else {
-        out["plaintext"] = plain
-        out["cosine"] = cosines
+      report.embeddings = results
+      if !plaintext {
+        report.plaintext = plain
+        report.cosine = cosines
       }
-      out["peak_rss_bytes"] = RunInfo.peakRSSBytes
-      try writeJSON(out, to: "-")
+      report.peakRssBytes = RunInfo.peakRSSBytes
+      try Report(
+        schema: "veil.embed/2", ringBits: parameters.ringBits,
+        params: RecipeParams(
+          parameters, engine: engineName(parameters), tokens: tokenized.map { $0.ids.count }),
+        results: report
+      ).write(to: "-")
       return
     }
     printVectors(texts, results)
@@ -175,16 +179,16 @@ struct Embed: AsyncParsableCommand {
       return
     }
     let worst = cosines.min() ?? 1
-    if fixedPoint {
+    if fixedPoint, let seconds = report.seconds, let violations = report.rangeViolations {
       print(
         String(
           format:
             "%@ fixed point in the clear (n=%d, f=%d), %.3f s: cosine to Float64 ≥ %.6f, %d range violations",
-          parameters.recipeName, parameters.ringBits, parameters.fractionalBits,
-          report["seconds"] as? Double ?? 0, worst,
-          report["range_violations"] as? Int ?? 0))
+          parameters.recipeName, parameters.ringBits, parameters.fractionalBits, seconds, worst,
+          violations))
       return
     }
+    guard let secure = report.secure else { return }
     print(
       String(
         format: """
@@ -192,19 +196,16 @@ struct Embed: AsyncParsableCommand {
             online %.2f s, offline %.2f s, %.1f MB between P0 and P1 in %d rounds, client %.1f MB
             keys %.1f MB per party; setup (once) %.2f s, %.1f MB; peak memory %.2f GB
           """, parameters.recipeName, parameters.ringBits, parameters.fractionalBits, worst,
-        report["online_seconds"] as? Double ?? 0,
-        report["offline_seconds"] as? Double ?? 0,
-        Double(report["online_bytes"] as? Int ?? 0) / 1e6,
-        report["rounds"] as? Int ?? 0, Double(report["client_bytes"] as? Int ?? 0) / 1e6,
-        Double(report["key_bytes_per_party"] as? Int ?? 0) / 1e6,
-        report["setup_seconds"] as? Double ?? 0,
-        Double(report["setup_bytes"] as? Int ?? 0) / 1e6, Double(RunInfo.peakRSSBytes) / 1e9))
+        secure.onlineSeconds, secure.offlineSeconds, Double(secure.onlineBytes) / 1e6,
+        secure.rounds, Double(secure.clientBytes) / 1e6, Double(secure.keyBytesPerParty) / 1e6,
+        secure.setupSeconds, Double(secure.setupBytes) / 1e6, Double(RunInfo.peakRSSBytes) / 1e9))
   }
 
   /// The client role against a deployment.
   func runRemote(_ texts: [String], servers: String) async throws {
     let deployment = try network.deployment(.client)
-    let cache = ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
+    let cache =
+      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
     let client = try VeilClient(
       servers: try endpoints(servers, "--remote", count: 2),
       dealer: try endpoint(dealer ?? "", "--dealer"), deployment: deployment,
@@ -221,31 +222,31 @@ struct Embed: AsyncParsableCommand {
     var results: [[Double]] = []
     var runs: [RemoteRunCosts] = []
     for (index, tokens) in tokenized.enumerated() {
-      if !json { printError("remote secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…") }
+      if !json {
+        printError("remote secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…")
+      }
       let (vector, costs) = try await client.embed(ids: tokens.ids, model: model)
       results.append(vector)
       runs.append(costs)
     }
     let parameters = model.manifest.parameters
     if json {
-      var out = RunInfo.envelope(
-        schema: "veil.embed/2",
-        params: [
-          "engine": "remote-secure-" + parameters.recipeName, "tokens": tokenized.map { $0.ids.count },
-          "ring_bits": parameters.ringBits, "fractional_bits": parameters.fractionalBits,
-          "recipe": parameters.recipeName, "setup_id": model.manifest.setupID,
-        ],
-        kernels: [:])
-      out["embeddings"] = results
-      out["latency_seconds"] = runs.map(\.seconds).reduce(0, +)
-      out["client_bytes"] = runs.map(\.clientBytes).reduce(0, +)
-      out["client_key_bytes"] = runs.map(\.keyBytes).reduce(0, +)
-      out["runs"] = runs.map {
-        ["latency_seconds": $0.seconds, "tokens": $0.tokens, "client_bytes": $0.clientBytes,
-         "client_key_bytes": $0.keyBytes] as [String: Any]
+      var report = EmbedResults(embeddings: results, peakRssBytes: RunInfo.peakRSSBytes)
+      report.latencySeconds = runs.map(\.seconds).reduce(0, +)
+      report.clientBytes = runs.map(\.clientBytes).reduce(0, +)
+      report.clientKeyBytes = runs.map(\.keyBytes).reduce(0, +)
+      report.runs = runs.map {
+        EmbedResults.Run(
+          clientBytes: $0.clientBytes, latencySeconds: $0.seconds, tokens: $0.tokens,
+          clientKeyBytes: $0.keyBytes)
       }
-      out["peak_rss_bytes"] = RunInfo.peakRSSBytes
-      try writeJSON(out, to: "-")
+      try Report(
+        schema: "veil.embed/2", ringBits: parameters.ringBits,
+        params: RecipeParams(
+          parameters, engine: "remote-secure-" + parameters.recipeName,
+          tokens: tokenized.map { $0.ids.count }, setupID: model.manifest.setupID),
+        results: report
+      ).write(to: "-")
       return
     }
     printVectors(texts, results)
@@ -263,26 +264,84 @@ struct Embed: AsyncParsableCommand {
       print("\(text.prefix(60))\n  dim \(vector.count)  [\(head) …]")
     }
   }
+}
 
-  /// The issue's fields (sums over the texts) and each text's own figures.
-  func secureFields(_ runs: [RunCosts], setup: SecureModel) -> [String: Any] {
-    func sum(_ value: (RunCosts) -> Double) -> Double { runs.map(value).reduce(0, +) }
-    func sum(_ value: (RunCosts) -> Int) -> Int { runs.map(value).reduce(0, +) }
-    return [
-      "online_seconds": sum { $0.onlineSeconds }, "offline_seconds": sum { $0.offlineSeconds },
-      "online_bytes": sum { $0.onlineBytes }, "rounds": sum { $0.rounds },
-      "key_bytes_per_party": sum { $0.keyBytes.prefix(2).max() ?? 0 },
-      "key_bytes": [sum { $0.keyBytes[0] }, sum { $0.keyBytes[1] }],
-      "client_bytes": sum { $0.clientBytes },
-      "setup_seconds": setup.setupSeconds, "setup_bytes": setup.setupBytes,
-      "runs": runs.map { run in
-        [
-          "online_seconds": run.onlineSeconds, "offline_seconds": run.offlineSeconds,
-          "online_bytes": run.onlineBytes,
-          "rounds": run.rounds, "key_bytes": run.keyBytes, "client_bytes": run.clientBytes,
-          "peak_key_buffer_bytes": run.peakPipeBytes,
-        ] as [String: Any]
-      },
-    ]
+/// `veil embed --json`'s results: the vectors, and what the engine's run cost (the fields of
+/// the engine that ran; absent ones are omitted).
+struct EmbedResults: Codable {
+  var model: String?
+  var embeddings: [[Double]]
+  /// The Float64 engine's vectors and each result's cosine to them (all but `--plaintext`).
+  var plaintext: [[Double]]?
+  var cosine: [Double]?
+  /// The Float64 or fixed-point engine's seconds.
+  var seconds: Double?
+  var rangeViolations: Int?
+  /// Secure runs, summed over the texts.
+  var onlineSeconds: Double?
+  var offlineSeconds: Double?
+  var onlineBytes: Int?
+  var rounds: Int?
+  var keyBytesPerParty: Int?
+  var keyBytes: [Int]?
+  var clientBytes: Int?
+  var setupSeconds: Double?
+  var setupBytes: Int?
+  /// A remote client's end-to-end seconds and key bytes, summed.
+  var latencySeconds: Double?
+  var clientKeyBytes: Int?
+  var runs: [Run]?
+  var peakRssBytes: Int
+
+  /// One text's run.
+  struct Run: Codable {
+    var onlineSeconds: Double?
+    var offlineSeconds: Double?
+    var onlineBytes: Int?
+    var rounds: Int?
+    var keyBytes: [Int]?
+    var clientBytes: Int
+    var peakKeyBufferBytes: Int?
+    var latencySeconds: Double?
+    var tokens: Int?
+    var clientKeyBytes: Int?
+  }
+
+  /// The secure totals, where a one-process secure run filled them.
+  struct SecureTotals {
+    var onlineSeconds, offlineSeconds, setupSeconds: Double
+    var onlineBytes, rounds, keyBytesPerParty, clientBytes, setupBytes: Int
+  }
+
+  var secure: SecureTotals? {
+    guard let onlineSeconds, let offlineSeconds, let setupSeconds, let onlineBytes, let rounds,
+      let keyBytesPerParty, let clientBytes, let setupBytes
+    else { return nil }
+    return SecureTotals(
+      onlineSeconds: onlineSeconds, offlineSeconds: offlineSeconds, setupSeconds: setupSeconds,
+      onlineBytes: onlineBytes, rounds: rounds, keyBytesPerParty: keyBytesPerParty,
+      clientBytes: clientBytes, setupBytes: setupBytes)
+  }
+
+  /// Sums over the texts' one-process secure runs, and each run's own figures.
+  mutating func addSecure(_ runs: [RunCosts], setup: SecureModel) {
+    func sum<T: AdditiveArithmetic>(_ value: (RunCosts) -> T) -> T {
+      runs.map(value).reduce(.zero, +)
+    }
+    onlineSeconds = sum { $0.onlineSeconds }
+    offlineSeconds = sum { $0.offlineSeconds }
+    onlineBytes = sum { $0.onlineBytes }
+    rounds = sum { $0.rounds }
+    keyBytesPerParty = sum { $0.keyBytesPerParty }
+    keyBytes = [sum { $0.keyBytes[0] }, sum { $0.keyBytes[1] }]
+    clientBytes = sum { $0.clientBytes }
+    setupSeconds = setup.setupSeconds
+    setupBytes = setup.setupBytes
+    self.runs = runs.map {
+      Run(
+        onlineSeconds: $0.onlineSeconds, offlineSeconds: $0.offlineSeconds,
+        onlineBytes: $0.onlineBytes, rounds: $0.rounds, keyBytes: $0.keyBytes,
+        clientBytes: $0.clientBytes, peakKeyBufferBytes: $0.peakPipeBytes)
+    }
   }
 }

@@ -20,15 +20,11 @@ struct FSSBench: ParsableCommand {
   func run() throws {
     let prg = try TreePRG(runKey: Array("veil bench fss".utf8))
     var random = try SecureRandom()
-    var rows: [[String: Any]] = []
-    func log(_ row: [String: Any]) {
+    var rows: [FSSRow] = []
+    func log(_ row: FSSRow) {
       rows.append(row)
-      let rate = (row["per_second"] as? Double) ?? 0
-      let ratio =
-        (row["aes_fraction"] as? Double).map { String(format: "  %.0f%% of raw AES", $0 * 100) }
-        ?? ""
-      printError(
-        String(format: "%-34@ %12.3f M/s%@", row["name"] as? String ?? "", rate / 1e6, ratio))
+      let ratio = row.aesFraction.map { String(format: "  %.0f%% of raw AES", $0 * 100) } ?? ""
+      printError(String(format: "%-34@ %12.3f M/s%@", row.name, row.perSecond / 1e6, ratio))
     }
 
     // Raw AES, both kernels: the ceiling every DPF number is compared with.
@@ -46,10 +42,9 @@ struct FSSBench: ParsableCommand {
     }
     for kernel in AESKernel.allCases where kernel.isAvailable {
       rawAES[kernel.rawValue] = rawRate(kernel, minimumSeconds: seconds)
-      log([
-        "name": "aes-raw-\(kernel.rawValue)", "per_second": rawAES[kernel.rawValue]!,
-        "unit": "blocks",
-      ])
+      log(
+        FSSRow(
+          name: "aes-raw-\(kernel.rawValue)", perSecond: rawAES[kernel.rawValue]!, unit: "blocks"))
     }
     // A shared VM's speed drifts by tens of percent within a run, so each DPF row is compared
     // with raw AES measured right before it, under the same conditions (the row records it).
@@ -74,14 +69,13 @@ struct FSSBench: ParsableCommand {
         // the batch by path bit) and the leaf. The path itself needs depth + 1.
         let calls = 2 * depth + 1
         let rate = Double(n) / t.best
-        log([
-          "name": "dpf-\(lessThan ? "compare" : "point")-\(bits)", "bits": bits, "per_second": rate,
-          "unit": "evals",
-          "aes_calls_per_second": rate * calls, "aes_fraction": rate * calls / limit,
-          "path_aes_fraction": rate * (depth + 1) / limit, "aes_raw_per_second": limit,
-          "key_bytes": Double(k0.serialized(party: 0).count) / Double(n),
-          "gen_per_second": Double(n) / genSeconds,
-        ])
+        log(
+          FSSRow(
+            name: "dpf-\(lessThan ? "compare" : "point")-\(bits)", bits: bits, perSecond: rate,
+            unit: "evals", aesCallsPerSecond: rate * calls, aesFraction: rate * calls / limit,
+            pathAesFraction: rate * (depth + 1) / limit, aesRawPerSecond: limit,
+            keyBytes: Double(k0.serialized(party: 0).count) / Double(n),
+            genPerSecond: Double(n) / genSeconds))
       }
     }
 
@@ -100,12 +94,11 @@ struct FSSBench: ParsableCommand {
       let leavesPerKey = Double(2 << bits)  // both parties'
       let blocksPerKey = Double(1 << (bits - 7))
       let calls = Double(2 * n) * (2 * (blocksPerKey - 1) + blocksPerKey)
-      log([
-        "name": "dpf-eval-all-\(bits)", "bits": bits,
-        "per_second": Double(n) * leavesPerKey / t.best, "unit": "leaves",
-        "aes_calls_per_second": calls / t.best, "aes_fraction": calls / t.best / limit,
-        "aes_raw_per_second": limit,
-      ])
+      log(
+        FSSRow(
+          name: "dpf-eval-all-\(bits)", bits: bits, perSecond: Double(n) * leavesPerKey / t.best,
+          unit: "leaves", aesCallsPerSecond: calls / t.best, aesFraction: calls / t.best / limit,
+          aesRawPerSecond: limit))
     }
 
     // Gates on masked wires at n = 50.
@@ -119,10 +112,10 @@ struct FSSBench: ParsableCommand {
     var t = bestTime(minimumSeconds: seconds) {
       _ = try? DReLUGate.eval(party: 0, key: d0, maskedInputs: masked, prg: prg, threads: threads)
     }
-    log([
-      "name": "drelu-50", "per_second": Double(n) / t.best, "unit": "comparisons",
-      "key_bytes": keyBytes(d0.serialized(party: 0), d1.count),
-    ])
+    log(
+      FSSRow(
+        name: "drelu-50", perSecond: Double(n) / t.best, unit: "comparisons",
+        keyBytes: keyBytes(d0.serialized(party: 0), d1.count)))
 
     // GeLU's key: one DPF evaluated at three offsets in one walk of its tree.
     let (g0, _) = try DReLUGate.gen(
@@ -131,10 +124,10 @@ struct FSSBench: ParsableCommand {
     t = bestTime(minimumSeconds: seconds) {
       _ = try? DReLUGate.eval(party: 0, key: g0, maskedInputs: masked, prg: prg, threads: threads)
     }
-    log([
-      "name": "drelu-50-3-offsets", "per_second": Double(3 * n) / t.best, "unit": "comparisons",
-      "key_bytes": keyBytes(g0.serialized(party: 0), g0.count),
-    ])
+    log(
+      FSSRow(
+        name: "drelu-50-3-offsets", perSecond: Double(3 * n) / t.best, unit: "comparisons",
+        keyBytes: keyBytes(g0.serialized(party: 0), g0.count)))
 
     let (s0, _) = try SelectGate.gen(
       ring: ring, bitMasks: random.bits(n), valueMasks: masks, outputMasks: masks, random: &random)
@@ -142,10 +135,10 @@ struct FSSBench: ParsableCommand {
     t = bestTime(minimumSeconds: seconds) {
       _ = try? SelectGate.eval(party: 0, key: s0, maskedBits: bits, maskedValues: masked)
     }
-    log([
-      "name": "select-50", "per_second": Double(n) / t.best, "unit": "selects",
-      "key_bytes": keyBytes(s0.serialized(party: 0), n),
-    ])
+    log(
+      FSSRow(
+        name: "select-50", perSecond: Double(n) / t.best, unit: "selects",
+        keyBytes: keyBytes(s0.serialized(party: 0), n)))
 
     for (name, kind, inBits, shift, outBits) in [
       ("truncate-reduce-50-12", TruncationKind.reduce, 50, 12, 38),
@@ -163,10 +156,10 @@ struct FSSBench: ParsableCommand {
           party: 0, key: k0, maskedInputs: x, prg: prg, threads: threads)
         _ = try? TruncationGate.evalOutput(party: 0, key: k0, maskedInputs: x, openedBits: opened)
       }
-      log([
-        "name": name, "per_second": Double(n) / tt.best, "unit": "truncations",
-        "key_bytes": keyBytes(k0.serialized(party: 0), n),
-      ])
+      log(
+        FSSRow(
+          name: name, perSecond: Double(n) / tt.best, unit: "truncations",
+          keyBytes: keyBytes(k0.serialized(party: 0), n)))
     }
 
     for inputBits in [8, 13] {
@@ -183,22 +176,46 @@ struct FSSBench: ParsableCommand {
           _ = try? LUTGate.evalRound2(party: 0, key: l0, opened: r1)
         }
       }
-      log([
-        "name": "lut-\(inputBits)-50", "per_second": Double(count) / tt.best, "unit": "lookups",
-        "key_bytes": keyBytes(l0.serialized(party: 0), count),
-      ])
+      log(
+        FSSRow(
+          name: "lut-\(inputBits)-50", perSecond: Double(count) / tt.best, unit: "lookups",
+          keyBytes: keyBytes(l0.serialized(party: 0), count)))
     }
 
     if let json {
-      var report = RunInfo.envelope(
-        schema: "veil.bench.fss/1",
-        params: ["batch": batch, "min_seconds": seconds, "threads": threads],
-        kernels: ["aes": AESKernel.best.rawValue])
-      report["fss"] = rows
-      report["aes_blocks_per_second"] = rawAES
-      try writeJSON(report, to: json)
+      try Report(
+        schema: "veil.bench.fss/1", ringBits: 50,
+        params: FSSParams(batch: batch, minSeconds: seconds, threads: threads),
+        results: FSSResults(fss: rows, aesBlocksPerSecond: rawAES)
+      ).write(to: json)
     }
   }
 
   func keyBytes(_ record: [UInt8], _ count: Int) -> Double { Double(record.count) / Double(count) }
+}
+
+struct FSSParams: Codable {
+  var batch: Int
+  var minSeconds: Double
+  var threads: Int
+}
+
+struct FSSResults: Codable {
+  var fss: [FSSRow]
+  /// Raw AES per kernel path, blocks per second.
+  var aesBlocksPerSecond: [String: Double]
+}
+
+/// One measured primitive: its rate, and for DPF rows the AES work against raw AES.
+struct FSSRow: Codable {
+  var name: String
+  var bits: Int?
+  var perSecond: Double
+  var unit: String
+  var aesCallsPerSecond: Double?
+  var aesFraction: Double?
+  var pathAesFraction: Double?
+  var aesRawPerSecond: Double?
+  var keyBytes: Double?
+  var genPerSecond: Double?
 }

@@ -97,58 +97,78 @@ struct ModelBench: AsyncParsableCommand {
           Double(runPeak) / 1e9))
     }
 
-    var result: [String: Any] = [
-      "model": name, "seq": seq, "layers": config.layers, "model_layers": fullLayers,
-      "online_seconds": costs.onlineSeconds, "offline_seconds": costs.offlineSeconds,
-      "online_bytes": costs.onlineBytes, "rounds": costs.rounds,
-      "key_bytes_per_party": costs.keyBytes.prefix(2).max() ?? 0,
-      "key_bytes": costs.keyBytes, "client_bytes": costs.clientBytes, "peak_rss_bytes": peak,
-      "setup_peak_rss_bytes": setupPeak, "run_peak_rss_bytes": runPeakMeasured ? runPeak : NSNull(),
-      "peak_key_buffer_bytes": costs.peakPipeBytes, "setup_seconds": secure.setupSeconds,
-      "setup_bytes": secure.setupBytes,
-      "per_layer_type": perKind.mapValues { $0.json },
-    ]
+    var result = ModelBenchResults(
+      model: name, seq: seq, layers: config.layers, modelLayers: fullLayers,
+      onlineSeconds: costs.onlineSeconds, offlineSeconds: costs.offlineSeconds,
+      onlineBytes: costs.onlineBytes, rounds: costs.rounds,
+      keyBytesPerParty: costs.keyBytesPerParty, keyBytes: costs.keyBytes,
+      clientBytes: costs.clientBytes, peakRssBytes: peak, setupPeakRssBytes: setupPeak,
+      runPeakRssBytes: runPeakMeasured ? runPeak : nil, peakKeyBufferBytes: costs.peakPipeBytes,
+      setupSeconds: secure.setupSeconds, setupBytes: secure.setupBytes, perLayerType: perKind)
     if config.layers < fullLayers {
       let factor = Double(fullLayers) / Double(config.layers)
-      result["extrapolated_full_model"] = [
-        "note":
+      result.extrapolatedFullModel = Extrapolation(
+        note:
           "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding and pooling counted once",
-        "online_seconds": extrapolate(perKind, factor) { $0.seconds },
-        "online_bytes": extrapolate(perKind, factor) { Double($0.bytes) },
-        "rounds": extrapolate(perKind, factor) { Double($0.rounds) },
-        "key_bytes_per_party": extrapolate(perKind, factor) { Double($0.keyBytes) },
-      ]
+        onlineSeconds: extrapolate(perKind, factor) { $0.onlineSeconds },
+        onlineBytes: extrapolate(perKind, factor) { Double($0.onlineBytes) },
+        rounds: extrapolate(perKind, factor) { Double($0.rounds) },
+        keyBytesPerParty: extrapolate(perKind, factor) { Double($0.keyBytesPerParty) })
     }
     if let json {
-      var out = RunInfo.envelope(
-        schema: "veil.bench.model/1",
-        params: [
-          "recipe": parameters.recipeName, "ring_bits": parameters.ringBits,
-          "fractional_bits": parameters.fractionalBits, "recipe_parameters": parameters.description,
-          "transport": transport,
-        ],
-        kernels: [:])
-      out.merge(result) { $1 }
-      try writeJSON(out, to: json)
+      try Report(
+        schema: "veil.bench.model/1", ringBits: parameters.ringBits,
+        params: RecipeParams(parameters, transport: transport), results: result
+      ).write(to: json)
     }
+  }
+
+  /// A whole-model run: totals, memory, and costs per layer type.
+  struct ModelBenchResults: Codable {
+    var model: String
+    var seq: Int
+    var layers: Int
+    var modelLayers: Int
+    var onlineSeconds: Double
+    var offlineSeconds: Double
+    var onlineBytes: Int
+    var rounds: Int
+    var keyBytesPerParty: Int
+    var keyBytes: [Int]
+    var clientBytes: Int
+    var peakRssBytes: Int
+    var setupPeakRssBytes: Int
+    /// Nil where the peak could not be reset between setup and run.
+    var runPeakRssBytes: Int?
+    var peakKeyBufferBytes: Int
+    var setupSeconds: Double
+    var setupBytes: Int
+    var perLayerType: [String: KindCost]
+    var extrapolatedFullModel: Extrapolation?
+  }
+
+  /// The measured blocks scaled to the whole model's depth.
+  struct Extrapolation: Codable {
+    var note: String
+    var onlineSeconds: Double
+    var onlineBytes: Double
+    var rounds: Double
+    var keyBytesPerParty: Double
   }
 
   /// Costs per layer type as the issue counts them: the slower party's online figures, the
   /// dealer's key generation, and P0's key bytes.
-  struct KindCost {
-    var seconds = 0.0
+  struct KindCost: Codable {
+    var onlineSeconds = 0.0
     var offlineSeconds = 0.0
-    var bytes = 0
+    var onlineBytes = 0
     var rounds = 0
-    var keyBytes = 0
+    var keyBytesPerParty = 0
+    /// Inside the transformer blocks (scaled when extrapolating), not embedding or pooling.
     var inBlocks = true
 
-    var json: [String: Any] {
-      [
-        "online_seconds": seconds, "offline_seconds": offlineSeconds, "online_bytes": bytes,
-        "rounds": rounds,
-        "key_bytes_per_party": keyBytes,
-      ]
+    enum CodingKeys: String, CodingKey {
+      case onlineSeconds, offlineSeconds, onlineBytes, rounds, keyBytesPerParty
     }
   }
 
@@ -173,10 +193,10 @@ struct ModelBench: AsyncParsableCommand {
         let other = costs.parties[1][op]?[gate] ?? GateCost()
         let key = category(op, gate)
         var c = out[key] ?? KindCost()
-        c.seconds += max(cost.seconds, other.seconds)
-        c.bytes += cost.bytesSent + cost.bytesReceived
+        c.onlineSeconds += max(cost.seconds, other.seconds)
+        c.onlineBytes += cost.bytesSent + cost.bytesReceived
         c.rounds += cost.rounds
-        c.keyBytes += cost.keyBytes
+        c.keyBytesPerParty += cost.keyBytes
         c.offlineSeconds +=
           (costs.dealer[op]?[gate]?.seconds ?? 0) + max(cost.offlineSeconds, other.offlineSeconds)
         c.inBlocks = !(op == .embedding || op == .pool || op == .normalize)
@@ -201,14 +221,15 @@ struct ModelBench: AsyncParsableCommand {
           "%@, %d tokens: online %.2f s, offline %.2f s, %.1f MB in %d rounds, keys %.1f MB per party, peak RSS %.2f GB",
         name, seq, costs.onlineSeconds, costs.offlineSeconds, Double(costs.onlineBytes) / 1e6,
         costs.rounds,
-        Double(costs.keyBytes.prefix(2).max() ?? 0) / 1e6, Double(peak) / 1e9))
+        Double(costs.keyBytesPerParty) / 1e6, Double(peak) / 1e9))
     print("layer type           online s  offline s   online MB  rounds     keys MB")
-    for (kind, c) in perKind.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+    for (kind, c) in perKind.sorted(by: { $0.value.onlineSeconds > $1.value.onlineSeconds }) {
       print(
         String(
           format: "%-19@ %9.3f %10.3f %11.1f %7d %11.1f",
           kind.padding(toLength: 19, withPad: " ", startingAt: 0),
-          c.seconds, c.offlineSeconds, Double(c.bytes) / 1e6, c.rounds, Double(c.keyBytes) / 1e6))
+          c.onlineSeconds, c.offlineSeconds, Double(c.onlineBytes) / 1e6, c.rounds,
+          Double(c.keyBytesPerParty) / 1e6))
     }
     print(
       String(

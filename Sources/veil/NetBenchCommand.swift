@@ -72,7 +72,7 @@ struct NetBench: AsyncParsableCommand {
         raw.storeBytes(of: generator.next(), toByteOffset: offset, as: UInt64.self)
       }
     }
-    var rows: [[String: Any]] = []
+    var rows: [NetRow] = []
     var raw: Measurement?
     for name in transportList {
       let result =
@@ -80,16 +80,14 @@ struct NetBench: AsyncParsableCommand {
         ? try await measureRaw(payload: payload) : try await measureChannel(name, payload: payload)
       if name == "raw" { raw = result }
       let transport = Self.transportNames[name]!
-      var row: [String: Any] = [
-        "transport": transport, "throughput_gb_per_s": result.throughput / 1e9,
-        "exchange_gb_per_s_each_way": result.exchange / 1e9,
-        "rtt_median_us": result.rttMedian * 1e6,
-        "rtt_p99_us": result.rttP99 * 1e6, "message_bytes": size, "messages": messages,
-        "round_trips": roundTrips,
-      ]
+      var row = NetRow(
+        transport: transport, throughputGbPerS: result.throughput / 1e9,
+        exchangeGbPerSEachWay: result.exchange / 1e9, rttMedianUs: result.rttMedian * 1e6,
+        rttP99Us: result.rttP99 * 1e6, messageBytes: size, messages: messages,
+        roundTrips: roundTrips)
       if let raw, name != "raw" {
-        row["throughput_vs_raw"] = result.throughput / raw.throughput
-        row["exchange_vs_raw"] = result.exchange / raw.exchange
+        row.throughputVsRaw = result.throughput / raw.throughput
+        row.exchangeVsRaw = result.exchange / raw.exchange
       }
       rows.append(row)
       printError(
@@ -101,17 +99,13 @@ struct NetBench: AsyncParsableCommand {
     }
     let packing = measurePacking()
     if let json {
-      var report = RunInfo.envelope(
-        schema: "veil.bench.net/1",
-        params: [
-          "megabytes": megabytes, "messages": messages, "repeats": repeats,
-          "round_trips": roundTrips,
-          "chunk_bytes": chunkKib << 10,
-        ],
-        kernels: [:])
-      report["net"] = rows
-      report["bit_packing"] = packing
-      try writeJSON(report, to: json)
+      try Report(
+        schema: "veil.bench.net/1", ringBits: 64,
+        params: NetParams(
+          megabytes: megabytes, messages: messages, repeats: repeats, roundTrips: roundTrips,
+          chunkBytes: chunkKib << 10),
+        results: NetResults(net: rows, bitPacking: packing)
+      ).write(to: json)
     }
   }
 
@@ -271,8 +265,8 @@ struct NetBench: AsyncParsableCommand {
 
   // MARK: Bit packing
 
-  func measurePacking() -> [[String: Any]] {
-    var rows: [[String: Any]] = []
+  func measurePacking() -> [PackingRow] {
+    var rows: [PackingRow] = []
     let count = 1 << 20
     var generator = SystemRandomNumberGenerator()
     for bits in [37, 50, 64] {
@@ -299,9 +293,8 @@ struct NetBench: AsyncParsableCommand {
         String(
           format: "bit packing %2d bits: pack %5.2f GB/s, unpack %5.2f GB/s (of UInt64 values)",
           bits, packRate, unpackRate))
-      rows.append([
-        "bits": bits, "values": count, "pack_gb_per_s": packRate, "unpack_gb_per_s": unpackRate,
-      ])
+      rows.append(
+        PackingRow(bits: bits, values: count, packGbPerS: packRate, unpackGbPerS: unpackRate))
     }
     return rows
   }
@@ -435,4 +428,39 @@ private func readAll(_ descriptor: Int32, _ bytes: UnsafeMutableRawBufferPointer
     guard count > 0 else { throw SocketError("recv (peer closed)") }
     offset += count
   }
+}
+
+struct NetParams: Codable {
+  var megabytes: Int
+  var messages: Int
+  var repeats: Int
+  var roundTrips: Int
+  var chunkBytes: Int
+}
+
+struct NetResults: Codable {
+  var net: [NetRow]
+  var bitPacking: [PackingRow]
+}
+
+/// One transport's throughput and round trips (and against raw sockets, measured alike).
+struct NetRow: Codable {
+  var transport: String
+  var throughputGbPerS: Double
+  var exchangeGbPerSEachWay: Double
+  var rttMedianUs: Double
+  var rttP99Us: Double
+  var messageBytes: Int
+  var messages: Int
+  var roundTrips: Int
+  var throughputVsRaw: Double?
+  var exchangeVsRaw: Double?
+}
+
+/// Packing ring elements into `bits` bits per value and back.
+struct PackingRow: Codable {
+  var bits: Int
+  var values: Int
+  var packGbPerS: Double
+  var unpackGbPerS: Double
 }

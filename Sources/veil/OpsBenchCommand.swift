@@ -118,7 +118,7 @@ struct OpsBench: AsyncParsableCommand {
   func run() async throws {
     SecureModel.tuneAllocator()
     let parameters = try recipe.parameters()
-    var rows: [[String: Any]] = []
+    var rows: [OpRow] = []
     print(
       "recipe \(parameters.recipeName) (n=\(parameters.ringBits), f=\(parameters.fractionalBits))")
     print("operation  shape          online s  offline s  online MB  rounds   keys MB")
@@ -143,13 +143,13 @@ struct OpsBench: AsyncParsableCommand {
           operation.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0),
           shape.padding(toLength: 13, withPad: " ", startingAt: 0), online, offline,
           Double(bytes) / 1e6, mine[0].rounds, Double(keys) / 1e6))
-      rows.append([
-        "op": operation.rawValue, "shape": probe.shape, "online_seconds": online,
-        "offline_seconds": offline, "online_bytes": bytes, "rounds": mine[0].rounds,
-        "key_bytes_per_party": keys,
-      ])
+      rows.append(
+        OpRow(
+          op: operation.rawValue, shape: probe.shape, onlineSeconds: online,
+          offlineSeconds: offline, onlineBytes: bytes, rounds: mine[0].rounds,
+          keyBytesPerParty: keys))
     }
-    var accuracy: [[String: Any]] = []
+    var accuracy: [AccuracyRow] = []
     print("accuracy against Float64 (fixed-point engine = secure run)")
     for row in try await RecipeAccuracy.measure(parameters) {
       print(
@@ -157,24 +157,44 @@ struct OpsBench: AsyncParsableCommand {
           format: "%@ max %.3g  mean %.3g%@  (%@)",
           row.op.padding(toLength: 11, withPad: " ", startingAt: 0), row.maxError, row.meanError,
           row.relative ? " relative" : "", row.inputs))
-      accuracy.append([
-        "op": row.op, "inputs": row.inputs, "max_error": row.maxError,
-        "mean_error": row.meanError, "relative": row.relative, "violations": row.violations,
-      ])
+      accuracy.append(
+        AccuracyRow(
+          op: row.op, inputs: row.inputs, maxError: row.maxError, meanError: row.meanError,
+          relative: row.relative, violations: row.violations))
     }
     if let json {
-      var out = RunInfo.envelope(
-        schema: "veil.bench.ops/1",
-        params: [
-          "recipe": parameters.recipeName, "ring_bits": parameters.ringBits,
-          "fractional_bits": parameters.fractionalBits,
-          "recipe_parameters": parameters.description,
-        ],
-        kernels: [:])
-      out["recipe"] = parameters.recipeName
-      out["ops"] = rows
-      out["accuracy"] = accuracy
-      try writeJSON(out, to: json)
+      try Report(
+        schema: "veil.bench.ops/1", ringBits: parameters.ringBits,
+        params: RecipeParams(parameters),
+        results: OpsResults(recipe: parameters.recipeName, ops: rows, accuracy: accuracy)
+      ).write(to: json)
     }
   }
+}
+
+struct OpsResults: Codable {
+  var recipe: String
+  var ops: [OpRow]
+  var accuracy: [AccuracyRow]
+}
+
+/// One operation's own secure costs at its microbenchmark shape.
+struct OpRow: Codable {
+  var op: String
+  var shape: [Int]
+  var onlineSeconds: Double
+  var offlineSeconds: Double
+  var onlineBytes: Int
+  var rounds: Int
+  var keyBytesPerParty: Int
+}
+
+/// One operation's fixed-point error against Float64.
+struct AccuracyRow: Codable {
+  var op: String
+  var inputs: String
+  var maxError: Double
+  var meanError: Double
+  var relative: Bool
+  var violations: Int
 }

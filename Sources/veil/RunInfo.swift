@@ -1,27 +1,9 @@
-// What every --json report carries beside its results (DESIGN §9): schema, commit, date,
-// machine (cpu, cores, features, kernel paths) and params.
+// Facts about the machine and the process that reports record (Reports.swift): the CPU model
+// and the peak resident set.
 import Foundation
 import VeilRing
 
 enum RunInfo {
-  /// The git commit of the working directory, or VEIL_COMMIT, or "unknown".
-  static var commit: String {
-    if let env = ProcessInfo.processInfo.environment["VEIL_COMMIT"] { return env }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["git", "rev-parse", "--short=12", "HEAD"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return "unknown" }
-    process.waitUntilExit()
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      .trimmingCharacters(in: .whitespacesAndNewlines)
-    return process.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
-  }
-
-  static var date: String { ISO8601DateFormatter().string(from: Date()) }
-
   static var cpuModel: String {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else {
       return "unknown"
@@ -32,14 +14,6 @@ enum RunInfo {
       } ?? "unknown"
     }
     return "unknown"
-  }
-
-  static func machine(kernels: [String: String]) -> [String: Any] {
-    [
-      "cpu": cpuModel, "cores": ProcessInfo.processInfo.activeProcessorCount,
-      "features": CPUFeatures.names, "kernels": kernels,
-      "memory_gib": Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
-    ]
   }
 
   /// Resets the peak resident set to the current one (Linux: "5" to /proc/self/clear_refs), so
@@ -60,14 +34,5 @@ enum RunInfo {
       return kib * 1024
     }
     return 0
-  }
-
-  static func envelope(schema: String, params: [String: Any], kernels: [String: String]) -> [String:
-    Any]
-  {
-    [
-      "schema": schema, "commit": commit, "date": date, "machine": machine(kernels: kernels),
-      "params": params,
-    ]
   }
 }

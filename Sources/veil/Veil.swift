@@ -1,4 +1,4 @@
-// The `veil` command line: embed, share-model, serve, dealer, bench, certs. Each subcommand prints one clear line and exits
+// The `veil` command line: embed, share-model, serve, dealer, gateway, bench, certs. Each subcommand prints one clear line and exits
 // non-zero on bad input; `--json` output is for machines, progress goes to stderr.
 import ArgumentParser
 import CVeilKernels
@@ -10,7 +10,8 @@ struct Veil: AsyncParsableCommand {
     commandName: "veil",
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
     subcommands: [
-      Embed.self, ShareModel.self, ServeCommand.self, DealerCommand.self, Bench.self, Certs.self,
+      Embed.self, ShareModel.self, ServeCommand.self, DealerCommand.self, GatewayCommand.self,
+      Bench.self, Certs.self,
     ])
 
   /// Sets the allocator up before any thread exists (see `veil_keep_freed_memory`), then parses
@@ -33,24 +34,6 @@ struct Veil: AsyncParsableCommand {
 /// Writes a line to standard error (progress, warnings, errors).
 func printError(_ message: String) {
   FileHandle.standardError.write(Data((message + "\n").utf8))
-}
-
-/// Encodes a JSON object with sorted keys for stable output.
-func jsonText(_ object: Any) throws -> String {
-  let data = try JSONSerialization.data(
-    withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-  return String(decoding: data, as: UTF8.self)
-}
-
-/// Writes JSON to `path`, or to stdout for "-".
-func writeJSON(_ object: Any, to path: String) throws {
-  let text = try jsonText(object) + "\n"
-  if path == "-" {
-    FileHandle.standardOutput.write(Data(text.utf8))
-  } else {
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-    printError("wrote \(path)")
-  }
 }
 
 /// A bad option value found while running: one line on stderr (ArgumentParser's
