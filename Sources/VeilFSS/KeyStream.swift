@@ -151,6 +151,8 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
   case badMAC
   case record(FSSError)
   case ledger(String)
+  /// The stream holds more records than its header's op count, or ends with fewer.
+  case recordCount(announced: Int, found: Int)
 
   public var description: String {
     switch self {
@@ -165,6 +167,8 @@ public enum KeyStreamError: Error, Equatable, CustomStringConvertible {
       return
         "key stream refused: a segment declares \(declared) payload bytes, more than the limit of \(limit)"
     case .dataAfterFinalSegment: return "key stream refused: bytes follow its final segment"
+    case .recordCount(let announced, let found):
+      return "key stream refused: its header announces \(announced) key records, the stream holds \(found)"
     case .truncated: return "key stream refused: it ends before its final segment (truncated)"
     case .badMAC: return "key stream refused: the dealer's MAC does not verify"
     case .record(let error): return "key stream refused: \(error)"
@@ -344,6 +348,8 @@ public struct KeyStreamReader {
   private var head = 0
   /// Once refused, a reader stays refused.
   private var failure: KeyStreamError?
+  /// Records in the verified segments so far.
+  private var recordsReceived = 0
 
   /// A reader awaiting bytes. Fields of `expected` that must match: everything except the run
   /// id, which is new per run. A segment declaring more than `maximumSegmentBytes` of payload
@@ -461,6 +467,12 @@ public struct KeyStreamReader {
       }
       // Burn the run id before any key is handed out: a crashed run is never retried.
       if index == 0, let header { try ledger.consume(runID: header.runID) }
+      // The header announced the graph's record count: no more, and all of them by the end.
+      recordsReceived += found.count
+      if let header, recordsReceived > header.opCount || (final && recordsReceived != header.opCount)
+      {
+        throw .recordCount(announced: header.opCount, found: recordsReceived)
+      }
       records += found
       phase = final ? .finished : .segmentHeader(index: index + 1)
       return true

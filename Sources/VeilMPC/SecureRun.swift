@@ -103,7 +103,8 @@ public final class SecureModel: Sendable {
     let dealers = [InMemoryChannel.makePair(.dealer, .p0), InMemoryChannel.makePair(.dealer, .p1)]
     let (c0, c1) = InMemoryChannel.makePair(.p0, .p1)
     let channels: [any Channel] =
-      [ownerDealer, dealerOwner, c0, c1] + (owners + dealers).flatMap { [$0.0, $0.1] as [any Channel] }
+      [ownerDealer, dealerOwner, c0, c1]
+      + (owners + dealers).flatMap { [$0.0, $0.1] as [any Channel] }
     let servers: [ServerSetupState]
     do {
       servers = try await withThrowingTaskGroup(of: ServerSetupState?.self) { group in
@@ -184,8 +185,7 @@ public final class SecureModel: Sendable {
     let vocabulary = model.config.vocabularySize
     let bits = parameters.ringBits
     let (output, report) = try await run(
-      sequenceLength: t, graph: RunContext.graph(model.config, tokens: t, valid: valid),
-      options: options,
+      tokens: t, valid: valid, options: options,
       dealer: { try await ModelRun.dealer(model, parameters, tokens: t, valid: valid, $0) },
       party: { try await ModelRun.party(model, parameters, tokens: t, valid: valid, $0) },
       client: { keys, parties in
@@ -197,18 +197,23 @@ public final class SecureModel: Sendable {
 
   /// Runs the dealer, both parties and the client of one fresh run as concurrent tasks over
   /// in-memory pipes and channels: each back end walks its body (the same gates in the same
-  /// order), then the streams are closed and checked to the end. `graph` names the public
-  /// graph for the streams' graph digest.
+  /// order), then the streams are closed and checked to the end. The streams' headers carry
+  /// the census of the model's graph at `t` tokens, `valid` of them real, or of `census` (a
+  /// body other than the model's, as the gate tests run) walked on zero wires.
   func run(
-    sequenceLength t: Int, graph: String, options: RunOptions,
+    tokens t: Int, valid: Int,
+    census censusBody: ((any MaskedWireBackend) async throws -> Void)? = nil,
+    options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
     party partyBody: @escaping @Sendable (PartyBackend) async throws -> Void,
     client clientBody: @escaping @Sendable (KeySource, [any Channel]) async throws -> [Int64]
   ) async throws -> ([Int64], RunCosts) {
     var random = try SecureRandom()
-    let context = RunContext(
-      runID: random.bytes(16), setupID: setupID, modelDigest: modelDigest,
-      parameters: parameters, sequenceLength: t, graph: graph)
+    var census: GraphCensus?
+    if let censusBody { census = try await GraphCensus.walking(manifest, censusBody) }
+    let context = try await RunContext.make(
+      runID: random.bytes(16), manifest: manifest, model: model, tokens: t, valid: valid,
+      census: census)
     let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
     let (p0, p1): (any Channel, any Channel) =
       try await options.peerChannels?() ?? InMemoryChannel.makePair(.p0, .p1)
@@ -306,7 +311,7 @@ public enum ModelRun {
     _ party: PartyBackend
   ) async throws { try await walk(model, parameters, tokens: t, valid: valid, party) }
 
-  private static func walk<Backend: GateBackend>(
+  static func walk<Backend: GateBackend>(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
     _ backend: Backend
   ) async throws {

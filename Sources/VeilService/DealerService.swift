@@ -65,7 +65,7 @@ public final class DealerService: Sendable {
 
   private func deal(_ order: RunOrder, p0: TCPChannel, logger: Logger) async throws {
     let setup = try secrets(order.setupID)
-    let context = try order.context(setup.manifest)
+    let context = try await order.context(setup.manifest)
     let runID = try RunID(order: order)
     var joined: [TCPChannel] = []
     defer { for channel in joined { Task { await channel.close() } } }

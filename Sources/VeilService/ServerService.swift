@@ -151,7 +151,7 @@ public final class ServerService: Sendable {
     let order = RunOrder(
       runID: runID.description, setupID: manifest.setupID, modelDigest: hex(manifest.modelDigest),
       tokens: request.tokens, validTokens: request.validTokens)
-    let context = try order.context(manifest)
+    let context = try await order.context(manifest)
     var logger = logger
     logger[metadataKey: "run"] = "\(runID.description.prefix(12))"
     guard let peer else { throw RoleError.state("P0 needs --peer") }
@@ -176,7 +176,7 @@ public final class ServerService: Sendable {
   /// P1: joins the run P0 ordered and runs party 1.
   private func follow(_ order: RunOrder, leader: TCPChannel, logger: Logger) async throws {
     let state = try loaded()
-    let context = try order.context(state.setup.manifest)
+    let context = try await order.context(state.setup.manifest)
     guard slots.tryAcquire() else {
       try await leader.send(.busy("p1 runs \(slots.limit) requests already"))
       return

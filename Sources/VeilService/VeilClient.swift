@@ -125,7 +125,7 @@ public final class VeilClient: Sendable {
     guard order.tokens == ids.count, order.validTokens == ids.count else {
       throw RoleError.unexpected(peer: p0.peerDescription, message: "a run of another length")
     }
-    let context = try order.context(manifest)
+    let context = try await order.context(manifest)
     let runID = try RunID(order: order)
     let p1 = try await deployment.connect(to: servers[1], as: .p1, id: runID)
     open.append(p1)

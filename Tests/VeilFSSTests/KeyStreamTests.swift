@@ -10,13 +10,17 @@ import VeilTestSupport
   let prg = try! TreePRG(runKey: Array("key stream tests".utf8))
   let macKey = SymmetricKey(size: .bits256)
 
-  func header(runID: [UInt8] = (0..<16).map { UInt8($0) }, party: Int = 0) -> KeyStreamHeader {
+  /// A stream header; `opCount` is the records its stream holds (6 in the default `stream`
+  /// and `segmented`).
+  func header(runID: [UInt8] = (0..<16).map { UInt8($0) }, party: Int = 0, opCount: Int = 6)
+    -> KeyStreamHeader
+  {
     KeyStreamHeader(
       kind: .inference, party: party, runID: runID, modelSetupID: [UInt8](repeating: 9, count: 16),
       modelDigest: Array(SHA256.hash(data: Data("model".utf8))),
       graphDigest: Array(SHA256.hash(data: Data("graph".utf8))),
       recipe: "sigma", recipeVersion: 1, ringBits: 50, fractionalBits: 12, sequenceLength: 16,
-      batch: 1, opCount: 6,
+      batch: 1, opCount: opCount,
       prgKeyID: prg.keyID)
   }
 
@@ -31,8 +35,8 @@ import VeilTestSupport
     }
   }
 
-  /// Three DReLU records for party 0, ops 0…2, in one final segment.
-  func stream(order: [Int] = [0, 1, 2], header: KeyStreamHeader? = nil) throws -> (
+  /// Six DReLU records for party 0, ops 0…5, in one final segment.
+  func stream(order: [Int] = Array(0..<6), header: KeyStreamHeader? = nil) throws -> (
     [UInt8], [DReLUKey]
   ) {
     var writer = KeyStreamWriter(header: header ?? self.header(), macKey: macKey)
@@ -50,7 +54,7 @@ import VeilTestSupport
     _ segments: [Int] = [2, 1, 3], emptyFinal: Bool = false, header: KeyStreamHeader? = nil,
     records given: [[UInt8]]? = nil
   ) throws -> (parts: [[UInt8]], records: [[UInt8]]) {
-    let header = header ?? self.header()
+    let header = header ?? self.header(opCount: given?.count ?? segments.reduce(0, +))
     let records =
       try given
       ?? keys(segments.reduce(0, +), elements: 2).map { $0.serialized(party: header.party) }
@@ -123,11 +127,11 @@ import VeilTestSupport
     let (bytes, keys) = try stream()
     var reader = try KeyStreamReader(
       bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
-    for op in 0..<3 {
+    for op in 0..<6 {
       let record = try #require(try reader.next(opIndex: op))
       #expect(try DReLUKey(record: record, party: 0, inputBits: 50) == keys[op])
     }
-    #expect(try reader.next(opIndex: 3) == nil)
+    #expect(try reader.next(opIndex: 6) == nil)
     #expect(reader.isFinished && !reader.hasPendingRecords)
     #expect(reader.header == header())
   }
@@ -190,7 +194,7 @@ import VeilTestSupport
 
   @Test func theWriterShipsTheHeaderOnceAndCountsPendingBytes() throws {
     let records = try keys(2, elements: 2).map { $0.serialized(party: 0) }
-    var writer = KeyStreamWriter(header: header(), macKey: macKey)
+    var writer = KeyStreamWriter(header: header(opCount: 2), macKey: macKey)
     #expect(writer.pendingBytes == 0)
     writer.append(opIndex: 0, record: records[0])
     #expect(writer.pendingBytes == 4 + records[0].count)
@@ -207,7 +211,8 @@ import VeilTestSupport
     let last = writer.finish()
     #expect(last.count == KeyStreamSegment.headerSize + KeyStreamSegment.macSize)
     var reader = try KeyStreamReader(
-      bytes: first + second + last, expected: header(), macKey: macKey, ledger: RunLedger())
+      bytes: first + second + last, expected: header(opCount: 2), macKey: macKey,
+      ledger: RunLedger())
     #expect(try reader.next(opIndex: 0).map(Array.init) == records[0])
     #expect(try reader.next(opIndex: 1).map(Array.init) == records[1])
   }
@@ -584,11 +589,26 @@ import VeilTestSupport
   }
 
   @Test func recordsOutOfOrderAreRefused() throws {
-    let (bytes, _) = try stream(order: [1, 0, 2])
+    let (bytes, _) = try stream(order: [1, 0, 2], header: header(opCount: 3))
     var reader = try KeyStreamReader(
-      bytes: bytes, expected: header(), macKey: macKey, ledger: RunLedger())
+      bytes: bytes, expected: header(opCount: 3), macKey: macKey, ledger: RunLedger())
     #expect(throws: KeyStreamError.outOfOrder(expected: 0, found: 1)) {
       try reader.next(opIndex: 0)
+    }
+  }
+}
+
+extension KeyStreamTests {
+  /// The header's op count is the graph's: a stream with a record more, or one fewer, is
+  /// refused when its segment verifies.
+  @Test func aStreamOfAnotherRecordCountIsRefused() throws {
+    for (records, announced) in [(6, 5), (5, 6)] {
+      let (bytes, _) = try stream(order: Array(0..<records), header: header(opCount: announced))
+      #expect(throws: KeyStreamError.recordCount(announced: announced, found: records)) {
+        _ = try KeyStreamReader(
+          bytes: bytes, expected: self.header(opCount: announced), macKey: self.macKey,
+          ledger: RunLedger())
+      }
     }
   }
 }

@@ -10,14 +10,17 @@ import VeilModels
 /// shape, a replayed run and a truncated stream, each with a clear error; the dealer's buffer
 /// stays bounded.
 @Suite struct KeyTransportTests {
-  static func header(sequenceLength: Int = 8, model: UInt8 = 1, run: UInt8 = 7) -> KeyStreamHeader {
+  /// A stream header; `opCount` is the records its stream holds (`stream`'s default 3).
+  static func header(sequenceLength: Int = 8, model: UInt8 = 1, run: UInt8 = 7, opCount: Int = 3)
+    -> KeyStreamHeader
+  {
     KeyStreamHeader(
       kind: .inference, party: 0, runID: [UInt8](repeating: run, count: 16),
       modelSetupID: [UInt8](repeating: 3, count: 16),
       modelDigest: [UInt8](repeating: model, count: 32),
       graphDigest: [UInt8](repeating: 4, count: 32), recipe: "sigma", recipeVersion: 1,
       ringBits: 50,
-      fractionalBits: 12, sequenceLength: sequenceLength, batch: 1, opCount: 0,
+      fractionalBits: 12, sequenceLength: sequenceLength, batch: 1, opCount: opCount,
       prgKeyID: [UInt8](repeating: 5, count: 8))
   }
 
@@ -99,7 +102,9 @@ import VeilModels
       macKey: key,
       ledger: RunLedger())
     for op in 0..<3 { _ = try await longer.next(opIndex: op) }
-    await #expect(throws: MPCError.self) { try await longer.finish(afterOp: 3) }
+    await #expect(throws: KeyStreamError.recordCount(announced: 3, found: 4)) {
+      try await longer.finish(afterOp: 3)
+    }
   }
 
   @Test func theDealerWaitsForAFullPipeToDrain() async throws {

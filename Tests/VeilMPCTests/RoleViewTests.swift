@@ -108,10 +108,14 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
       let clientRecorders = Locked<[TranscriptChannel]>([])
       let vocabulary = config.vocabularySize
       let (output, _) = try await model.run(
-        sequenceLength: ids.count, graph: RunContext.graph(config, tokens: ids.count, valid: ids.count),
-        options: options,
-        dealer: { try await ModelRun.dealer(model.model, parameters, tokens: ids.count, valid: ids.count, $0) },
-        party: { try await ModelRun.party(model.model, parameters, tokens: ids.count, valid: ids.count, $0) },
+        tokens: ids.count, valid: ids.count, options: options,
+        dealer: {
+          try await ModelRun.dealer(
+            model.model, parameters, tokens: ids.count, valid: ids.count, $0)
+        },
+        party: {
+          try await ModelRun.party(model.model, parameters, tokens: ids.count, valid: ids.count, $0)
+        },
         client: { keys, parties in
           let recording = parties.map { TranscriptChannel($0) }
           clientRecorders.withLock { $0 = recording }
@@ -127,7 +131,8 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
       for party in recorded {
         let bytes = party.received.dropFirst().flatMap { $0 }
         let (uniform, chi) = looksUniform(bytes)
-        #expect(uniform, "a party's view is not uniform (chi-square \(chi) over \(bytes.count) bytes)")
+        #expect(
+          uniform, "a party's view is not uniform (chi-square \(chi) over \(bytes.count) bytes)")
       }
       views.append(recorded[0].received)
       clientViews.append(clientRecorders.withLock { $0 }.flatMap(\.received))
@@ -149,6 +154,7 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
     let unmasked = Array(repeating: hidden.values, count: 40).flatMap { $0 }.map {
       UInt64(bitPattern: $0) & ringMask(50)
     }
-    #expect(!looksUniform(BitPacking.pack(unmasked, bits: 50)).0, "unmasked openings pass as uniform")
+    #expect(
+      !looksUniform(BitPacking.pack(unmasked, bits: 50)).0, "unmasked openings pass as uniform")
   }
 }

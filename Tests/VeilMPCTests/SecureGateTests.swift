@@ -79,8 +79,11 @@ import VeilTestSupport
         })
     }
     let collected = Collected()
+    let zeros = inputs.map {
+      WireTensor($0.format, $0.shape, [UInt64](repeating: 0, count: $0.values.count))
+    }
     _ = try await model.run(
-      sequenceLength: 1, graph: "gate test", options: RunOptions(),
+      tokens: 1, valid: 1, census: { _ = try await gate($0, zeros) }, options: RunOptions(),
       dealer: { dealer in await collected.set(mask: try await gate(dealer, masks)) },
       party: { party in await collected.set(party: party.party, try await gate(party, masked)) },
       client: { keys, _ in
@@ -366,7 +369,12 @@ import VeilTestSupport
     for _ in 0..<2 {
       let collected = Collected()
       let (output, _) = try await model.run(
-        sequenceLength: ids.count, graph: "embedding test", options: RunOptions(),
+        tokens: ids.count, valid: ids.count,
+        census: { walker in
+          let rows = try await walker.tokenEmbedding(
+            TokenInput(hiddenCount: ids.count), table: table, site: Self.site)
+          _ = try await walker.reveal(rows, site: Self.site)
+        }, options: RunOptions(),
         dealer: { dealer in
           let rows = try await dealer.tokenEmbedding(
             TokenInput(hiddenCount: ids.count), table: table, site: Self.site)
@@ -416,7 +424,8 @@ import VeilTestSupport
       x.format, x.shape, x.values.map { UInt64(bitPattern: $0) & ringMask(50) })
     await #expect(throws: MPCError.self) {
       _ = try await model.run(
-        sequenceLength: 1, graph: "mismatch", options: RunOptions(),
+        tokens: 1, valid: 1, census: { _ = try await $0.square(mask, site: Self.site) },
+        options: RunOptions(),
         dealer: { dealer in _ = try await dealer.square(mask, site: Self.site) },
         party: { party in _ = try await party.compare(masked, offsets: [0], site: Self.site) },
         client: { keys, _ in

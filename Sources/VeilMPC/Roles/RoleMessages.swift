@@ -24,22 +24,23 @@ public struct RunOrder: Codable, Sendable, Equatable {
 
   /// The run's context under `manifest`, refusing an order of another setup or an impossible
   /// length.
-  public func context(_ manifest: SetupManifest) throws(MPCError) -> RunContext {
+  public func context(_ manifest: SetupManifest) async throws -> RunContext {
     guard setupID == manifest.setupID, modelDigest == hex(manifest.modelDigest) else {
-      throw .protocolViolation("the run is for setup \(setupID), this role holds \(manifest.setupID)")
+      throw MPCError.protocolViolation(
+        "the run is for setup \(setupID), this role holds \(manifest.setupID)")
     }
     guard let id = bytes(hex: runID), id.count == 16 else {
-      throw .protocolViolation("run id '\(runID.prefix(40))' is not 32 hexadecimal digits")
+      throw MPCError.protocolViolation("run id '\(runID.prefix(40))' is not 32 hexadecimal digits")
     }
     guard (1...manifest.config.tokenLimit).contains(tokens), (1...tokens).contains(validTokens)
     else {
-      throw .protocolViolation(
-        "a run of \(tokens) tokens (\(validTokens) valid); the model takes 1…\(manifest.config.tokenLimit)")
+      throw MPCError.protocolViolation(
+        "a run of \(tokens) tokens (\(validTokens) valid); the model takes 1…\(manifest.config.tokenLimit)"
+      )
     }
-    return RunContext(
-      runID: id, setupID: manifest.setupIDBytes, modelDigest: manifest.modelDigest,
-      parameters: manifest.parameters, sequenceLength: tokens,
-      graph: RunContext.graph(manifest.config, tokens: tokens, valid: validTokens))
+    return try await RunContext.make(
+      runID: id, manifest: manifest, model: try manifest.graph(), tokens: tokens,
+      valid: validTokens)
   }
 }
 

@@ -19,10 +19,12 @@ public struct RunContext: Sendable, Equatable {
   public let sequenceLength: Int
   /// The public graph: architecture, tokens, valid tokens ("bert|12|12").
   public let graph: String
+  /// Every gate call of the run's graph, and the key records each stream holds.
+  public let census: GraphCensus
 
   public init(
     runID: [UInt8], setupID: [UInt8], modelDigest: [UInt8], parameters: RecipeParameters,
-    sequenceLength: Int, graph: String
+    sequenceLength: Int, graph: String, census: GraphCensus
   ) {
     self.runID = runID
     self.setupID = setupID
@@ -30,6 +32,25 @@ public struct RunContext: Sendable, Equatable {
     self.parameters = parameters
     self.sequenceLength = sequenceLength
     self.graph = graph
+    self.census = census
+  }
+
+  /// The context of a run of `manifest`'s model at `tokens` tokens (`valid` real); its census
+  /// is the model's graph walked (once per process and length) unless given.
+  static func make(
+    runID: [UInt8], manifest: SetupManifest, model: any TransformerGraph, tokens: Int, valid: Int,
+    census given: GraphCensus? = nil
+  ) async throws -> RunContext {
+    let census: GraphCensus
+    if let given {
+      census = given
+    } else {
+      census = try await GraphCensus.of(model, manifest: manifest, tokens: tokens, valid: valid)
+    }
+    return RunContext(
+      runID: runID, setupID: manifest.setupIDBytes, modelDigest: manifest.modelDigest,
+      parameters: manifest.parameters, sequenceLength: tokens,
+      graph: graph(manifest.config, tokens: tokens, valid: valid), census: census)
   }
 
   /// The graph description of a model's output at `tokens` tokens, `valid` of them real.
@@ -39,13 +60,14 @@ public struct RunContext: Sendable, Equatable {
 
   var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
 
-  /// H(model digest ‖ graph ‖ length ‖ recipe), canonical and versioned.
+  /// H(model digest ‖ graph ‖ length ‖ recipe ‖ gate census), canonical and versioned.
   var graphDigest: [UInt8] {
-    var d = CanonicalDigest("veil.graph-digest/1")
+    var d = CanonicalDigest("veil.graph-digest/2")
     d.bytes(modelDigest)
     d.string(graph)
     d.int(sequenceLength)
     d.parameters(parameters)
+    d.bytes(census.digest)
     return d.finish()
   }
 
@@ -54,7 +76,8 @@ public struct RunContext: Sendable, Equatable {
       kind: kind, party: party, runID: runID, modelSetupID: setupID, modelDigest: modelDigest,
       graphDigest: graphDigest, recipe: parameters.recipeName, recipeVersion: 1,
       ringBits: parameters.ringBits, fractionalBits: parameters.fractionalBits,
-      sequenceLength: sequenceLength, batch: 1, opCount: 0, prgKeyID: prgKeyID)
+      sequenceLength: sequenceLength, batch: 1,
+      opCount: kind == .client ? census.clientRecords : census.partyRecords, prgKeyID: prgKeyID)
   }
 
   /// What P0 and P1 compare before their first message: every field of their stream headers
@@ -137,7 +160,8 @@ public enum DealerRun {
     try await dealer.finish()
     let seconds = (clock.now - start).seconds - (await streams.waitSeconds)
     return Result(
-      seconds: seconds, streamBytes: await streams.streamBytes.map { $0 + StreamPreamble.byteCount },
+      seconds: seconds,
+      streamBytes: await streams.streamBytes.map { $0 + StreamPreamble.byteCount },
       costs: tally.snapshot)
   }
 }
