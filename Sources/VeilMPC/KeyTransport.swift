@@ -27,6 +27,12 @@ protocol KeySegmentSink: Sendable {
 /// Where a recipient pops its segments from; nil at the end of the stream.
 protocol KeySegmentSource: Sendable {
   func pop() async throws -> [UInt8]?
+  /// Why a chunk that is not stream data came, if the source can tell (a dealer's failure).
+  func explain(_ chunk: [UInt8]) -> (any Error)?
+}
+
+extension KeySegmentSource {
+  func explain(_ chunk: [UInt8]) -> (any Error)? { nil }
 }
 
 /// A key stream over a channel: one message per chunk, an empty message for the end.
@@ -42,6 +48,13 @@ struct ChannelKeySource: KeySegmentSource {
   func pop() async throws -> [UInt8]? {
     let chunk = try await channel.receive()
     return chunk.isEmpty ? nil : chunk
+  }
+
+  /// The dealer's own word when it aborted the stream with a failure message.
+  func explain(_ chunk: [UInt8]) -> (any Error)? {
+    RoleMessage.failureReason(in: chunk).map {
+      RoleError.peerFailed(peer: channel.peerDescription, reason: $0)
+    }
   }
 }
 
@@ -224,7 +237,7 @@ actor KeySource {
       try reader.endOfInput()
       throw KeyStreamError.truncated
     }
-    try reader.feed(chunk)
+    do { try reader.feed(chunk) } catch { throw pipe.explain(chunk) ?? error }
     try checkRunID()
   }
 
@@ -238,7 +251,7 @@ actor KeySource {
   /// Reads the stream to its end and fails if it holds records beyond op `afterOp` − 1.
   func finish(afterOp: Int) async throws {
     while !reader.isFinished, let chunk = try await pipe.pop() {
-      try reader.feed(chunk)
+      do { try reader.feed(chunk) } catch { throw pipe.explain(chunk) ?? error }
       try checkRunID()
     }
     try reader.endOfInput()

@@ -117,7 +117,7 @@ public final class TCPChannel: Channel {
       let installed = Locked<InstalledSession?>(nil)
       let bootstrap = ClientBootstrap(group: group)
         .connectTimeout(.seconds(10))
-        .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
         .channelOption(ChannelOptions.recvAllocator, value: receiveAllocator)
         .channelOption(ChannelOptions.writeBufferWaterMark, value: waterMark)
         .channelInitializer { channel in

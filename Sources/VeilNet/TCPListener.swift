@@ -41,7 +41,7 @@ public final class TCPListener: Sendable {
     let bootstrap = ServerBootstrap(group: group ?? MultiThreadedEventLoopGroup.singleton)
       .serverChannelOption(ChannelOptions.backlog, value: 16)
       .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+      .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
       .childChannelOption(ChannelOptions.recvAllocator, value: receiveAllocator)
       .childChannelOption(ChannelOptions.writeBufferWaterMark, value: waterMark)
       .childChannelInitializer { channel in

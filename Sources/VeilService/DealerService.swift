@@ -49,7 +49,8 @@ public final class DealerService: Sendable {
       logger.info("setup \(manifest.setupID.prefix(12)): mask seeds drawn and sealed")
     case (.p0, .setupSeeds(let setupID, let party)), (.p1, .setupSeeds(let setupID, let party)):
       guard party == Int(channel.peerRole.rawValue) else {
-        throw RoleError.unexpected(peer: channel.peerDescription, message: "a request for p\(party)'s seeds")
+        throw RoleError.unexpected(
+          peer: channel.peerDescription, message: "a request for p\(party)'s seeds")
       }
       try await SetupRoles.dealerSendSeeds(try secrets(setupID), party: party, to: channel)
     case (.p0, .run(let order)):
@@ -66,16 +67,32 @@ public final class DealerService: Sendable {
   private func deal(_ order: RunOrder, p0: TCPChannel, logger: Logger) async throws {
     let setup = try secrets(order.setupID)
     let context = try await order.context(setup.manifest)
-    let runID = try RunID(order: order)
     var joined: [TCPChannel] = []
     defer { for channel in joined { Task { await channel.close() } } }
+    do {
+      try await deal(order, context: context, setup: setup, p0: p0, joined: &joined, logger: logger)
+    } catch {
+      // P0 hears why from the session loop; P1 and the client, in the middle of their
+      // streams, hear it here (their readers recognise the message).
+      for channel in joined { try? await channel.send(.failure("dealer: \(error)")) }
+      throw error
+    }
+  }
+
+  private func deal(
+    _ order: RunOrder, context: RunContext, setup: DealerSetupSecrets, p0: TCPChannel,
+    joined: inout [TCPChannel], logger: Logger
+  ) async throws {
+    let runID = try RunID(order: order)
     for role in [PartyRole.p1, .client] {
       guard let arrival = await rendezvous.take(runID, role, timeout: joinTimeout) else {
-        throw RoleError.state("\(role) did not reach the dealer for run \(order.runID.prefix(12)) within 10 s")
+        throw RoleError.state(
+          "\(role) did not reach the dealer for run \(order.runID.prefix(12)) within 10 s")
       }
       joined.append(arrival.channel)
       guard arrival.message == .run(order) else {
-        throw RoleError.unexpected(peer: arrival.channel.peerDescription, message: "another run's order")
+        throw RoleError.unexpected(
+          peer: arrival.channel.peerDescription, message: "another run's order")
       }
     }
     metrics.requests.increment()

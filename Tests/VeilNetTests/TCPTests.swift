@@ -3,7 +3,9 @@
 // wrong type, wrong sequence number, garbage), each reported to the other side within 5 s as
 // an error that names the peer and the problem.
 import Foundation
+import NIOCore
 import Testing
+
 @testable import VeilNet
 
 /// Listens as p0 with `serverSecurity`, connects as p1 with `clientSecurity`; returns both
@@ -17,10 +19,12 @@ func handshake(
   let limits = testLimits(idleSeconds: 3)
   let listener = try await TCPListener.bind(
     host: "127.0.0.1", port: 0,
-    configuration: SessionConfiguration(runID: serverRunID, localRole: .p0, peerRole: .p1, limits: limits),
+    configuration: SessionConfiguration(
+      runID: serverRunID, localRole: .p0, peerRole: .p1, limits: limits),
     security: serverSecurity)
   async let server: Result<TCPChannel, NetError> = {
-    do throws(NetError) { return .success(try await listener.accept(timeout: acceptTimeout)) } catch { return .failure(error) }
+    do throws(NetError) { return .success(try await listener.accept(timeout: acceptTimeout)) } catch
+    { return .failure(error) }
   }()
   let client: Result<TCPChannel, NetError>
   do throws(NetError) {
@@ -65,7 +69,8 @@ extension Result {
     let impostor = TLSIdentity(
       trustRootPEM: TestPKI.authority.certificatePEM, certificatePEM: stranger.certificatePEM,
       privateKeyPEM: stranger.privateKeyPEM)
-    let (server, client) = try await handshake(server: .mutualTLS(TestPKI.identities[.p0]!), client: .mutualTLS(impostor))
+    let (server, client) = try await handshake(
+      server: .mutualTLS(TestPKI.identities[.p0]!), client: .mutualTLS(impostor))
     guard case .tlsFailure(let peer, let reason) = server.failure else {
       Issue.record("server: expected a TLS failure, got \(server)")
       return
@@ -81,7 +86,8 @@ extension Result {
     let impostor = TLSIdentity(
       trustRootPEM: TestPKI.authority.certificatePEM, certificatePEM: stranger.certificatePEM,
       privateKeyPEM: stranger.privateKeyPEM)
-    let (server, client) = try await handshake(server: .mutualTLS(impostor), client: .mutualTLS(TestPKI.identities[.p1]!))
+    let (server, client) = try await handshake(
+      server: .mutualTLS(impostor), client: .mutualTLS(TestPKI.identities[.p1]!))
     guard case .tlsFailure(let peer, let reason) = client.failure else {
       Issue.record("client: expected a TLS failure, got \(client)")
       return
@@ -95,9 +101,11 @@ extension Result {
   func wrongRole() async throws {
     // The dealer's genuine certificate, presented by a client that claims to be p1.
     let (server, client) = try await handshake(
-      server: .mutualTLS(TestPKI.identities[.p0]!), client: .mutualTLS(TestPKI.identities[.dealer]!),
+      server: .mutualTLS(TestPKI.identities[.p0]!),
+      client: .mutualTLS(TestPKI.identities[.dealer]!),
       clientRole: .dealer)
-    guard case .certificateRoleMismatch(let peer, let expected, let presented) = server.failure else {
+    guard case .certificateRoleMismatch(let peer, let expected, let presented) = server.failure
+    else {
       Issue.record("server: expected a role mismatch, got \(server)")
       return
     }
@@ -108,14 +116,18 @@ extension Result {
   @Test("a client whose own certificate names another role is stopped before connecting")
   func ownRole() async throws {
     let (_, client) = try await handshake(
-      server: .mutualTLS(TestPKI.identities[.p0]!), client: .mutualTLS(TestPKI.identities[.client]!),
+      server: .mutualTLS(TestPKI.identities[.p0]!),
+      client: .mutualTLS(TestPKI.identities[.client]!),
       acceptTimeout: .milliseconds(200))
-    #expect(client.failure == .invalidConfiguration("this end's certificate names role client, but it runs as p1"))
+    #expect(
+      client.failure
+        == .invalidConfiguration("this end's certificate names role client, but it runs as p1"))
   }
 
   @Test("a plain TCP client to a TLS server is refused with a clear error")
   func plainToTLS() async throws {
-    let (server, client) = try await handshake(server: .mutualTLS(TestPKI.identities[.p0]!), client: .insecurePlainTCP)
+    let (server, client) = try await handshake(
+      server: .mutualTLS(TestPKI.identities[.p0]!), client: .insecurePlainTCP)
     #expect(server.failure?.description.contains("speaks plain TCP, not TLS") == true, "\(server)")
     guard case .peerNotUsingTLS(let peer) = server.failure else { return }
     #expect(peer.hasPrefix("p1 at 127.0.0.1:"))
@@ -128,7 +140,8 @@ extension Result {
 
   @Test("a TLS client to a plain server is refused with a clear error")
   func tlsToPlain() async throws {
-    let (server, client) = try await handshake(server: .insecurePlainTCP, client: .mutualTLS(TestPKI.identities[.p1]!))
+    let (server, client) = try await handshake(
+      server: .insecurePlainTCP, client: .mutualTLS(TestPKI.identities[.p1]!))
     guard case .peerUsingTLS(let peer) = server.failure else {
       Issue.record("server: expected 'peer uses TLS', got \(server)")
       return
@@ -146,16 +159,21 @@ extension Result {
       Issue.record("server: expected a run id mismatch, got \(server)")
       return
     }
-    #expect(local == String(repeating: "07", count: 16) && remote == String(repeating: "08", count: 16))
+    #expect(
+      local == String(repeating: "07", count: 16) && remote == String(repeating: "08", count: 16))
     guard case .handshakeMismatch(_, "run id", _, _) = client.failure else {
       Issue.record("client: expected a run id mismatch, got \(client)")
       return
     }
     let (roleServer, roleClient) = try await handshake(
       server: .insecurePlainTCP, client: .insecurePlainTCP, clientRole: .dealer)
-    #expect(roleServer.failure == .handshakeMismatch(
-      peer: roleServer.failure.map { if case .handshakeMismatch(let p, _, _, _) = $0 { p } else { "" } } ?? "",
-      field: "peer role", local: "expects p1", remote: "claims dealer"))
+    #expect(
+      roleServer.failure
+        == .handshakeMismatch(
+          peer: roleServer.failure.map {
+            if case .handshakeMismatch(let p, _, _, _) = $0 { p } else { "" }
+          } ?? "",
+          field: "peer role", local: "expects p1", remote: "claims dealer"))
     guard case .handshakeMismatch(_, "role expected of this end", _, _) = roleClient.failure else {
       Issue.record("client: expected a role mismatch, got \(roleClient)")
       return
@@ -183,7 +201,9 @@ extension Result {
 
 @Suite(.serialized) struct FaultTests {
   /// A pair where p1 is the faulty peer; returns the error p0 gets, and how long it took.
-  func fault(tls: Bool = false, idleSeconds: Int = 4, _ misbehave: (TCPChannel) async throws -> Void) async throws
+  func fault(
+    tls: Bool = false, idleSeconds: Int = 4, _ misbehave: (TCPChannel) async throws -> Void
+  ) async throws
     -> (NetError?, Double, TCPChannel)
   {
     var limits = testLimits(idleSeconds: idleSeconds)
@@ -197,7 +217,8 @@ extension Result {
     await p1.close()
     await p0.close()
     #expect(elapsed < 5, "the error took \(elapsed) s")
-    #expect(outcome?.description.contains(p0.peerDescription) == true, "\(String(describing: outcome))")
+    #expect(
+      outcome?.description.contains(p0.peerDescription) == true, "\(String(describing: outcome))")
     return (outcome, elapsed, p0)
   }
 
@@ -205,14 +226,17 @@ extension Result {
   func midMessage(tls: Bool) async throws {
     let (error, _, _) = try await fault(tls: tls) { p1 in
       let sequence = await p1.nextSequence()
-      let frame = FrameFormat.header(.message, payloadLength: 12 + 100, sequence: sequence)
-        + (0..<8).map { UInt8(truncatingIfNeeded: 1000 >> (8 * $0)) } + [1, 0, 0, 0] + [UInt8](repeating: 1, count: 100)
+      let frame =
+        FrameFormat.header(.message, payloadLength: 12 + 100, sequence: sequence)
+        + (0..<8).map { UInt8(truncatingIfNeeded: 1000 >> (8 * $0)) } + [1, 0, 0, 0]
+        + [UInt8](repeating: 1, count: 100)
       await p1.writeRaw(frame, frames: 1)
       try await Task.sleep(for: .milliseconds(50))
       await p1.dropConnection()
     }
     guard case .peerDisconnectedMidMessage(_, 100, 1000) = error else {
-      Issue.record("expected mid-message disconnect after 100 of 1000 bytes, got \(String(describing: error))")
+      Issue.record(
+        "expected mid-message disconnect after 100 of 1000 bytes, got \(String(describing: error))")
       return
     }
   }
@@ -221,7 +245,8 @@ extension Result {
   func oversize() async throws {
     let (error, _, p0) = try await fault { p1 in
       let sequence = await p1.nextSequence()
-      await p1.writeRaw(FrameFormat.header(.message, payloadLength: (1 << 16) + 1, sequence: sequence), frames: 1)
+      await p1.writeRaw(
+        FrameFormat.header(.message, payloadLength: (1 << 16) + 1, sequence: sequence), frames: 1)
     }
     #expect(error == .frameTooLarge(peer: p0.peerDescription, bytes: (1 << 16) + 1, limit: 1 << 16))
   }
@@ -230,9 +255,14 @@ extension Result {
   func wrongType() async throws {
     let (error, _, p0) = try await fault { p1 in
       let sequence = await p1.nextSequence()
-      await p1.writeRaw(FrameFormat.header(.continuation, payloadLength: 3, sequence: sequence) + [1, 2, 3], frames: 1)
+      await p1.writeRaw(
+        FrameFormat.header(.continuation, payloadLength: 3, sequence: sequence) + [1, 2, 3],
+        frames: 1)
     }
-    #expect(error == .unexpectedFrame(peer: p0.peerDescription, expected: "message or goodbye", received: "continuation"))
+    #expect(
+      error
+        == .unexpectedFrame(
+          peer: p0.peerDescription, expected: "message or goodbye", received: "continuation"))
   }
 
   @Test("a frame with the wrong sequence number")
@@ -240,7 +270,9 @@ extension Result {
     let (error, _, p0) = try await fault { p1 in
       let sequence = await p1.nextSequence()
       await p1.writeRaw(
-        FrameFormat.header(.message, payloadLength: 13, sequence: sequence + 5) + [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9])
+        FrameFormat.header(.message, payloadLength: 13, sequence: sequence + 5) + [
+          1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9,
+        ])
     }
     #expect(error == .wrongSequenceNumber(peer: p0.peerDescription, expected: 1, received: 6))
   }
@@ -276,46 +308,60 @@ extension Result {
 @Suite struct CertificateTests {
   @Test("veil certs files: CA, a certificate and key per role, keys 0600, loadable")
   func files() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("veil-certs-\(UUID().uuidString)").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "veil-certs-\(UUID().uuidString)"
+    ).path
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let written = try CertificateFiles.write(to: directory, roles: [.p0, .p1, .dealer])
     #expect(written.count == 8)
     for path in written {
       let attributes = try FileManager.default.attributesOfItem(atPath: path)
       let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
-      #expect(mode == (path.hasSuffix("-key.pem") ? 0o600 : 0o644), "\(path): \(String(mode, radix: 8))")
+      #expect(
+        mode == (path.hasSuffix("-key.pem") ? 0o600 : 0o644), "\(path): \(String(mode, radix: 8))")
     }
     let identity = try TLSIdentity(directory: directory, role: .dealer)
     #expect(identity.role == "dealer")
     #expect(throws: NetError.self) { try TLSIdentity(directory: directory, role: .client) }
     #expect(throws: NetError.self) { try CertificateFiles.write(to: directory, roles: [.p0]) }
-    #expect(throws: Never.self) { try CertificateFiles.write(to: directory, roles: [.p0], overwrite: true) }
+    #expect(throws: Never.self) {
+      try CertificateFiles.write(to: directory, roles: [.p0], overwrite: true)
+    }
   }
 
   @Test("a CA reads back from its PEM and issues certificates that name the role")
   func authority() throws {
     let authority = TestPKI.authority
-    let again = try VeilCertificateAuthority(certificatePEM: authority.certificatePEM, privateKeyPEM: authority.privateKeyPEM)
+    let again = try VeilCertificateAuthority(
+      certificatePEM: authority.certificatePEM, privateKeyPEM: authority.privateKeyPEM)
     for role in PartyRole.allCases { #expect(try again.issue(role: role).role == role.name) }
     #expect(throws: NetError.self) {
-      try VeilCertificateAuthority(certificatePEM: authority.certificatePEM, privateKeyPEM: TestPKI.otherAuthority.privateKeyPEM)
+      try VeilCertificateAuthority(
+        certificatePEM: authority.certificatePEM,
+        privateKeyPEM: TestPKI.otherAuthority.privateKeyPEM)
     }
   }
 }
 
 @Suite struct EventLoopExecutorTests {
-  @Test("protocol tasks pinned to their connection's event loop exchange correctly", arguments: [false, true])
+  @Test(
+    "protocol tasks pinned to their connection's event loop exchange correctly",
+    arguments: [false, true])
   func pinned(tls: Bool) async throws {
     let (p0, p1) = try await makeTCPPair(tls: tls)
     let message = randomBytes(3 << 20, seed: 3)
     async let other: [UInt8] = withTaskExecutorPreference(p1.taskExecutor) {
       var last: [UInt8] = []
-      for round in 0..<20 { last = try await p1.exchange(round % 2 == 0 ? [UInt8(round)] : message) }
+      for round in 0..<20 {
+        last = try await p1.exchange(round % 2 == 0 ? [UInt8(round)] : message)
+      }
       return last
     }
     let mine: [UInt8] = try await withTaskExecutorPreference(p0.taskExecutor) {
       var last: [UInt8] = []
-      for round in 0..<20 { last = try await p0.exchange(round % 2 == 0 ? [UInt8(round)] : message) }
+      for round in 0..<20 {
+        last = try await p0.exchange(round % 2 == 0 ? [UInt8(round)] : message)
+      }
       return last
     }
     #expect(sameBytes(mine, message))
@@ -323,5 +369,25 @@ extension Result {
     #expect(p0.counters.rounds == 20 && p1.counters.rounds == 20)
     await p0.close()
     await p1.close()
+  }
+}
+
+/// The socket options both ends set: TCP_NODELAY at the TCP level, and nothing at the socket
+/// level by mistake (`socketOption(.tcp_nodelay)` is SO_DEBUG, which only root may set: an
+/// unprivileged user could not connect at all).
+@Suite struct SocketOptionTests {
+  @Test func bothEndsSetNoDelayAndNothingPrivileged() async throws {
+    let (server, client) = try await makeTCPPair(tls: false)
+    for channel in [server, client] {
+      let noDelay = try await channel.nioChannel.getOption(ChannelOptions.tcpOption(.tcp_nodelay))
+        .get()
+      let debug = try await channel.nioChannel.getOption(
+        ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG))
+      ).get()
+      #expect(noDelay != 0, "TCP_NODELAY is off")
+      #expect(debug == 0, "SO_DEBUG is set (a privileged option)")
+    }
+    await server.close()
+    await client.close()
   }
 }

@@ -9,7 +9,8 @@ import VeilTestSupport
 @Suite(.serialized) struct DeploymentTests {
   static let texts = ["A man is playing a guitar.", "Veil keeps the text private.", "hello"]
   /// 128 tokens: a run long enough to kill a role in the middle of it.
-  static let longText = Array(repeating: "secret shares of a sentence", count: 32).joined(separator: " ")
+  static let longText = Array(repeating: "secret shares of a sentence", count: 32).joined(
+    separator: " ")
 
   /// The one-process secure run (which equals the fixed-point engine bit for bit, as the
   /// MiniLM tests check).
@@ -42,7 +43,7 @@ import VeilTestSupport
     let expected = try Self.local(Self.texts, in: dir)
     let sequential = try embeddings(try deployment.embed(Self.texts))
     #expect(sequential == expected, "remote embeddings differ from the one-process run")
-    let concurrent = try [0, 1].map { try deployment.startEmbed([Self.texts[$0]]) }
+    let concurrent = try [0, 1].map { try deployment.startEmbed([Self.texts[$0]]).process }
     for process in concurrent { process.waitUntilExit() }
     #expect(concurrent.allSatisfy { $0.terminationStatus == 0 }, "\(deployment.logs)")
     let both = try embeddings(try deployment.embed([Self.texts[0], Self.texts[1]]))
@@ -54,7 +55,9 @@ import VeilTestSupport
     if FileManager.default.isExecutableFile(atPath: example) {
       let process = Process()
       process.executableURL = URL(fileURLWithPath: example)
-      process.arguments = [TestModel.directory(), deployment.servers, deployment.dealer.address, dir + "/certs"]
+      process.arguments = [
+        TestModel.directory(), deployment.servers, deployment.dealer.address, dir + "/certs",
+      ]
       process.standardOutput = FileHandle.nullDevice
       try process.run()
       process.waitUntilExit()
@@ -80,42 +83,61 @@ import VeilTestSupport
     #expect(other.status == 0)
     let foreign = try deployment.embed(["hello"], certs: "other-certs")
     #expect(foreign.status != 0, "a client of another CA was served")
-    try FileManager.default.createDirectory(atPath: dir + "/wrong-role", withIntermediateDirectories: true)
-    for (from, to) in [("ca.pem", "ca.pem"), ("p1.pem", "client.pem"), ("p1-key.pem", "client-key.pem")] {
-      try FileManager.default.copyItem(atPath: dir + "/certs/" + from, toPath: dir + "/wrong-role/" + to)
+    try FileManager.default.createDirectory(
+      atPath: dir + "/wrong-role", withIntermediateDirectories: true)
+    for (from, to) in [
+      ("ca.pem", "ca.pem"), ("p1.pem", "client.pem"), ("p1-key.pem", "client-key.pem"),
+    ] {
+      try FileManager.default.copyItem(
+        atPath: dir + "/certs/" + from, toPath: dir + "/wrong-role/" + to)
     }
     let wrongRole = try deployment.embed(["hello"], certs: "wrong-role")
     #expect(wrongRole.status != 0, "a p1 certificate was accepted as a client")
 
     // A client that disconnects mid-request: the servers abandon the run and serve the next.
-    let quitter = try deployment.startEmbed([Self.longText])
+    let quitter = try deployment.startEmbed([Self.longText]).process
     usleep(1_500_000)
     quitter.terminate()
     quitter.waitUntilExit()
-    #expect(try embeddings(try deployment.embed([Self.texts[2]])) == [expected[2]], "\(deployment.logs)")
+    #expect(
+      try embeddings(try deployment.embed([Self.texts[2]])) == [expected[2]], "\(deployment.logs)")
 
     // P1 killed mid-request: the client reports the lost peer within 5 s; P0 serves again once
     // P1 is back.
-    let victim = try deployment.startEmbed([Self.longText])
+    let (victim, victimOutput) = try deployment.startEmbed([Self.longText])
     usleep(1_500_000)
+    let p0LogBefore = deployment.p0.log.count
     deployment.p1.kill()
     let killedAt = Date()
     victim.waitUntilExit()
     #expect(victim.terminationStatus != 0)
     #expect(Date().timeIntervalSince(killedAt) < 5, "the client took too long to notice")
+    let victimSaid = (try? String(contentsOfFile: victimOutput, encoding: .utf8)) ?? ""
+    #expect(
+      victimSaid.contains("p1"), "the client's error does not name the lost peer: \(victimSaid)")
+    // P0 logs the failure naming P1 within the same 5 s.
+    var p0Said = ""
+    while Date().timeIntervalSince(killedAt) < 5 {
+      p0Said = String(deployment.p0.log.dropFirst(p0LogBefore))
+      if p0Said.contains("request failed") { break }
+      usleep(50_000)
+    }
+    #expect(p0Said.contains("request failed") && p0Said.contains("p1"), "P0 logged: \(p0Said)")
     #expect(deployment.p0.isRunning && deployment.dealer.isRunning)
     try deployment.p1.restart()
-    #expect(try embeddings(try deployment.embed([Self.texts[0]])) == [expected[0]], "\(deployment.logs)")
+    #expect(
+      try embeddings(try deployment.embed([Self.texts[0]])) == [expected[0]], "\(deployment.logs)")
 
     // The dealer killed mid-stream: the same.
-    let second = try deployment.startEmbed([Self.longText])
+    let second = try deployment.startEmbed([Self.longText]).process
     usleep(800_000)
     deployment.dealer.kill()
     second.waitUntilExit()
     #expect(second.terminationStatus != 0)
     #expect(deployment.p0.isRunning && deployment.p1.isRunning)
     try deployment.dealer.restart()
-    #expect(try embeddings(try deployment.embed([Self.texts[1]])) == [expected[1]], "\(deployment.logs)")
+    #expect(
+      try embeddings(try deployment.embed([Self.texts[1]])) == [expected[1]], "\(deployment.logs)")
 
     // SIGTERM: each role stops cleanly (exit 0).
     #expect(deployment.p0.stop() == 0)

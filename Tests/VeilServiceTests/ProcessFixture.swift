@@ -30,7 +30,9 @@ struct CommandResult {
 }
 
 /// Runs `veil ARGUMENTS` to its end (at most `timeout` seconds).
-func runVeil(_ arguments: [String], in directory: String, timeout: Double = 120) throws -> CommandResult {
+func runVeil(_ arguments: [String], in directory: String, timeout: Double = 120) throws
+  -> CommandResult
+{
   let process = Process()
   process.executableURL = URL(fileURLWithPath: VeilBinary.path)
   process.arguments = arguments
@@ -69,7 +71,9 @@ final class Service: @unchecked Sendable {
     self.directory = directory
   }
 
-  var log: String { (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? "" }
+  var log: String {
+    (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? ""
+  }
 
   /// Starts it and waits (≤ 60 s) for its 'listening HOST:PORT' line.
   func start() throws {
@@ -145,26 +149,33 @@ final class ProcessDeployment: @unchecked Sendable {
   var p0: Service
 
   init() throws {
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "veil-deploy-\(UUID().uuidString)"
-    ).path
+    directory =
+      FileManager.default.temporaryDirectory.appendingPathComponent(
+        "veil-deploy-\(UUID().uuidString)"
+      ).path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let certs = try runVeil(["certs", "--out", "certs"], in: directory)
     guard certs.status == 0 else { throw ServiceError("veil certs: \(certs.stderr)") }
     dealer = Service(
       "dealer",
-      ["dealer", "--state", "dealer", "--listen", "127.0.0.1:0", "--certs", "certs",
-       "--state-key-file", "certs/dealer-state.key"], in: directory)
+      [
+        "dealer", "--state", "dealer", "--listen", "127.0.0.1:0", "--certs", "certs",
+        "--state-key-file", "certs/dealer-state.key",
+      ], in: directory)
     try dealer.start()
     p1 = Service(
       "p1",
-      ["serve", "--party", "1", "--state", "p1", "--listen", "127.0.0.1:0", "--dealer",
-       dealer.address, "--certs", "certs"], in: directory)
+      [
+        "serve", "--party", "1", "--state", "p1", "--listen", "127.0.0.1:0", "--dealer",
+        dealer.address, "--certs", "certs",
+      ], in: directory)
     try p1.start()
     p0 = Service(
       "p0",
-      ["serve", "--party", "0", "--state", "p0", "--listen", "127.0.0.1:0", "--peer", p1.address,
-       "--dealer", dealer.address, "--certs", "certs", "--metrics", "127.0.0.1:0"], in: directory)
+      [
+        "serve", "--party", "0", "--state", "p0", "--listen", "127.0.0.1:0", "--peer", p1.address,
+        "--dealer", dealer.address, "--certs", "certs", "--metrics", "127.0.0.1:0",
+      ], in: directory)
     try p0.start()
   }
 
@@ -172,7 +183,8 @@ final class ProcessDeployment: @unchecked Sendable {
 
   /// P0's Prometheus text, from the address its log names.
   func p0Metrics() throws -> String {
-    guard let line = p0.log.split(separator: "\n").first(where: { $0.contains("metrics at http://") }),
+    guard
+      let line = p0.log.split(separator: "\n").first(where: { $0.contains("metrics at http://") }),
       let url = line.split(separator: " ").last
     else { throw ServiceError("p0 logged no metrics address") }
     let curl = Process()
@@ -188,22 +200,29 @@ final class ProcessDeployment: @unchecked Sendable {
 
   func shareModel(_ model: String) throws -> CommandResult {
     try runVeil(
-      ["share-model", "--model", model, "--servers", servers, "--dealer", dealer.address,
-       "--certs", "certs"], in: directory)
+      [
+        "share-model", "--model", model, "--servers", servers, "--dealer", dealer.address,
+        "--certs", "certs",
+      ], in: directory)
   }
 
-  func embedArguments(_ texts: [String], certs: String = "certs", extra: [String] = []) -> [String] {
-    ["embed", "--remote", servers, "--dealer", dealer.address, "--certs", certs, "--state",
-     "client", "--json"] + extra + texts
+  func embedArguments(_ texts: [String], certs: String = "certs", extra: [String] = []) -> [String]
+  {
+    [
+      "embed", "--remote", servers, "--dealer", dealer.address, "--certs", certs, "--state",
+      "client", "--json",
+    ] + extra + texts
   }
 
   /// `veil embed --remote … --json TEXTS`.
-  func embed(_ texts: [String], certs: String = "certs", extra: [String] = []) throws -> CommandResult {
+  func embed(_ texts: [String], certs: String = "certs", extra: [String] = []) throws
+    -> CommandResult
+  {
     try runVeil(embedArguments(texts, certs: certs, extra: extra), in: directory)
   }
 
-  /// Starts a client without waiting for it.
-  func startEmbed(_ texts: [String]) throws -> Process {
+  /// Starts a client without waiting for it; `output` is where its stdout and stderr go.
+  func startEmbed(_ texts: [String]) throws -> (process: Process, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: VeilBinary.path)
     process.arguments = embedArguments(texts)
@@ -213,14 +232,16 @@ final class ProcessDeployment: @unchecked Sendable {
     process.standardOutput = FileHandle(forWritingAtPath: out)
     process.standardError = FileHandle(forWritingAtPath: out)
     try process.run()
-    return process
+    return (process, out)
   }
 
   func stopAll() {
     for service in [p0, p1, dealer] { service.stop() }
   }
 
-  var logs: String { "p0:\n\(p0.log.suffix(3000))\np1:\n\(p1.log.suffix(3000))\ndealer:\n\(dealer.log.suffix(3000))" }
+  var logs: String {
+    "p0:\n\(p0.log.suffix(3000))\np1:\n\(p1.log.suffix(3000))\ndealer:\n\(dealer.log.suffix(3000))"
+  }
 }
 
 /// The embeddings of a `veil embed --json` output.
@@ -228,6 +249,9 @@ func embeddings(_ result: CommandResult) throws -> [[Double]] {
   guard let data = result.stdout.data(using: .utf8),
     let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
     let vectors = object["embeddings"] as? [[Double]]
-  else { throw ServiceError("no embeddings in: \(result.stdout.prefix(400)) \(result.stderr.suffix(800))") }
+  else {
+    throw ServiceError(
+      "no embeddings in: \(result.stdout.prefix(400)) \(result.stderr.suffix(800))")
+  }
   return vectors
 }
