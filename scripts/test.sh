@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VEIL_MODEL_DIR="$(bash scripts/fetch-model.sh minilm | tail -n 1)"
 export VEIL_MODEL_DIR
+# The byte-level BPE tokenizers' files (GPT-2's, SmolLM2's) for the tokenizer tests.
+VEIL_GPT2_TINY_DIR="$(bash scripts/fetch-model.sh gpt2-tiny | tail -n 1)"
+VEIL_SMOLLM2_DIR="$(bash scripts/fetch-model.sh smollm2 | tail -n 1)"
+export VEIL_GPT2_TINY_DIR VEIL_SMOLLM2_DIR
 export VEIL_REQUIRE_MODEL=1
 # OpenAI's Python SDK, the real client the gateway test runs.
 VEIL_OPENAI_PYTHON="$(bash scripts/openai-venv.sh | tail -n 1)"

@@ -79,18 +79,7 @@ struct Embed: AsyncParsableCommand {
   /// The TEXT arguments, then the lines of --input (a final newline ends the last line).
   func readTexts() throws -> [String] {
     var texts = arguments
-    if let input {
-      let data =
-        input == "-"
-        ? FileHandle.standardInput.readDataToEndOfFile()
-        : FileManager.default.contents(atPath: input)
-      guard let data else { throw CommandError("cannot read --input \(input)") }
-      var lines = String(decoding: data, as: UTF8.self).split(
-        separator: "\n", omittingEmptySubsequences: false
-      ).map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
-      if lines.last == "" { lines.removeLast() }
-      texts += lines
-    }
+    if let input { texts += try readLines(input) }
     guard !texts.isEmpty else { throw CommandError("no text to embed") }
     return texts
   }

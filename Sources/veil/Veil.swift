@@ -11,7 +11,7 @@ struct Veil: AsyncParsableCommand {
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
     subcommands: [
       Embed.self, ShareModel.self, ServeCommand.self, DealerCommand.self, GatewayCommand.self,
-      Bench.self, Certs.self,
+      Tokenize.self, Bench.self, Certs.self,
     ])
 
   /// Sets the allocator up before any thread exists (see `veil_keep_freed_memory`), then parses
@@ -34,6 +34,20 @@ struct Veil: AsyncParsableCommand {
 /// Writes a line to standard error (progress, warnings, errors).
 func printError(_ message: String) {
   FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// The lines of FILE, or of standard input for "-" (LF or CRLF; a final newline ends the last
+/// line). Split on scalars: Swift reads "\r\n" as one Character.
+func readLines(_ input: String) throws -> [String] {
+  let data =
+    input == "-"
+    ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: input)
+  guard let data else { throw CommandError("cannot read --input \(input)") }
+  var lines = String(decoding: data, as: UTF8.self).unicodeScalars.split(
+    separator: "\n", omittingEmptySubsequences: false
+  ).map { line in String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line)) }
+  if lines.last == "" { lines.removeLast() }
+  return lines
 }
 
 /// A bad option value found while running: one line on stderr (ArgumentParser's

@@ -18,16 +18,22 @@ public enum TestModel {
 
   public static var isRequired: Bool { environment["VEIL_REQUIRE_MODEL"] == "1" }
 
-  public static func directory() -> String {
-    if let explicit = environment["VEIL_MODEL_DIR"], !explicit.isEmpty { return explicit }
+  public static func directory() -> String { directory(defaultName, variable: "VEIL_MODEL_DIR") }
+
+  /// The folder `scripts/fetch-model.sh` writes for the model `name` (e.g. "gpt2-tiny",
+  /// "SmolLM2-135M-Instruct"), or the one the environment `variable` names.
+  public static func directory(_ name: String, variable: String) -> String {
+    if let explicit = environment[variable], !explicit.isEmpty { return explicit }
     let cache =
       environment["VEIL_CACHE"].flatMap { $0.isEmpty ? nil : $0 }
       ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache/veil")
-    return ((cache as NSString).appendingPathComponent("models") as NSString).appendingPathComponent(defaultName)
+    return ((cache as NSString).appendingPathComponent("models") as NSString)
+      .appendingPathComponent(name)
   }
 
   public static var isPresent: Bool {
-    FileManager.default.fileExists(atPath: (directory() as NSString).appendingPathComponent("config.json"))
+    FileManager.default.fileExists(
+      atPath: (directory() as NSString).appendingPathComponent("config.json"))
   }
 
   /// Use as `@Test(.enabled(if: TestModel.shouldRun))`.
@@ -43,7 +49,8 @@ public enum ReferenceEmbeddings {
   }
 
   public static func cases() throws -> [Case] {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .deletingLastPathComponent()
       .appendingPathComponent("VeilModelsTests/Data/embedding_cases.json")
     return try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
   }
@@ -53,15 +60,20 @@ public enum ReferenceEmbeddings {
 /// (LayerNorm γ near 1, matrices ≈ U(±1.7/√fan_in), vectors ≈ U(±0.17)).
 public enum TinyBert {
   public static func config(
-    vocabularySize: Int = 30, layers: Int = 2, hidden: Int = 32, heads: Int = 4, maxPositions: Int = 40
+    vocabularySize: Int = 30, layers: Int = 2, hidden: Int = 32, heads: Int = 4,
+    maxPositions: Int = 40
   ) -> ModelConfig {
     ModelConfig(
-      architecture: .bert, vocabularySize: vocabularySize, hiddenSize: hidden, layers: layers, heads: heads,
-      intermediateSize: 4 * hidden, maxPositions: maxPositions, typeVocabularySize: 2, normEpsilon: 1e-12)
+      architecture: .bert, vocabularySize: vocabularySize, hiddenSize: hidden, layers: layers,
+      heads: heads,
+      intermediateSize: 4 * hidden, maxPositions: maxPositions, typeVocabularySize: 2,
+      normEpsilon: 1e-12)
   }
 
   /// Every weight of `config` as (name, shape, values).
-  public static func weightTensors(_ config: ModelConfig, seed: UInt64 = 1) -> [(String, [Int], [Double])] {
+  public static func weightTensors(_ config: ModelConfig, seed: UInt64 = 1) -> [(
+    String, [Int], [Double]
+  )] {
     BertModel(config: config).randomWeightTensors(seed: seed)
   }
 

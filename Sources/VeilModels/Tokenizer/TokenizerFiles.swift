@@ -77,7 +77,8 @@ enum TokenizerFiles {
     let root = try readJSON(path: path)
     let fields = FieldReader(path: path)
     guard root.objectValue != nil else {
-      throw ModelError.malformed(path: path, reason: "the top level is \(root.kindName), not an object")
+      throw ModelError.malformed(
+        path: path, reason: "the top level is \(root.kindName), not an object")
     }
 
     // model
@@ -85,7 +86,8 @@ enum TokenizerFiles {
       throw ModelError.malformed(path: path, reason: "no 'model' object")
     }
     if let type = try fields.optionalString(model, "type", in: "model"), type != "WordPiece" {
-      throw ModelError.unsupported(path: path, reason: "model type '\(type)' (only WordPiece is supported)")
+      throw ModelError.unsupported(
+        path: path, reason: "model type '\(type)' (only WordPiece is supported)")
     }
     guard let vocabMembers = model["vocab"]?.objectValue else {
       throw ModelError.malformed(path: path, reason: "model.vocab is missing or not an object")
@@ -117,8 +119,10 @@ enum TokenizerFiles {
       let lowercase = try fields.optionalBool(value, "lowercase", in: "normalizer") ?? true
       normalizer = BertNormalizer(
         cleanText: try fields.optionalBool(value, "clean_text", in: "normalizer") ?? true,
-        handleChineseChars: try fields.optionalBool(value, "handle_chinese_chars", in: "normalizer") ?? true,
-        stripAccents: try fields.optionalBool(value, "strip_accents", in: "normalizer") ?? lowercase,
+        handleChineseChars: try fields.optionalBool(value, "handle_chinese_chars", in: "normalizer")
+          ?? true,
+        stripAccents: try fields.optionalBool(value, "strip_accents", in: "normalizer")
+          ?? lowercase,
         lowercase: lowercase)
     }
 
@@ -130,39 +134,11 @@ enum TokenizerFiles {
     guard preTokenizerType == "BertPreTokenizer" else {
       throw ModelError.unsupported(
         path: path,
-        reason: "pre_tokenizer type '\(preTokenizerType ?? "null")' (only BertPreTokenizer is supported)")
+        reason:
+          "pre_tokenizer type '\(preTokenizerType ?? "null")' (only BertPreTokenizer is supported)")
     }
 
-    // added_tokens
-    var addedTokens: [AddedToken] = []
-    switch root["added_tokens"] {
-    case nil, .null?:
-      break
-    case .array(let entries)?:
-      for (index, entry) in entries.enumerated() {
-        let place = "added_tokens[\(index)]"
-        guard entry.objectValue != nil else {
-          throw ModelError.malformed(path: path, reason: "\(place) is \(entry.kindName), not an object")
-        }
-        guard let idValue = entry["id"] else {
-          throw ModelError.malformed(path: path, reason: "\(place) has no 'id'")
-        }
-        guard let content = try fields.optionalString(entry, "content", in: place) else {
-          throw ModelError.malformed(path: path, reason: "\(place) has no 'content'")
-        }
-        addedTokens.append(
-          AddedToken(
-            id: try fields.tokenId(idValue, what: "\(place).id"),
-            content: Array(content.unicodeScalars),
-            singleWord: try fields.optionalBool(entry, "single_word", in: place) ?? false,
-            leftStrip: try fields.optionalBool(entry, "lstrip", in: place) ?? false,
-            rightStrip: try fields.optionalBool(entry, "rstrip", in: place) ?? false,
-            normalized: try fields.optionalBool(entry, "normalized", in: place) ?? false,
-            special: try fields.optionalBool(entry, "special", in: place) ?? false))
-      }
-    case let other?:
-      throw ModelError.malformed(path: path, reason: "added_tokens is \(other.kindName), not an array")
-    }
+    let addedTokens = try readAddedTokens(root, fields: fields, path: path)
 
     // post_processor
     guard let postProcessor = root["post_processor"], !postProcessor.isNull else {
@@ -187,6 +163,45 @@ enum TokenizerFiles {
       prefixIds: prefixIds, suffixIds: suffixIds, declaredPadId: declaredPadId, padToken: padToken)
   }
 
+  /// The `added_tokens` of a tokenizer.json.
+  static func readAddedTokens(_ root: JSONValue, fields: FieldReader, path: String)
+    throws(ModelError) -> [AddedToken]
+  {
+    var addedTokens: [AddedToken] = []
+    switch root["added_tokens"] {
+    case nil, .null?:
+      break
+    case .array(let entries)?:
+      for (index, entry) in entries.enumerated() {
+        let place = "added_tokens[\(index)]"
+        guard entry.objectValue != nil else {
+          throw ModelError.malformed(
+            path: path, reason: "\(place) is \(entry.kindName), not an object")
+        }
+        guard let idValue = entry["id"] else {
+          throw ModelError.malformed(path: path, reason: "\(place) has no 'id'")
+        }
+        guard let content = try fields.optionalString(entry, "content", in: place) else {
+          throw ModelError.malformed(path: path, reason: "\(place) has no 'content'")
+        }
+        addedTokens.append(
+          AddedToken(
+            id: try fields.tokenId(idValue, what: "\(place).id"),
+            content: Array(content.unicodeScalars),
+            singleWord: try fields.optionalBool(entry, "single_word", in: place) ?? false,
+            leftStrip: try fields.optionalBool(entry, "lstrip", in: place) ?? false,
+            rightStrip: try fields.optionalBool(entry, "rstrip", in: place) ?? false,
+            normalized: try fields.optionalBool(entry, "normalized", in: place) ?? false,
+            special: try fields.optionalBool(entry, "special", in: place) ?? false))
+      }
+    case let other?:
+      throw ModelError.malformed(
+        path: path, reason: "added_tokens is \(other.kindName), not an array")
+    }
+
+    return addedTokens
+  }
+
   /// The ids a TemplateProcessing or BertProcessing post-processor adds around one sequence.
   private static func readPostProcessor(
     _ value: JSONValue, fields: FieldReader
@@ -196,8 +211,10 @@ enum TokenizerFiles {
     switch type {
     case "BertProcessing":
       func pair(_ name: String) throws(ModelError) -> Int32 {
-        guard let items = value[name]?.arrayValue, items.count == 2, items[0].stringValue != nil else {
-          throw ModelError.malformed(path: path, reason: "post_processor.\(name) is not a [token, id] pair")
+        guard let items = value[name]?.arrayValue, items.count == 2, items[0].stringValue != nil
+        else {
+          throw ModelError.malformed(
+            path: path, reason: "post_processor.\(name) is not a [token, id] pair")
         }
         return try fields.tokenId(items[1], what: "post_processor.\(name)[1]")
       }
@@ -205,7 +222,8 @@ enum TokenizerFiles {
 
     case "TemplateProcessing":
       guard let single = value["single"]?.arrayValue else {
-        throw ModelError.malformed(path: path, reason: "post_processor.single is missing or not an array")
+        throw ModelError.malformed(
+          path: path, reason: "post_processor.single is missing or not an array")
       }
       let specialTokens = value["special_tokens"]
       var prefix: [Int32] = []
@@ -215,23 +233,29 @@ enum TokenizerFiles {
         let place = "post_processor.single[\(index)]"
         if let sequence = piece["Sequence"] {
           guard !sawSequence, sequence["id"]?.stringValue == "A" else {
-            throw ModelError.unsupported(path: path, reason: "\(place): only one sequence, 'A', is supported")
+            throw ModelError.unsupported(
+              path: path, reason: "\(place): only one sequence, 'A', is supported")
           }
           sawSequence = true
         } else if let special = piece["SpecialToken"] {
           guard let name = special["id"]?.stringValue else {
-            throw ModelError.malformed(path: path, reason: "\(place).SpecialToken has no string 'id'")
+            throw ModelError.malformed(
+              path: path, reason: "\(place).SpecialToken has no string 'id'")
           }
           guard let entry = specialTokens?[name], let idValues = entry["ids"]?.arrayValue else {
             throw ModelError.malformed(
-              path: path, reason: "\(place): special token '\(name)' has no ids in post_processor.special_tokens")
+              path: path,
+              reason:
+                "\(place): special token '\(name)' has no ids in post_processor.special_tokens")
           }
           for (offset, idValue) in idValues.enumerated() {
-            let id = try fields.tokenId(idValue, what: "post_processor.special_tokens['\(name)'].ids[\(offset)]")
+            let id = try fields.tokenId(
+              idValue, what: "post_processor.special_tokens['\(name)'].ids[\(offset)]")
             if sawSequence { suffix.append(id) } else { prefix.append(id) }
           }
         } else {
-          throw ModelError.malformed(path: path, reason: "\(place) is neither a Sequence nor a SpecialToken")
+          throw ModelError.malformed(
+            path: path, reason: "\(place) is neither a Sequence nor a SpecialToken")
         }
       }
       guard sawSequence else {
@@ -242,24 +266,32 @@ enum TokenizerFiles {
     default:
       throw ModelError.unsupported(
         path: path,
-        reason: "post_processor type '\(type ?? "?")' (TemplateProcessing or BertProcessing are supported)")
+        reason:
+          "post_processor type '\(type ?? "?")' (TemplateProcessing or BertProcessing are supported)"
+      )
     }
   }
 
   // MARK: - vocab.txt and tokenizer_config.json
 
   /// The special tokens of a BERT tokenizer_config.json, in the order `transformers` adds them.
-  private static let specialTokenNames = ["unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
+  private static let specialTokenNames = [
+    "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+  ]
 
   /// Reads vocab.txt (one token per line, the id is the line number) with the settings
   /// `transformers`' BERT converter derives from tokenizer_config.json and special_tokens_map.json.
-  static func readVocabText(path: String, directory: String) throws(ModelError) -> TokenizerDefinition {
+  static func readVocabText(path: String, directory: String) throws(ModelError)
+    -> TokenizerDefinition
+  {
     let bytes = try readBytes(path: path)
     guard let text = String(validating: bytes, as: UTF8.self) else {
       throw ModelError.malformed(path: path, reason: "not valid UTF-8")
     }
     let lines = splitLinesLikePython(text)
-    guard !lines.isEmpty else { throw ModelError.malformed(path: path, reason: "the vocabulary is empty") }
+    guard !lines.isEmpty else {
+      throw ModelError.malformed(path: path, reason: "the vocabulary is empty")
+    }
     guard lines.count <= Int(Int32.max) else {
       throw ModelError.malformed(path: path, reason: "too many lines for 32-bit token ids")
     }
@@ -269,8 +301,10 @@ enum TokenizerFiles {
     var lowercase = true
     var chineseChars = true
     var stripAccents: Bool?
-    var tokens = ["unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                  "cls_token": "[CLS]", "mask_token": "[MASK]"]
+    var tokens = [
+      "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+      "cls_token": "[CLS]", "mask_token": "[MASK]",
+    ]
     var addedTokens: [AddedToken] = []
 
     let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
@@ -278,22 +312,28 @@ enum TokenizerFiles {
       let config = try readJSON(path: configPath)
       let fields = FieldReader(path: configPath)
       guard config.objectValue != nil else {
-        throw ModelError.malformed(path: configPath, reason: "the top level is \(config.kindName), not an object")
+        throw ModelError.malformed(
+          path: configPath, reason: "the top level is \(config.kindName), not an object")
       }
       lowercase = try fields.optionalBool(config, "do_lower_case", in: nil) ?? lowercase
-      chineseChars = try fields.optionalBool(config, "tokenize_chinese_chars", in: nil) ?? chineseChars
+      chineseChars =
+        try fields.optionalBool(config, "tokenize_chinese_chars", in: nil) ?? chineseChars
       stripAccents = try fields.optionalBool(config, "strip_accents", in: nil)
       for name in specialTokenNames {
-        if let content = try fields.tokenContent(config[name], what: name) { tokens[name] = content }
+        if let content = try fields.tokenContent(config[name], what: name) {
+          tokens[name] = content
+        }
       }
       if let decoder = config["added_tokens_decoder"], !decoder.isNull {
         guard let members = decoder.objectValue else {
-          throw ModelError.malformed(path: configPath, reason: "added_tokens_decoder is not an object")
+          throw ModelError.malformed(
+            path: configPath, reason: "added_tokens_decoder is not an object")
         }
         for (key, entry) in members {
           let place = "added_tokens_decoder['\(key)']"
           guard let id = Int32(key), id >= 0 else {
-            throw ModelError.malformed(path: configPath, reason: "\(place): the key is not a token id")
+            throw ModelError.malformed(
+              path: configPath, reason: "\(place): the key is not a token id")
           }
           guard let content = try fields.optionalString(entry, "content", in: place) else {
             throw ModelError.malformed(path: configPath, reason: "\(place) has no 'content'")
@@ -339,10 +379,12 @@ enum TokenizerFiles {
     let cls = tokens["cls_token"] ?? "[CLS]"
     let sep = tokens["sep_token"] ?? "[SEP]"
     guard let clsId = id(of: cls) else {
-      throw ModelError.malformed(path: path, reason: "the classifier token '\(cls)' is not in the vocabulary")
+      throw ModelError.malformed(
+        path: path, reason: "the classifier token '\(cls)' is not in the vocabulary")
     }
     guard let sepId = id(of: sep) else {
-      throw ModelError.malformed(path: path, reason: "the separator token '\(sep)' is not in the vocabulary")
+      throw ModelError.malformed(
+        path: path, reason: "the separator token '\(sep)' is not in the vocabulary")
     }
 
     return TokenizerDefinition(
@@ -350,7 +392,8 @@ enum TokenizerFiles {
       normalizer: BertNormalizer(
         cleanText: true, handleChineseChars: chineseChars, stripAccents: stripAccents ?? lowercase,
         lowercase: lowercase),
-      vocabulary: vocabulary, unknownToken: tokens["unk_token"] ?? "[UNK]", continuingSubwordPrefix: "##",
+      vocabulary: vocabulary, unknownToken: tokens["unk_token"] ?? "[UNK]",
+      continuingSubwordPrefix: "##",
       maxInputCharsPerWord: 100, addedTokens: addedTokens, prefixIds: [clsId], suffixIds: [sepId],
       declaredPadId: nil, padToken: tokens["pad_token"] ?? "[PAD]")
   }
@@ -395,27 +438,35 @@ struct FieldReader {
   }
 
   /// A string field; nil when absent or null.
-  func optionalString(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError) -> String? {
+  func optionalString(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError)
+    -> String?
+  {
     switch object[key] {
     case nil, .null?: return nil
     case .string(let text)?: return text
     case let other?:
-      throw ModelError.malformed(path: path, reason: "\(name(key, in: parent)) is \(other.kindName), not a string")
+      throw ModelError.malformed(
+        path: path, reason: "\(name(key, in: parent)) is \(other.kindName), not a string")
     }
   }
 
   /// A boolean field; nil when absent or null.
-  func optionalBool(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError) -> Bool? {
+  func optionalBool(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError)
+    -> Bool?
+  {
     switch object[key] {
     case nil, .null?: return nil
     case .bool(let flag)?: return flag
     case let other?:
-      throw ModelError.malformed(path: path, reason: "\(name(key, in: parent)) is \(other.kindName), not a boolean")
+      throw ModelError.malformed(
+        path: path, reason: "\(name(key, in: parent)) is \(other.kindName), not a boolean")
     }
   }
 
   /// An integer field; nil when absent or null.
-  func optionalInt(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError) -> Int? {
+  func optionalInt(_ object: JSONValue, _ key: String, in parent: String?) throws(ModelError)
+    -> Int?
+  {
     switch object[key] {
     case nil, .null?: return nil
     case let value?:
@@ -429,7 +480,8 @@ struct FieldReader {
   /// A token id: an integer in 0...Int32.max.
   func tokenId(_ value: JSONValue, what: String) throws(ModelError) -> Int32 {
     guard let number = value.intValue, number >= 0, let id = Int32(exactly: number) else {
-      throw ModelError.malformed(path: path, reason: "\(what) is not a token id (a non-negative 32-bit integer)")
+      throw ModelError.malformed(
+        path: path, reason: "\(what) is not a token id (a non-negative 32-bit integer)")
     }
     return id
   }
@@ -441,7 +493,8 @@ struct FieldReader {
     case .string(let text)?: return text
     case let object?:
       guard let content = object["content"]?.stringValue else {
-        throw ModelError.malformed(path: path, reason: "\(what) is neither a string nor an object with 'content'")
+        throw ModelError.malformed(
+          path: path, reason: "\(what) is neither a string nor an object with 'content'")
       }
       return content
     }

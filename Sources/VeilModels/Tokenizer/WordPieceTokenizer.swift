@@ -177,8 +177,9 @@ public struct WordPieceTokenizer: Sendable {
     return tokenById[Int(id)]
   }
 
-  /// The ids of the text alone, before special tokens and truncation.
-  private func contentIds(of text: String) -> [Int32] {
+  /// The ids of the text alone, before special tokens and truncation (`tokenizers`'
+  /// `add_special_tokens=False`).
+  public func contentIds(of text: String) -> [Int32] {
     let raw = Array(text.unicodeScalars)
     var ids: [Int32] = []
     ids.reserveCapacity(raw.count / 3 + 4)
