@@ -34,6 +34,7 @@ struct GatewayCommand: AsyncParsableCommand {
   var modelName: String?
   @Flag(help: "Refuse texts longer than the model's limit (413) instead of truncating them.")
   var noTruncate = false
+  @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
   @OptionGroup var recipe: RecipeOptions
   @OptionGroup var network: NetworkOptions
 
@@ -75,6 +76,8 @@ struct GatewayCommand: AsyncParsableCommand {
     configuration.host = address.host
     configuration.port = address.port
     configuration.allowTruncation = !noTruncate
+    let metricsEndpoint = try await startMetrics(metrics, logger: logger)
+    defer { Task { await metricsEndpoint?.close() } }
     let gateway = Gateway(embedder: embedder, configuration: configuration, logger: logger)
     try await gateway.run { port in
       FileHandle.standardOutput.write(Data("listening \(address.host):\(port)\n".utf8))

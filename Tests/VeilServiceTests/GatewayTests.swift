@@ -67,7 +67,7 @@ extension DeploymentTests {
       [
         "gateway", "--remote", deployment.servers, "--dealer", deployment.dealer.address, "--certs",
         "certs", "--state", "gateway-client", "--listen", "127.0.0.1:0", "--no-truncate",
-        "--model-name", "all-MiniLM-L6-v2",
+        "--model-name", "all-MiniLM-L6-v2", "--metrics", "127.0.0.1:0",
       ], in: dir)
     try gateway.start()
     defer { gateway.stop() }
@@ -75,6 +75,10 @@ extension DeploymentTests {
     let (served, log) = try Self.openAICheck(
       python, gateway: gateway.address, expected: expectedPath, phase: "serve", in: dir)
     #expect(served, "\(log)\n\(gateway.log.suffix(2000))")
+    // Counters: the check's 3 embedding requests served, its 3 bad ones counted as failures.
+    let counters = try gateway.metrics()
+    #expect(counters.contains("veil_requests_total{role=\"gateway\"} 3"), "\(counters.prefix(600))")
+    #expect(counters.contains("veil_failures_total{role=\"gateway\"} 3"), "\(counters.prefix(600))")
 
     // A stopped server: 503 with OpenAI's error object; the gateway stays up, and serves the
     // next request once P1 is back.

@@ -182,11 +182,16 @@ final class ProcessDeployment: @unchecked Sendable {
   var servers: String { "\(p0.address),\(p1.address)" }
 
   /// P0's Prometheus text, from the address its log names.
-  func p0Metrics() throws -> String {
+  func p0Metrics() throws -> String { try p0.metrics() }
+}
+
+extension Service {
+  /// The service's Prometheus text, from the address its log names.
+  func metrics() throws -> String {
     guard
-      let line = p0.log.split(separator: "\n").first(where: { $0.contains("metrics at http://") }),
+      let line = log.split(separator: "\n").first(where: { $0.contains("metrics at http://") }),
       let url = line.split(separator: " ").last
-    else { throw ServiceError("p0 logged no metrics address") }
+    else { throw ServiceError("\(name) logged no metrics address") }
     let curl = Process()
     curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     curl.arguments = ["curl", "-s", "--max-time", "5", String(url)]
@@ -197,7 +202,9 @@ final class ProcessDeployment: @unchecked Sendable {
     curl.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
   }
+}
 
+extension ProcessDeployment {
   func shareModel(_ model: String) throws -> CommandResult {
     try runVeil(
       [

@@ -66,7 +66,14 @@ public final class Gateway: Sendable {
         ]))
     }
     router.post("/v1/embeddings") { request, context in
-      try await self.embeddings(request, context: context)
+      do {
+        let response = try await self.embeddings(request, context: context)
+        self.metrics.requests.increment()
+        return response
+      } catch {
+        self.metrics.failures.increment()
+        throw error
+      }
     }
     return router
   }
@@ -128,7 +135,6 @@ public final class Gateway: Sendable {
       items.append(.init(index: index, embedding: EmbeddingVector(vector, base64: base64)))
     }
     let tokens = inputs.reduce(0) { $0 + $1.count }
-    metrics.requests.increment()
     logger.info(
       "embeddings: \(tokens) tokens in \(String(format: "%.3f", (clock.now - start).seconds)) s")
     return try Self.json(
