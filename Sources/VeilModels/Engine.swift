@@ -92,6 +92,11 @@ public protocol InferenceEngine: Sendable {
   /// GeLU (erf form).
   func gelu(_ x: Value, site: OpSite) async throws -> Value
 
+  /// GeLU's tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's `gelu_new`). Engines
+  /// that approximate GeLU anyway (the recipes) use their GeLU; the Float64 reference computes
+  /// the form exactly.
+  func geluTanh(_ x: Value, site: OpSite) async throws -> Value
+
   /// [T, H·dh] → [H, T, dh]: local on shares.
   func splitHeads(_ x: Value, heads: Int, site: OpSite) async throws -> Value
 
@@ -166,5 +171,11 @@ extension LayeredGraph {
     return try await e.mergeHeads(
       try await e.attentionContext(probabilities, heads[2], site: site(.attentionContext, 0)),
       site: site(.reshape, 3))
+  }
+}
+
+extension InferenceEngine {
+  public func geluTanh(_ x: Value, site: OpSite) async throws -> Value {
+    try await gelu(x, site: site)
   }
 }

@@ -93,6 +93,11 @@ public struct Float64Engine: InferenceEngine {
     x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
   }
 
+  public func geluTanh(_ x: Value, site: OpSite) async throws -> Value {
+    let c = (2 / Double.pi).squareRoot()
+    return x.map { 0.5 * $0 * (1 + tanh(c * ($0 + 0.044715 * $0 * $0 * $0))) }
+  }
+
   public func splitHeads(_ x: Value, heads: Int, site: OpSite) async throws -> Value {
     guard x.rank == 2, heads > 0, x.shape[1] % heads == 0 else {
       throw EngineError.badShape(site, x.shape, "cannot split into \(heads) heads")

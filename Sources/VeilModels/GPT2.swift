@@ -76,11 +76,23 @@ public struct GPT2Model: TransformerGraph, LayeredGraph {
       x, try await dense(context, "attn.c_proj", layer: layer, index: 3, engine: e),
       site: site(.add, 0))
     let hidden = try await norm(attended, "ln_2", layer: layer, index: 1, engine: e)
-    let inner = try await e.gelu(
-      try await dense(hidden, "mlp.c_fc", layer: layer, index: 4, engine: e), site: site(.gelu, 0))
+    let expanded = try await dense(hidden, "mlp.c_fc", layer: layer, index: 4, engine: e)
+    // `activation_function`: "gelu" is the erf form; GPT-2's default "gelu_new" (and its
+    // aliases) the tanh form.
+    let inner =
+      config.hiddenActivation == "gelu"
+      ? try await e.gelu(expanded, site: site(.gelu, 0))
+      : try await e.geluTanh(expanded, site: site(.gelu, 0))
     return try await e.add(
       attended, try await dense(inner, "mlp.c_proj", layer: layer, index: 5, engine: e),
       site: site(.add, 1))
+  }
+
+  /// The LM head (tied to the token embedding): logits [T, vocabulary] of `hidden` [T, d].
+  public func logits<E: InferenceEngine>(_ hidden: E.Value, engine e: E) async throws -> E.Value {
+    try await e.linear(
+      hidden, weight: "wte.weight", bias: nil,
+      site: OpSite(layer: config.layers, kind: .linear, index: 0))
   }
 
   /// The last real token's final hidden state [1, d] (what the LM head reads for the next token).
