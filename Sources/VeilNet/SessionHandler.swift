@@ -392,6 +392,9 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
       next.offset += chunk
       next.started = true
       context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+      // A write to a reset connection fails at once and finishes the session re-entrantly,
+      // which empties the outbox: nothing is left to send then.
+      guard failure == nil, !outbox.isEmpty else { return }
       if next.offset == total {
         outbox.removeFirst()
         shared.withLock { $0.queuedSendBytes -= total }

@@ -391,3 +391,38 @@ extension Result {
     await client.close()
   }
 }
+
+/// A peer that resets the connection while this end is sending: the writes fail at once and
+/// end the session from inside the flush loop; every send must fail cleanly, never crash (a
+/// dealer streaming keys to a killed P1 once did, the outbox emptied under the loop).
+@Suite(.serialized) struct ResetWhileSendingTests {
+  @Test(arguments: [false, true])
+  func sendsFailCleanlyWhenThePeerResets(tls: Bool) async throws {
+    for round in 0..<12 {
+      let (server, client) = try await makeTCPPair(tls: tls)
+      let payload = [UInt8](repeating: 7, count: 64 << 10)
+      let sender = Task {
+        var sent = 0
+        // Several sends in flight at a time, so that the outbox holds more than one.
+        while sent < 2000 {
+          let ok = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 { group.addTask { (try? await client.send(payload)) != nil } }
+            var all = true
+            for await ok in group where !ok { all = false }
+            return all
+          }
+          if !ok { return sent }
+          sent += 4
+        }
+        return sent
+      }
+      // Read a little, then go away with unread data in the buffer: the close is a reset.
+      for _ in 0..<(1 + round % 4) { _ = try? await server.receive() }
+      await server.dropConnection()
+      let sent = await sender.value
+      #expect(sent < 2000, "every send succeeded although the peer reset")
+      #expect((try? await client.send([1, 2, 3])) == nil, "a send after the reset succeeded")
+      await client.close()
+    }
+  }
+}
