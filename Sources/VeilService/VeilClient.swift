@@ -150,17 +150,29 @@ public final class VeilClient: Sendable {
     return (output.map { Double($0) / scale }, costs)
   }
 
-  /// A peer's own failure message, if one is waiting, else `error`.
+  /// What the roles of a failed run say about it: each channel's failure message, if one
+  /// arrives within a moment (data still in flight before it is skipped), servers first — the
+  /// dealer often only saw a server hang up, while the server names the role that was lost.
+  /// `error` itself when nobody says anything.
   static func explain(_ error: any Error, from channels: [TCPChannel]) async -> any Error {
+    var reasons: [(peer: String, reason: String)] = []
     for channel in channels {
-      if let message = try? await withTimeout(
-        .milliseconds(200), { try await channel.receiveMessage() }),
-        case .failure(let reason) = message
-      {
-        return RoleError.peerFailed(peer: channel.peerDescription, reason: reason)
+      // A server may first close the run's other sessions: give it a moment longer.
+      let wait: Duration = channel.peerRole == .dealer ? .milliseconds(300) : .seconds(2)
+      let reason = try? await withTimeout(wait) { () async throws -> String? in
+        for _ in 0..<64 {
+          if let reason = RoleMessage.failureReason(in: try await channel.receive()) {
+            return reason
+          }
+        }
+        return nil
       }
+      if let reason = reason ?? nil { reasons.append((channel.peerDescription, reason)) }
     }
-    return error
+    guard let first = reasons.first else { return error }
+    let others = reasons.dropFirst().map { "\($0.peer) reports: \($0.reason)" } + ["\(error)"]
+    return RoleError.peerFailed(
+      peer: first.peer, reason: ([first.reason] + others).joined(separator: "; "))
   }
 }
 

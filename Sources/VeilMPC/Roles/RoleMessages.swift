@@ -159,7 +159,7 @@ extension RoleMessage {
   /// a run says why on every channel of it, also where raw data (a key stream, shares) was
   /// flowing. Only consulted where such data did not parse: key material that happened to be
   /// a JSON failure message would have to match ~90 bits of fixed text.
-  static func failureReason(in bytes: [UInt8]) -> String? {
+  public static func failureReason(in bytes: [UInt8]) -> String? {
     guard bytes.count <= maximumControlBytes, bytes.first == UInt8(ascii: "{"),
       case .failure(let reason)? = try? JSONDecoder().decode(RoleMessage.self, from: Data(bytes))
     else { return nil }
