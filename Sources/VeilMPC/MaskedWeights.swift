@@ -32,7 +32,7 @@ final class RunWeights: Sendable {
   let shapes: [WeightID: [Int]]
   private let values: [WeightID: [UInt64]]
   private let derived: [WeightID: DerivedWeight]
-  let transposedIDs: Set<WeightID>
+  private let transposedIDs: Set<WeightID>
   private let bits: Int
 
   /// `values` are already reduced; those named in `transposed` are [in, out] matrices.

@@ -9,18 +9,14 @@ import VeilTestSupport
 extension DeploymentTests {
   /// The venv python with the `openai` package (scripts/openai-venv.sh, which test.sh runs).
   static var openAIPython: String? {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .deletingLastPathComponent()
-      .deletingLastPathComponent()
     let path =
       ProcessInfo.processInfo.environment["VEIL_OPENAI_PYTHON"]
-      ?? root.appendingPathComponent(".venv-openai/bin/python").path
+      ?? packageRoot.appendingPathComponent(".venv-openai/bin/python").path
     return FileManager.default.isExecutableFile(atPath: path) ? path : nil
   }
 
   static var checkScript: String {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("scripts/openai-check.py").path
+    packageRoot.appendingPathComponent("scripts/openai-check.py").path
   }
 
   /// Runs the SDK check of `phase` against the gateway; its output, and whether it passed.

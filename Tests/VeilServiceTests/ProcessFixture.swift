@@ -5,14 +5,17 @@ import Foundation
 import Testing
 import VeilTestSupport
 
+/// The package's root folder (this file is Tests/VeilServiceTests/ProcessFixture.swift).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().deletingLastPathComponent()
+
 /// The `veil` binary the tests start: VEIL_BINARY, else the package's release build.
 enum VeilBinary {
   static var path: String {
     if let explicit = ProcessInfo.processInfo.environment["VEIL_BINARY"], !explicit.isEmpty {
       return explicit
     }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent(".build/release/veil").path
+    return packageRoot.appendingPathComponent(".build/release/veil").path
   }
 
   static var isPresent: Bool { FileManager.default.isExecutableFile(atPath: path) }

@@ -44,11 +44,7 @@ public struct GraphCensus: Sendable, Equatable {
   static func walking(
     _ manifest: SetupManifest, _ body: (any MaskedWireBackend) async throws -> Void
   ) async throws -> GraphCensus {
-    let weights = manifest.runWeights(values: [:], derived: [:])
-    let walker = CensusWalker(
-      shapes: weights.shapes, transposed: weights.transposedIDs,
-      format: WireFormat(
-        bits: manifest.parameters.ringBits, scale: manifest.parameters.fractionalBits))
+    let walker = CensusWalker(manifest)
     try await body(walker)
     return walker.finish()
   }
@@ -66,19 +62,18 @@ final class CensusWalker: MaskedWireBackend, @unchecked Sendable {
   private let state = Locked(
     (digest: CanonicalDigest("veil.graph-census/1"), party: 0, client: 0))
 
-  init(shapes: [WeightID: [Int]], transposed: Set<WeightID>, format: WireFormat) {
-    inputFormat = format
-    // Zero weights, made only when a local op reads one (a bias, position rows).
-    let chunk = WeightSetup.chunkElements
-    var derived: [WeightID: DerivedWeight] = [:]
-    for (id, shape) in shapes {
-      let count = shape.reduce(1, *)
-      derived[id] = DerivedWeight(
-        count: count, chunkSeeds: Array(repeating: [], count: (count + chunk - 1) / chunk),
+  /// A walker at `manifest`'s ring over zero weights of its shapes, each made only when a
+  /// local op reads it (a bias, position rows).
+  init(_ manifest: SetupManifest) {
+    inputFormat = WireFormat(
+      bits: manifest.parameters.ringBits, scale: manifest.parameters.fractionalBits)
+    var zeros: [WeightID: DerivedWeight] = [:]
+    for tensor in manifest.tensors {
+      zeros[WeightID(tensor.name)] = DerivedWeight(
+        count: tensor.count, chunkSeeds: Array(repeating: [], count: tensor.chunkCount),
         negated: false)
     }
-    wireWeights = RunWeights(
-      shapes: shapes, values: [:], derived: derived, transposed: transposed, bits: format.bits)
+    wireWeights = manifest.runWeights(values: [:], derived: zeros)
   }
 
   func finish() -> GraphCensus {

@@ -185,15 +185,17 @@ public struct ByteLevelBPETokenizer: Sendable {
 /// moved to U+0100 onwards, so every byte string is printable text.
 enum ByteAlphabet {
   static let characters: [Unicode.Scalar] = {
-    var printable = Array(33...126) + Array(161...172) + Array(174...255)
+    let printable = Set(Array(33...126) + Array(161...172) + Array(174...255))
     var table = [UInt32](repeating: 0, count: 256)
-    for b in printable { table[b] = UInt32(b) }
     var next: UInt32 = 256
-    for b in 0..<256 where !printable.contains(b) {
-      table[b] = next
-      next += 1
+    for b in 0..<256 {
+      if printable.contains(b) {
+        table[b] = UInt32(b)
+      } else {
+        table[b] = next
+        next += 1
+      }
     }
-    printable.removeAll()
     return table.map { Unicode.Scalar($0)! }
   }()
 

@@ -13,14 +13,18 @@ public enum ModelTokenizer: Sendable {
     let file = { (name: String) in (directory as NSString).appendingPathComponent(name) }
     let manager = FileManager.default
     if manager.fileExists(atPath: file("tokenizer.json")) {
-      let root = try TokenizerFiles.readJSON(path: file("tokenizer.json"))
+      // Parsed once, then read by the tokenizer its model type names.
+      let path = file("tokenizer.json")
+      let root = try TokenizerFiles.readJSON(path: path)
       switch root["model"]?["type"]?.stringValue {
       case "BPE":
-        self = .byteLevelBPE(try ByteLevelBPETokenizer(tokenizerJSON: file("tokenizer.json")))
+        self = .byteLevelBPE(try ByteLevelBPETokenizer(tokenizerJSON: root, path: path))
       case "WordPiece", nil:
-        self = .wordPiece(try WordPieceTokenizer(modelDirectory: directory))
+        self = .wordPiece(
+          try WordPieceTokenizer(
+            definition: TokenizerFiles.readTokenizerJSON(root: root, path: path)))
       case let other?:
-        throw .unsupported(path: file("tokenizer.json"), reason: "model type '\(other)'")
+        throw .unsupported(path: path, reason: "model type '\(other)'")
       }
     } else if manager.fileExists(atPath: file("vocab.json")) {
       self = .byteLevelBPE(try ByteLevelBPETokenizer(modelDirectory: directory))

@@ -74,7 +74,13 @@ enum TokenizerFiles {
   /// Reads a tokenizer.json whose model is WordPiece, normalizer BertNormalizer (or null),
   /// pre-tokenizer BertPreTokenizer and post-processor TemplateProcessing or BertProcessing.
   static func readTokenizerJSON(path: String) throws(ModelError) -> TokenizerDefinition {
-    let root = try readJSON(path: path)
+    try readTokenizerJSON(root: try readJSON(path: path), path: path)
+  }
+
+  /// The same, from the file's parsed contents.
+  static func readTokenizerJSON(root: JSONValue, path: String) throws(ModelError)
+    -> TokenizerDefinition
+  {
     let fields = FieldReader(path: path)
     guard root.objectValue != nil else {
       throw ModelError.malformed(
