@@ -63,6 +63,25 @@ import VeilTestSupport
     check(tokenizer, try Self.reference("gpt2-llamacpp"), tokens: false)
   }
 
+  /// merges.txt with CRLF line ends reads like the LF original.
+  @Test(.enabled(if: present(gpt2))) func mergesWithCRLFLines() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "veil-crlf-\(UUID().uuidString)"
+    ).path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let merges = try Data(contentsOf: URL(fileURLWithPath: Self.gpt2 + "/merges.txt"))
+    var crlf = Data()
+    for byte in merges {
+      if byte == 0x0A { crlf.append(0x0D) }
+      crlf.append(byte)
+    }
+    try crlf.write(to: URL(fileURLWithPath: folder + "/merges.txt"))
+    let tokenizer = try ByteLevelBPETokenizer(
+      vocabJSON: Self.gpt2 + "/vocab.json", mergesText: folder + "/merges.txt")
+    check(tokenizer, try Self.reference("gpt2"))
+  }
+
   @Test(.enabled(if: present(smollm2))) func smolLM2() throws {
     let tokenizer = try ByteLevelBPETokenizer(modelDirectory: Self.smollm2)
     #expect(tokenizer.vocabularySize == 49152)

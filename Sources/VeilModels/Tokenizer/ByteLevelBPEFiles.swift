@@ -18,7 +18,11 @@ extension ByteLevelBPETokenizer {
 
   /// A tokenizer.json whose model is BPE over GPT-2's byte alphabet.
   init(tokenizerJSON path: String) throws(ModelError) {
-    let root = try TokenizerFiles.readJSON(path: path)
+    try self.init(tokenizerJSON: try TokenizerFiles.readJSON(path: path), path: path)
+  }
+
+  /// The same, from the file's parsed contents.
+  init(tokenizerJSON root: JSONValue, path: String) throws(ModelError) {
     let fields = FieldReader(path: path)
     guard let model = root["model"], model.objectValue != nil else {
       throw .malformed(path: path, reason: "no 'model' object")
@@ -47,11 +51,10 @@ extension ByteLevelBPETokenizer {
     for (index, entry) in (model["merges"]?.arrayValue ?? []).enumerated() {
       switch entry {
       case .string(let line):
-        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 2 else {
+        guard let pair = Self.mergePair(line[...]) else {
           throw .malformed(path: path, reason: "model.merges[\(index)] is not two tokens")
         }
-        merges.append((String(parts[0]), String(parts[1])))
+        merges.append(pair)
       case .array(let pair):
         guard pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue else {
           throw .malformed(path: path, reason: "model.merges[\(index)] is not a pair of tokens")
@@ -126,15 +129,17 @@ extension ByteLevelBPETokenizer {
     }
     let text = String(decoding: try TokenizerFiles.readBytes(path: mergesText), as: UTF8.self)
     var merges: [(String, String)] = []
-    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-    {
-      let line = line.hasSuffix("\r") ? line.dropLast() : line[...]
+    // Lines split on scalars: Swift reads "\r\n" as one Character, so a Character split would
+    // leave CRLF lines whole.
+    let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
+    for (number, scalars) in lines.enumerated() {
+      let line = Substring(
+        String(String.UnicodeScalarView(scalars.last == "\r" ? scalars.dropLast() : scalars)))
       if line.isEmpty || (number == 0 && line.hasPrefix("#version")) { continue }
-      let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-      guard parts.count == 2 else {
+      guard let pair = Self.mergePair(line) else {
         throw .malformed(path: mergesText, reason: "line \(number + 1) is not two tokens")
       }
-      merges.append((String(parts[0]), String(parts[1])))
+      merges.append(pair)
     }
     let end = Array("<|endoftext|>".unicodeScalars)
     let added = vocabulary.first { $0.token.unicodeScalars.elementsEqual(end) }.map {
@@ -143,5 +148,11 @@ extension ByteLevelBPETokenizer {
     try self.init(
       vocabulary: vocabulary, merges: merges, addedTokens: added ?? [], preTokenizer: .gpt2,
       addPrefixSpace: false, ignoreMerges: false, unknownToken: nil, path: vocabJSON)
+  }
+
+  /// A merge written "a b" (byte-level tokens hold no space: it is "Ġ" in their alphabet).
+  static func mergePair(_ line: Substring) -> (String, String)? {
+    let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+    return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
   }
 }
