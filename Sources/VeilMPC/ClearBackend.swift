@@ -442,6 +442,25 @@ public struct ClearBackend: GateBackend {
       site)
   }
 
+  public func tableProduct(_ x: FixedTensor, table: WeightID, site: GateSite) async throws
+    -> FixedTensor
+  {
+    let w = try weights.tensor(table)
+    guard x.format.bits == inputFormat.bits else {
+      throw MPCError.formatMismatch(
+        site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
+    }
+    guard w.rank == 2, let inner = x.shape.last, inner == w.shape[0] else {
+      throw MPCError.badShape(site, x.shape, "table '\(table)' has shape \(w.shape)")
+    }
+    let (outputs, rows) = (w.shape[1], x.count / max(inner, 1))
+    let product = gemm(x.values, w.scalars, batch: 1, m: rows, k: inner, n: outputs)
+    let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
+    return emit(
+      product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs],
+      site)
+  }
+
   public func multiplyWeight(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws
     -> FixedTensor
   {

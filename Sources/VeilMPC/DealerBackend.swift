@@ -155,14 +155,29 @@ public actor DealerBackend: MaskedWireBackend {
   // MARK: Products
 
   public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
-    let (rows, inner, outputs, format) = try linearShape(x, weight: weight, site)
+    try await weightProduct(x, weight, transposed: true, site)
+  }
+
+  public func tableProduct(_ x: WireTensor, table: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
+    try await weightProduct(x, table, transposed: false, site)
+  }
+
+  /// r_x·r_W' + r for the product x·W' with the fixed weight mask, W' = Wᵀ or W.
+  private func weightProduct(
+    _ x: WireTensor, _ weight: WeightID, transposed: Bool, _ site: GateSite
+  ) async throws -> WireTensor {
+    let (rows, inner, outputs, format) = try linearShape(
+      x, weight: weight, transposed: transposed, site)
     let n = x.format.bits
-    let maskT = try weights.transposed(weight)
+    let mask = try weights.operand(weight, transposed: transposed)
     let shape = Array(x.shape.dropLast()) + [outputs]
     return try await gate(.linear, site, elements: rows * outputs) { random in
       let r = random.elements(rows * outputs, bits: n)
       let product = RingMath.matmul(
-        x.values, maskT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+        x.values, mask.values, batch: 1, m: rows, k: inner, n: outputs,
+        transposeB: mask.transposeB, bits: n)
       let c = RingMath.add(product, r, bits: n)
       return (
         Self.serialized(try ShareBundle.deal([x.values, c], bits: n, random: &random)), nil,

@@ -8,7 +8,8 @@
 // | reduceRing, withScale, addWeight, weightRows, constant, xor, not, gather/concat bits   |
 // |                          | local (no key, no round)                                   |
 // | tokenEmbedding           | one-hot × Ê with a client mask (DESIGN §3), one opening     |
-// | linear, multiplyWeight   | fixed weight mask r_W (DESIGN §3), one opening              |
+// | linear, tableProduct,    | fixed weight mask r_W (DESIGN §3), one opening              |
+// | multiplyWeight           |                                                            |
 // | multiply, square, matmul | Beaver-style product of two masked wires, one opening       |
 // | truncate                 | `TruncationGate` (kinds reduce / slack / signExtend)        |
 // | compare                  | `DReLUGate` (one DPF key, several public offsets)           |
@@ -165,6 +166,9 @@ public protocol GateBackend: Sendable {
 
   /// x·Wᵀ for x [T, in] and a weight W [out, in]; the scale grows by the weight scale.
   func linear(_ x: Value, weight: WeightID, site: GateSite) async throws -> Value
+  /// x·W for x [..., rows] and a weight table W [rows, d] (a secret one-hot row times the
+  /// embedding table: a generated token's embedding); the scale grows by the weight scale.
+  func tableProduct(_ x: Value, table: WeightID, site: GateSite) async throws -> Value
   /// x ⊙ w for a weight vector w [d] broadcast over the rows of x [..., d]; the scale grows
   /// by the weight scale.
   func multiplyWeight(_ x: Value, weight: WeightID, site: GateSite) async throws -> Value

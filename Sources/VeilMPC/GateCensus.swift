@@ -206,6 +206,12 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
     return out
   }
 
+  public func tableProduct(_ x: Value, table: WeightID, site: GateSite) async throws -> Value {
+    let out = try await inner.tableProduct(x, table: table, site: site)
+    tally.add(.linear, site, elements: count(out), bits: format(of: out).bits)
+    return out
+  }
+
   public func multiplyWeight(_ x: Value, weight: WeightID, site: GateSite) async throws -> Value {
     let out = try await inner.multiplyWeight(x, weight: weight, site: site)
     tally.add(.multiplyWeight, site, elements: count(out), bits: format(of: out).bits)

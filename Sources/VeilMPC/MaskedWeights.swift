@@ -92,6 +92,16 @@ final class RunWeights: Sendable {
   /// A linear layer's [out, in] matrix mod 2^n, transposed to [in, out].
   func transposed(_ id: WeightID) throws(MPCError) -> [UInt64] { try stored(id, transposed: true) }
 
+  /// W as the right operand B of a product x·B, B = Wᵀ (`linear`, transposed) or B = W
+  /// (`tableProduct`), in whichever layout the weight is kept: a tied embedding table is kept
+  /// as stored and still feeds the LM head, by a product with B read transposed.
+  func operand(_ id: WeightID, transposed want: Bool) throws(MPCError) -> (
+    values: [UInt64], transposeB: Bool
+  ) {
+    let kept = transposedIDs.contains(id)
+    return (try stored(id, transposed: kept), kept != want)
+  }
+
   /// Rows of a [rows, d] table mod 2^n.
   func rows(_ id: WeightID, _ indices: [Int], _ site: GateSite) throws(MPCError) -> (
     values: [UInt64], d: Int

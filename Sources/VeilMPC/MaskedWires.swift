@@ -299,20 +299,22 @@ extension MaskedWireBackend {
     return (tokens.count, shape[0], shape[1], inputFormat.bits)
   }
 
-  /// (rows, inner, outputs, output format) of x·Wᵀ for x [..., inner] and W [outputs, inner].
-  func linearShape(_ x: WireTensor, weight: WeightID, _ site: GateSite) throws(MPCError) -> (
-    rows: Int, inner: Int, outputs: Int, format: WireFormat
-  ) {
+  /// (rows, inner, outputs, output format) of x·Wᵀ for x [..., inner] and W [outputs, inner]
+  /// (`transposed`), or of x·W for W [inner, outputs] (a table product).
+  func linearShape(
+    _ x: WireTensor, weight: WeightID, transposed: Bool = true, _ site: GateSite
+  ) throws(MPCError) -> (rows: Int, inner: Int, outputs: Int, format: WireFormat) {
     try requireOpened(x, site: site)
     let shape = try wireWeights.shape(weight)
     guard x.format.bits == inputFormat.bits else {
       throw .formatMismatch(site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
     }
-    guard shape.count == 2, let inner = x.shape.last, inner == shape[1] else {
+    guard shape.count == 2, let inner = x.shape.last, inner == shape[transposed ? 1 : 0] else {
       throw .badShape(site, x.shape, "weight has shape \(shape)")
     }
     return (
-      x.count / max(inner, 1), inner, shape[0], try grown(x.format, by: inputFormat.scale, site)
+      x.count / max(inner, 1), inner, shape[transposed ? 0 : 1],
+      try grown(x.format, by: inputFormat.scale, site)
     )
   }
 

@@ -190,19 +190,34 @@ public actor PartyBackend: MaskedWireBackend {
   // MARK: Products
 
   public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {
-    let (rows, inner, outputs, format) = try linearShape(x, weight: weight, site)
+    try await weightProduct(x, weight, transposed: true, site)
+  }
+
+  public func tableProduct(_ x: WireTensor, table: WeightID, site: GateSite) async throws
+    -> WireTensor
+  {
+    try await weightProduct(x, table, transposed: false, site)
+  }
+
+  /// x̂·W'_b − [r_x]_b·Ŵ' + c_b for W' = Wᵀ (a linear layer) or W (a table product).
+  private func weightProduct(
+    _ x: WireTensor, _ weight: WeightID, transposed: Bool, _ site: GateSite
+  ) async throws -> WireTensor {
+    let (rows, inner, outputs, format) = try linearShape(
+      x, weight: weight, transposed: transposed, site)
     let n = x.format.bits
     return try await gate(.linear, site, elements: rows * outputs) {
       let parts = try await shares(site, bits: n, lengths: [rows * inner, rows * outputs])
-      let hatT = try masked.transposed(weight)
+      let hat = try masked.operand(weight, transposed: transposed)
       let fixed = offline {
         RingMath.matmul(
-          parts[0], hatT, batch: 1, m: rows, k: inner, n: outputs, transposeB: false, bits: n)
+          parts[0], hat.values, batch: 1, m: rows, k: inner, n: outputs,
+          transposeB: hat.transposeB, bits: n)
       }
+      let mineW = try offline { try share.operand(weight, transposed: transposed) }
       let product = RingMath.matmul(
-        x.values, try offline { try share.transposed(weight) }, batch: 1, m: rows, k: inner,
-        n: outputs,
-        transposeB: false, bits: n)
+        x.values, mineW.values, batch: 1, m: rows, k: inner, n: outputs,
+        transposeB: mineW.transposeB, bits: n)
       let mine = RingMath.add(RingMath.subtract(product, fixed, bits: n), parts[1], bits: n)
       return WireTensor(
         format, Array(x.shape.dropLast()) + [outputs], try await open(mine, bits: n, site))

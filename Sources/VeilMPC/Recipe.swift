@@ -300,8 +300,7 @@ public struct Recipe<Backend: GateBackend>: Sendable {
     if mask.causal {
       var k = [Int64](repeating: 0, count: rows * valid)
       for r in 0..<rows {
-        let query = r % rowsPerMatrix
-        for j in 0..<min(query + 1, valid) { k[r * valid + j] = 1 }
+        for j in 0..<min(mask.visibleKeys(query: r % rowsPerMatrix), valid) { k[r * valid + j] = 1 }
       }
       let first = try await broadcast(try await columns(scores, 0..<1, op), width: valid, op)
       let kept = try await b.multiplyConstants(

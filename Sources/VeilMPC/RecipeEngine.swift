@@ -117,6 +117,55 @@ public struct RecipeEngine<Backend: GateBackend>: InferenceEngine {
   public func l2Normalize(_ x: Value, site op: OpSite) async throws -> Value {
     try await recipe.l2Normalize(x, op: op)
   }
+
+  // MARK: Decoders
+
+  public func rmsNorm(_ x: Value, gamma: WeightID, epsilon: Double, site op: OpSite) async throws
+    -> Value
+  {
+    try await recipe.rmsNorm(x, gamma: gamma, epsilon: epsilon, op: op)
+  }
+
+  public func silu(_ x: Value, site op: OpSite) async throws -> Value {
+    try await recipe.silu(x, op: op)
+  }
+
+  public func multiply(_ a: Value, _ b: Value, site op: OpSite) async throws -> Value {
+    try await recipe.multiply(a, b, op: op)
+  }
+
+  public func rotary(_ x: Value, firstPosition: Int, theta: Double, site op: OpSite) async throws
+    -> Value
+  {
+    try await recipe.rotary(x, firstPosition: firstPosition, theta: theta, op: op)
+  }
+
+  public func heads(_ x: Value, _ indices: [Int], site op: OpSite) async throws -> Value {
+    let shape = backend.shape(of: x)
+    guard shape.count == 3, indices.allSatisfy({ (0..<shape[0]).contains($0) }) else {
+      throw MPCError.badShape(site(op, "heads"), shape, "no heads \(indices)")
+    }
+    let size = shape[1] * shape[2]
+    return try await backend.gather(
+      x, indices: indices.flatMap { Array(($0 * size)..<(($0 + 1) * size)) },
+      shape: [indices.count, shape[1], shape[2]], site: site(op, "heads"))
+  }
+
+  public func concatenate(_ parts: [Value], axis: Int, site op: OpSite) async throws -> Value {
+    try await backend.concatenate(parts, axis: axis, site: site(op, "concatenate"))
+  }
+
+  public func argmax(_ x: Value, site op: OpSite) async throws -> Value {
+    try await recipe.argmax(x, op: op)
+  }
+
+  public func oneHot(_ index: Value, classes: Int, site op: OpSite) async throws -> Value {
+    try await recipe.oneHot(index, classes: classes, op: op)
+  }
+
+  public func tableRows(_ oneHot: Value, table: WeightID, site op: OpSite) async throws -> Value {
+    try await backend.tableProduct(oneHot, table: table, site: site(op, "tableRows"))
+  }
 }
 
 /// The fixed-point in-the-clear engine: a recipe on plain integers mod 2^n, bit for bit

@@ -188,11 +188,57 @@ public final class SecureModel: Sendable {
       tokens: t, valid: valid, options: options,
       dealer: { try await ModelRun.dealer(model, parameters, tokens: t, valid: valid, $0) },
       party: { try await ModelRun.party(model, parameters, tokens: t, valid: valid, $0) },
-      client: { keys, parties in
+      client: { keys, parties, _ in
         try await SecureClient.run(
           ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
       })
     return SecureRunReport(output: output, format: format, costs: report)
+  }
+
+  /// Greedy generation of `newTokens` tokens after the prompt `ids` on secret shares, in one
+  /// run: the prompt in one pass, then one position per token over the KV cache (or the whole
+  /// prefix again without `cache`). Each token is chosen by the secure argmax, enters the next
+  /// step as a secret one-hot row and is opened to the client only, which hands it to
+  /// `onToken` as it arrives. The servers learn the prompt's length and `newTokens`, nothing
+  /// else: the run always produces `newTokens` tokens, an end-of-text token included.
+  public func generate(
+    ids: [Int], newTokens: Int, cache: Bool = true, options: RunOptions = RunOptions(),
+    onToken: @escaping @Sendable (GenerationStep) async -> Void = { _ in }
+  ) async throws -> GenerationReport {
+    guard let decoder = model as? any DecoderGraph else {
+      throw MPCError.invalidParameters("generation needs a decoder model")
+    }
+    let plan = GenerationPlan(promptTokens: ids.count, newTokens: newTokens, cache: cache)
+    _ = try model.config.check(TokenInput(ids: ids), validTokens: nil)
+    let parameters = parameters
+    let vocabulary = model.config.vocabularySize
+    let bits = parameters.ringBits
+    let clock = ContinuousClock()
+    let (tokens, costs) = try await run(
+      tokens: ids.count, valid: ids.count,
+      census: { try await ModelRun.generation(decoder, parameters, plan, $0) },
+      options: options,
+      dealer: { try await ModelRun.generation(decoder, parameters, plan, $0) },
+      party: { try await ModelRun.generation(decoder, parameters, plan, $0) },
+      client: { keys, parties, meter in
+        var last = (clock.now, meter.counters)
+        let outputs = try await SecureClient.run(
+          ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties,
+          reveals: newTokens
+        ) { index, values in
+          let now = (clock.now, meter.counters)
+          let step = GenerationStep(
+            index: index, token: Int(values.first ?? -1), seconds: (now.0 - last.0).seconds,
+            onlineBytes: now.1.bytesSent + now.1.bytesReceived - last.1.bytesSent
+              - last.1.bytesReceived,
+            rounds: now.1.rounds - last.1.rounds)
+          last = now
+          await onToken(step)
+          return step
+        }
+        return outputs
+      })
+    return GenerationReport(tokens: tokens.map { Int($0) }, costs: costs)
   }
 
   /// Runs the dealer, both parties and the client of one fresh run as concurrent tasks over
@@ -206,7 +252,9 @@ public final class SecureModel: Sendable {
     options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
     party partyBody: @escaping @Sendable (PartyBackend) async throws -> Void,
-    client clientBody: @escaping @Sendable (KeySource, [any Channel]) async throws -> [Int64]
+    client clientBody:
+      @escaping @Sendable (_ keys: KeySource, _ parties: [any Channel], _ meter: any Channel)
+      async throws -> [Int64]
   ) async throws -> ([Int64], RunCosts) {
     var random = try SecureRandom()
     var census: GraphCensus?
@@ -250,7 +298,7 @@ public final class SecureModel: Sendable {
       group.addTask {
         let (keys, _) = try await PartyRun.openStream(
           context, kind: .client, party: 2, segments: pipes[2], ledger: RunLedger())
-        return .client(try await clientBody(keys, [client0, client1]))
+        return .client(try await clientBody(keys, [client0, client1], p0))
       }
       var collected: [RoleResult] = []
       do {
@@ -322,13 +370,72 @@ public enum ModelRun {
   }
 }
 
+extension ModelRun {
+  /// A generation run's graph as each back end walks it: `Generation.greedy` with every
+  /// step's secret token revealed to the client.
+  public static func generation<Backend: GateBackend>(
+    _ model: any DecoderGraph, _ parameters: RecipeParameters, _ plan: GenerationPlan,
+    _ backend: Backend
+  ) async throws {
+    let engine = try RecipeEngine(backend: backend, parameters: parameters)
+    try await Generation.greedy(
+      model, prompt: TokenInput(hiddenCount: plan.promptTokens), newTokens: plan.newTokens,
+      cache: plan.cache, engine: engine
+    ) { step in _ = try await backend.reveal(step.index, site: revealSite(model)) }
+  }
+}
+
+/// The public shape of a generation run, which the servers and the dealer know.
+public struct GenerationPlan: Sendable, Equatable, Codable {
+  public var promptTokens: Int
+  public var newTokens: Int
+  public var cache: Bool
+
+  public init(promptTokens: Int, newTokens: Int, cache: Bool = true) {
+    self.promptTokens = promptTokens
+    self.newTokens = newTokens
+    self.cache = cache
+  }
+}
+
+/// One generated token as the client saw it arrive, with what the step cost since the last.
+public struct GenerationStep: Sendable, Equatable {
+  /// 0 for the token after the prompt.
+  public var index: Int
+  public var token: Int
+  /// Wall seconds since the previous token (the first: since the run began, prompt included).
+  public var seconds: Double
+  /// P0↔P1 bytes and rounds since the previous token.
+  public var onlineBytes: Int
+  public var rounds: Int
+}
+
+/// What a secure generation produced and cost.
+public struct GenerationReport: Sendable {
+  public let tokens: [Int]
+  public let costs: RunCosts
+}
+
 /// The client's part of a run: it masks its one-hot rows with the dealer's seeds, sends them to
 /// both parties, and unmasks the output they send back.
 public enum SecureClient {
+  /// The client of a run with one output (an embedding, a hidden state).
   static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel])
     async throws
     -> [Int64]
   {
+    try await run(
+      ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties, reveals: 1
+    ) { _, values in values }
+  }
+
+  /// The client of a run whose graph opens `reveals` outputs to it, one after another (a
+  /// generated token each): each is unmasked with its key record's mask, in the ring the record
+  /// names, and handed to `received` as it arrives; the results are concatenated.
+  static func run<Output: Sendable>(
+    ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel],
+    reveals: Int, received: (Int, [Int64]) async throws -> Output
+  ) async throws -> [Int64] {
     if let bad = ids.first(where: { !(0..<vocabulary).contains($0) }) {
       throw MPCError.protocolViolation("token id \(bad) is outside the vocabulary of \(vocabulary)")
     }
@@ -354,25 +461,34 @@ public enum SecureClient {
     }
     let message = BitPacking.pack(masked, bits: bits)
     for party in parties { try await party.send(message) }
-    let mask: [UInt64]
-    do {
-      mask =
-        try ShareBundle(record: try await keys.next(opIndex: 1), party: 2, inputBits: bits).parts()
-        .first ?? []
-    } catch { throw MPCError.protocolViolation("client key record: \(error)") }
-    var opened: [[UInt64]] = []
-    for party in parties {
-      let bytes = try await party.receive()
-      guard bytes.count == BitPacking.packedByteCount(count: mask.count, bits: bits) else {
-        throw MPCError.protocolViolation(
-          "\(party.peerDescription) sent \(bytes.count) bytes as the output")
+    var outputs: [Int64] = []
+    for reveal in 0..<reveals {
+      let bundle: ShareBundle
+      let mask: [UInt64]
+      do {
+        bundle = try ShareBundle(record: try await keys.next(opIndex: 1 + reveal), party: 2)
+        mask = try bundle.parts().first ?? []
+      } catch { throw MPCError.protocolViolation("client key record: \(error)") }
+      let ring = bundle.bits
+      var opened: [[UInt64]] = []
+      for party in parties {
+        let bytes = try await party.receive()
+        guard bytes.count == BitPacking.packedByteCount(count: mask.count, bits: ring) else {
+          throw MPCError.protocolViolation(
+            "\(party.peerDescription) sent \(bytes.count) bytes as output \(reveal)")
+        }
+        opened.append(BitPacking.unpack(bytes, bits: ring, count: mask.count))
       }
-      opened.append(BitPacking.unpack(bytes, bits: bits, count: mask.count))
+      guard opened[0] == opened[1] else {
+        throw MPCError.protocolViolation("the parties sent different outputs")
+      }
+      let values = zip(opened[0], mask).map {
+        signedValue(($0 &- $1) & ringMask(ring), bits: ring)
+      }
+      _ = try await received(reveal, values)
+      outputs += values
     }
-    guard opened[0] == opened[1] else {
-      throw MPCError.protocolViolation("the parties sent different outputs")
-    }
-    try await keys.finish(afterOp: 2)
-    return zip(opened[0], mask).map { signedValue(($0 &- $1) & m, bits: bits) }
+    try await keys.finish(afterOp: 1 + reveals)
+    return outputs
   }
 }

@@ -8,6 +8,7 @@
 public enum OpKind: String, Sendable, Hashable, CaseIterable {
   case embedding, linear, attentionScores, attentionContext, softmax, gelu, layerNorm, add
   case reshape, pool, normalize
+  case rmsNorm, silu, multiply, rotary, argmax
 }
 
 /// Where an operation sits in the graph: its layer (−1 before the first block, `layers` after
@@ -56,12 +57,21 @@ public struct TokenInput: Sendable, Equatable {
 public struct AttentionMask: Sendable, Equatable {
   /// Keys at positions ≥ this are padding and get probability 0.
   public var validKeys: Int
-  /// Decoder models: query i sees keys 0…i only.
+  /// Decoder models: query i sees keys 0…(queryOffset + i) only.
   public var causal: Bool
+  /// The position of query row 0 among the keys: 0 when queries and keys are the same
+  /// positions; the cached prefix's length when new queries attend to a KV cache.
+  public var queryOffset: Int
 
-  public init(validKeys: Int, causal: Bool = false) {
+  public init(validKeys: Int, causal: Bool = false, queryOffset: Int = 0) {
     self.validKeys = validKeys
     self.causal = causal
+    self.queryOffset = queryOffset
+  }
+
+  /// How many keys query row `query` (within its matrix) sees.
+  public func visibleKeys(query: Int) -> Int {
+    causal ? min(validKeys, queryOffset + query + 1) : validKeys
   }
 }
 
@@ -120,6 +130,41 @@ public protocol InferenceEngine: Sendable {
 
   /// Each row divided by its Euclidean norm.
   func l2Normalize(_ x: Value, site: OpSite) async throws -> Value
+
+  // MARK: Decoders (LLaMA, generation)
+
+  /// RMSNorm over the last axis, x / √(mean(x²) + ε) · γ (LLaMA).
+  func rmsNorm(_ x: Value, gamma: WeightID, epsilon: Double, site: OpSite) async throws -> Value
+
+  /// SiLU, x·σ(x) (the gate of LLaMA's SwiGLU MLP).
+  func silu(_ x: Value, site: OpSite) async throws -> Value
+
+  /// a ⊙ b for two secret values of one shape.
+  func multiply(_ a: Value, _ b: Value, site: OpSite) async throws -> Value
+
+  /// Rotary position embedding of [H, T, dh] whose rows are positions firstPosition…, in the
+  /// rotate-half layout of Hugging Face's LLaMA: for j < dh/2 and angle p·θ^(−2j/dh),
+  /// out_j = x_j·cos − x_(j+dh/2)·sin and out_(j+dh/2) = x_(j+dh/2)·cos + x_j·sin. The angles
+  /// are public, so on shares this is local arithmetic and one truncation.
+  func rotary(_ x: Value, firstPosition: Int, theta: Double, site: OpSite) async throws -> Value
+
+  /// Heads `indices` of [H, T, dh], in that order (grouped-query attention shares a key/value
+  /// head among several query heads): local.
+  func heads(_ x: Value, _ indices: [Int], site: OpSite) async throws -> Value
+
+  /// Concatenation along `axis` (the KV cache grows along the positions axis): local.
+  func concatenate(_ parts: [Value], axis: Int, site: OpSite) async throws -> Value
+
+  /// The index of the largest element of [1, V], the first one on ties, as [1, 1]: a secret
+  /// integer in secure engines (a comparison tree; nobody sees a logit or the index).
+  func argmax(_ x: Value, site: OpSite) async throws -> Value
+
+  /// The one-hot row [1, classes] of an index [1, 1], still secret in secure engines.
+  func oneHot(_ index: Value, classes: Int, site: OpSite) async throws -> Value
+
+  /// oneHot · table for a one-hot [1, V] and a table [V, d]: the embedding row of a secret
+  /// token, [1, d].
+  func tableRows(_ oneHot: Value, table: WeightID, site: OpSite) async throws -> Value
 }
 
 /// A graph whose block weights are named per layer: the pieces every block is built from,

@@ -139,8 +139,7 @@ public struct Float64Engine: InferenceEngine {
     let rowsPerMatrix = x.shape[x.rank - 2]
     var out = [Double](repeating: 0, count: x.count)
     for (r, start) in stride(from: 0, to: x.count, by: width).enumerated() {
-      let query = r % rowsPerMatrix
-      let visible = mask.causal ? min(mask.validKeys, query + 1) : mask.validKeys
+      let visible = min(width, mask.visibleKeys(query: r % rowsPerMatrix))
       guard visible > 0 else { continue }
       let row = x.scalars[start..<(start + visible)]
       let maximum = row.max() ?? 0
@@ -189,5 +188,103 @@ public struct Float64Engine: InferenceEngine {
       for j in 0..<d { out[start + j] /= divisor }
     }
     return try Tensor(shape: x.shape, scalars: out)
+  }
+
+  // MARK: Decoders
+
+  public func rmsNorm(_ x: Value, gamma: WeightID, epsilon: Double, site: OpSite) async throws
+    -> Value
+  {
+    let g = try weights.tensor(gamma).scalars
+    let d = x.shape.last ?? 0
+    guard d == g.count, d > 0 else { throw EngineError.badShape(site, x.shape, "γ has \(g.count)") }
+    var out = x.scalars
+    for start in stride(from: 0, to: x.count, by: d) {
+      let meanSquare = x.scalars[start..<(start + d)].reduce(0) { $0 + $1 * $1 } / Double(d)
+      let inverse = 1 / (meanSquare + epsilon).squareRoot()
+      for j in 0..<d { out[start + j] = x.scalars[start + j] * inverse * g[j] }
+    }
+    return try Tensor(shape: x.shape, scalars: out)
+  }
+
+  public func silu(_ x: Value, site: OpSite) async throws -> Value { x.map { $0 / (1 + exp(-$0)) } }
+
+  public func multiply(_ a: Value, _ b: Value, site: OpSite) async throws -> Value {
+    guard a.shape == b.shape else {
+      throw EngineError.badShape(site, b.shape, "expected \(a.shape)")
+    }
+    return try a.zip(b, operation: "multiply") { $0 * $1 }
+  }
+
+  public func rotary(_ x: Value, firstPosition: Int, theta: Double, site: OpSite) async throws
+    -> Value
+  {
+    guard x.rank == 3, x.shape[2] % 2 == 0 else {
+      throw EngineError.badShape(site, x.shape, "rotary needs [H, T, dh] with dh even")
+    }
+    let (heads, t, dh) = (x.shape[0], x.shape[1], x.shape[2])
+    let half = dh / 2
+    var out = x.scalars
+    for i in 0..<t {
+      for j in 0..<half {
+        let angle = RotaryAngles.angle(
+          position: firstPosition + i, pair: j, headDimension: dh, theta: theta)
+        let (c, s) = (cos(angle), sin(angle))
+        for h in 0..<heads {
+          let base = (h * t + i) * dh
+          let (a, b) = (x.scalars[base + j], x.scalars[base + j + half])
+          out[base + j] = a * c - b * s
+          out[base + j + half] = b * c + a * s
+        }
+      }
+    }
+    return try Tensor(shape: x.shape, scalars: out)
+  }
+
+  public func heads(_ x: Value, _ indices: [Int], site: OpSite) async throws -> Value {
+    guard x.rank == 3, indices.allSatisfy({ (0..<x.shape[0]).contains($0) }) else {
+      throw EngineError.badShape(site, x.shape, "no heads \(indices)")
+    }
+    let size = x.shape[1] * x.shape[2]
+    var out: [Double] = []
+    out.reserveCapacity(indices.count * size)
+    for h in indices { out.append(contentsOf: x.scalars[(h * size)..<((h + 1) * size)]) }
+    return try Tensor(shape: [indices.count, x.shape[1], x.shape[2]], scalars: out)
+  }
+
+  public func concatenate(_ parts: [Value], axis: Int, site: OpSite) async throws -> Value {
+    try Tensor.concatenate(parts, axis: axis)
+  }
+
+  public func argmax(_ x: Value, site: OpSite) async throws -> Value {
+    guard x.rank == 2, x.shape[0] == 1, x.count > 0 else {
+      throw EngineError.badShape(site, x.shape, "argmax takes [1, V]")
+    }
+    var best = 0
+    for (j, v) in x.scalars.enumerated() where v > x.scalars[best] { best = j }
+    return try Tensor(shape: [1, 1], scalars: [Double(best)])
+  }
+
+  public func oneHot(_ index: Value, classes: Int, site: OpSite) async throws -> Value {
+    guard index.count == 1, let i = Int(exactly: index.scalars[0]), (0..<classes).contains(i) else {
+      throw EngineError.badShape(site, index.shape, "no class \(index.scalars) of \(classes)")
+    }
+    var out = [Double](repeating: 0, count: classes)
+    out[i] = 1
+    return try Tensor(shape: [1, classes], scalars: out)
+  }
+
+  public func tableRows(_ oneHot: Value, table: WeightID, site: OpSite) async throws -> Value {
+    try oneHot.matmul(try weights.tensor(table))
+  }
+}
+
+/// The rotary embedding's angles, shared by every engine so that they all rotate by the same
+/// numbers: position p, pair j of a head of dh, p · θ^(−2j/dh) (Hugging Face's inv_freq).
+public enum RotaryAngles {
+  public static func angle(position: Int, pair j: Int, headDimension dh: Int, theta: Double)
+    -> Double
+  {
+    Double(position) / pow(theta, Double(2 * j) / Double(dh))
   }
 }

@@ -6,7 +6,7 @@
 // Conv1D [in, out] matrices; the benchmarks run random weights at these shapes.
 
 /// GPT-2's weight names and graph.
-public struct GPT2Model: TransformerGraph, LayeredGraph {
+public struct GPT2Model: DecoderGraph, LayeredGraph {
   public let config: ModelConfig
 
   public init(config: ModelConfig) { self.config = config }
@@ -40,38 +40,68 @@ public struct GPT2Model: TransformerGraph, LayeredGraph {
     return out
   }
 
-  /// The final hidden states [T, d] (after ln_f) for `tokens`, of which the first
-  /// `validTokens` are real; the causal mask keeps padding out of every real token's view.
-  public func decode<E: InferenceEngine>(_ tokens: TokenInput, validTokens: Int? = nil, engine e: E)
-    async throws
-    -> E.Value
+  public var tokenTable: WeightID { "wte.weight" }
+
+  /// wte rows of the tokens plus wpe rows of their positions.
+  public func embed<E: InferenceEngine>(_ tokens: TokenInput, firstPosition: Int, engine e: E)
+    async throws -> E.Value
   {
-    let count = tokens.count
-    let valid = try config.check(tokens, validTokens: validTokens)
     let before = -1
     let embedded = try await e.tokenEmbedding(
-      tokens, table: "wte.weight", site: OpSite(layer: before, kind: .embedding, index: 0))
+      tokens, table: tokenTable, site: OpSite(layer: before, kind: .embedding, index: 0))
+    return try await addPositions(embedded, first: firstPosition, engine: e)
+  }
+
+  public func embed<E: InferenceEngine>(oneHot: E.Value, position: Int, engine e: E) async throws
+    -> E.Value
+  {
+    let embedded = try await e.tableRows(
+      oneHot, table: tokenTable, site: OpSite(layer: -1, kind: .embedding, index: 2))
+    return try await addPositions(embedded, first: position, engine: e)
+  }
+
+  private func addPositions<E: InferenceEngine>(_ x: E.Value, first: Int, engine e: E)
+    async throws -> E.Value
+  {
+    let rows = e.shape(of: x)[0]
     let positions = try await e.publicRows(
-      "wpe.weight", rows: Array(0..<count), site: OpSite(layer: before, kind: .embedding, index: 1))
-    var x = try await e.add(embedded, positions, site: OpSite(layer: before, kind: .add, index: 0))
-    let mask = AttentionMask(validKeys: valid, causal: true)
-    for layer in 0..<config.layers { x = try await block(x, layer: layer, mask: mask, engine: e) }
+      "wpe.weight", rows: Array(first..<(first + rows)),
+      site: OpSite(layer: -1, kind: .embedding, index: 1))
+    return try await e.add(x, positions, site: OpSite(layer: -1, kind: .add, index: 0))
+  }
+
+  /// The blocks over the new positions, then ln_f; the causal mask keeps padding out of every
+  /// real token's view.
+  public func forward<E: InferenceEngine>(
+    _ x: E.Value, validTokens: Int, cache: inout KVCache<E.Value>, engine e: E
+  ) async throws -> E.Value {
+    var h = x
+    for layer in 0..<config.layers {
+      h = try await block(h, layer: layer, validTokens: validTokens, cache: &cache, engine: e)
+    }
+    cache.advance(by: e.shape(of: x)[0])
     return try await e.layerNorm(
-      x, gamma: "ln_f.weight", beta: "ln_f.bias", epsilon: config.normEpsilon,
+      h, gamma: "ln_f.weight", beta: "ln_f.bias", epsilon: config.normEpsilon,
       site: OpSite(layer: config.layers, kind: .layerNorm, index: 0))
   }
 
   /// One block: x + attn(ln_1(x)), then + mlp(ln_2(·)).
-  func block<E: InferenceEngine>(_ x: E.Value, layer: Int, mask: AttentionMask, engine e: E)
-    async throws -> E.Value
-  {
+  func block<E: InferenceEngine>(
+    _ x: E.Value, layer: Int, validTokens: Int, cache: inout KVCache<E.Value>, engine e: E
+  ) async throws -> E.Value {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
-    let context = try await selfAttention(
-      try await norm(x, "ln_1", layer: layer, index: 0, engine: e),
-      names: ("attn.query", "attn.key", "attn.value"),
-      mask: mask, layer: layer, engine: e)
+    let normed = try await norm(x, "ln_1", layer: layer, index: 0, engine: e)
+    var heads: [E.Value] = []
+    for (index, name) in ["attn.query", "attn.key", "attn.value"].enumerated() {
+      let projected = try await dense(normed, name, layer: layer, index: index, engine: e)
+      heads.append(
+        try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
+    }
+    let context = try await attend(
+      query: heads[0], key: heads[1], value: heads[2], validTokens: validTokens, layer: layer,
+      cache: &cache, engine: e)
     let attended = try await e.add(
       x, try await dense(context, "attn.c_proj", layer: layer, index: 3, engine: e),
       site: site(.add, 0))
@@ -91,17 +121,7 @@ public struct GPT2Model: TransformerGraph, LayeredGraph {
   /// The LM head (tied to the token embedding): logits [T, vocabulary] of `hidden` [T, d].
   public func logits<E: InferenceEngine>(_ hidden: E.Value, engine e: E) async throws -> E.Value {
     try await e.linear(
-      hidden, weight: "wte.weight", bias: nil,
+      hidden, weight: tokenTable, bias: nil,
       site: OpSite(layer: config.layers, kind: .linear, index: 0))
-  }
-
-  /// The last real token's final hidden state [1, d] (what the LM head reads for the next token).
-  public func output<E: InferenceEngine>(_ tokens: TokenInput, validTokens: Int?, engine: E)
-    async throws -> E.Value
-  {
-    let valid = try config.check(tokens, validTokens: validTokens)
-    let hidden = try await decode(tokens, validTokens: valid, engine: engine)
-    return try await engine.row(
-      hidden, valid - 1, site: OpSite(layer: config.layers, kind: .pool, index: 0))
   }
 }

@@ -92,7 +92,8 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 extension WeightID {
   /// A LayerNorm γ (BERT's "….LayerNorm.weight", GPT-2's "h.N.ln_1.weight", "ln_f.weight").
   var isNormScale: Bool {
-    name.hasSuffix("LayerNorm.weight")
+    name.hasSuffix("LayerNorm.weight") || name.hasSuffix("layernorm.weight")
+      || name == "model.norm.weight"
       || (name.hasSuffix(".weight") && name.split(separator: ".").contains { $0.hasPrefix("ln_") })
   }
 }

@@ -21,10 +21,11 @@ struct RecipeOptions: ParsableArguments {
   @Option(help: "SecFormer: Goldschmidt iterations of rsqrt (default 16).")
   var rsqrtIterations: Int?
 
-  /// The parameters these options name, checked.
-  func parameters() throws -> RecipeParameters {
+  /// The parameters these options name, checked; `defaultRingBits` replaces the recipe's ring
+  /// when --ring-bits is not given.
+  func parameters(defaultRingBits: Int? = nil) throws -> RecipeParameters {
     var p = RecipeParameters.preset(
-      recipe, ringBits: ringBits, fractionalBits: fractionalBits)
+      recipe, ringBits: ringBits ?? defaultRingBits, fractionalBits: fractionalBits)
     if let gelu { p.gelu = gelu }
     if let softmax { p.softmax = softmax }
     if let norm { p.normalization = norm }

@@ -11,7 +11,7 @@ struct Veil: AsyncParsableCommand {
     abstract: "Private Transformer inference on secret shares (SIGMA, PUMA and SecFormer recipes).",
     subcommands: [
       Embed.self, ShareModel.self, ServeCommand.self, DealerCommand.self, GatewayCommand.self,
-      Tokenize.self, Bench.self, Certs.self,
+      Generate.self, Tokenize.self, Bench.self, Certs.self,
     ])
 
   /// Sets the allocator up before any thread exists (see `veil_keep_freed_memory`), then parses

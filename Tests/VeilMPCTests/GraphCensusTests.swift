@@ -67,7 +67,7 @@ import VeilTestSupport
         options: RunOptions(),
         dealer: { try await ModelRun.dealer(graph, parameters, tokens: 4, valid: 4, $0) },
         party: { try await ModelRun.party(graph, parameters, tokens: 4, valid: 4, $0) },
-        client: { keys, _ in
+        client: { keys, _, _ in
           try await keys.finish(afterOp: 0)
           return []
         })

@@ -116,7 +116,7 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
         party: {
           try await ModelRun.party(model.model, parameters, tokens: ids.count, valid: ids.count, $0)
         },
-        client: { keys, parties in
+        client: { keys, parties, _ in
           let recording = parties.map { TranscriptChannel($0) }
           clientRecorders.withLock { $0 = recording }
           return try await SecureClient.run(

@@ -86,7 +86,7 @@ import VeilTestSupport
       tokens: 1, valid: 1, census: { _ = try await gate($0, zeros) }, options: RunOptions(),
       dealer: { dealer in await collected.set(mask: try await gate(dealer, masks)) },
       party: { party in await collected.set(party: party.party, try await gate(party, masked)) },
-      client: { keys, _ in
+      client: { keys, _, _ in
         try await keys.finish(afterOp: 0)
         return []
       })
@@ -387,7 +387,7 @@ import VeilTestSupport
           await collected.set(party: party.party, rows)
           _ = try await party.reveal(rows, site: Self.site)
         },
-        client: { keys, parties in
+        client: { keys, parties, _ in
           let recording = parties.map { TranscriptChannel($0) }
           await collected.set(recorders: recording)
           return try await SecureClient.run(
@@ -428,7 +428,7 @@ import VeilTestSupport
         options: RunOptions(),
         dealer: { dealer in _ = try await dealer.square(mask, site: Self.site) },
         party: { party in _ = try await party.compare(masked, offsets: [0], site: Self.site) },
-        client: { keys, _ in
+        client: { keys, _, _ in
           try await keys.finish(afterOp: 0)
           return []
         })

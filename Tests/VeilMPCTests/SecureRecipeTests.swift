@@ -16,6 +16,9 @@ enum RecipeOp: Sendable {
   case erfAngle
   case silu
   case rmsNorm
+  case argmax
+  case oneHot(classes: Int)
+  case rotary(firstPosition: Int, theta: Double)
 
   static let gamma = WeightID("encoder.layer.0.output.LayerNorm.weight")
   static let beta = WeightID("encoder.layer.0.output.LayerNorm.bias")
@@ -30,6 +33,10 @@ enum RecipeOp: Sendable {
       try await recipe.layerNorm(x, gamma: Self.gamma, beta: Self.beta, epsilon: 1e-12, op: testOp)
     case .reciprocal(let terms): try await recipe.reciprocal(x, terms: terms, op: testOp)
     case .erfAngle: try await recipe.erfAngle(x, op: testOp)
+    case .argmax: try await recipe.argmax(x, op: testOp)
+    case .oneHot(let classes): try await recipe.oneHot(x, classes: classes, op: testOp)
+    case .rotary(let first, let theta):
+      try await recipe.rotary(x, firstPosition: first, theta: theta, op: testOp)
     }
   }
 
@@ -81,7 +88,7 @@ extension SecureGateTests {
     let queries = view.shape.count >= 2 ? view.shape[view.shape.count - 2] : 1
     let hidden = (0..<view.count).filter { i in
       let (query, key) = ((i / width) % queries, i % width)
-      return key >= mask.validKeys || (mask.causal && key > query)
+      return key >= mask.visibleKeys(query: query)
     }
     let shown = view.values.indices.filter { !hidden.contains($0) }.map { view.values[$0] }
     let visible = WireTensor(view.format, [shown.count], shown)

@@ -133,6 +133,12 @@ final class CensusWalker: MaskedWireBackend, @unchecked Sendable {
     return zeros(format, Array(x.shape.dropLast()) + [outputs])
   }
 
+  func tableProduct(_ x: WireTensor, table: WeightID, site: GateSite) async throws -> WireTensor {
+    let (_, _, outputs, format) = try linearShape(x, weight: table, transposed: false, site)
+    record(.linear, site, inputs: [x], numbers: [outputs, 0], partyRecords: 1)
+    return zeros(format, Array(x.shape.dropLast()) + [outputs])
+  }
+
   func multiplyWeight(_ x: WireTensor, weight: WeightID, site: GateSite) async throws
     -> WireTensor
   {

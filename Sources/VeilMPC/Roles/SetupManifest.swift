@@ -55,7 +55,7 @@ public struct SetupManifest: Codable, Sendable, Equatable {
     switch config.architecture {
     case .bert: return BertModel(config: config, prefix: weightPrefix)
     case .gpt2: return GPT2Model(config: config)
-    case .llama: throw .invalidParameters("the LLaMA graph is not built yet")
+    case .llama: return LlamaModel(config: config)
     }
   }
 
@@ -71,7 +71,9 @@ public struct SetupManifest: Codable, Sendable, Equatable {
     let mine = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.shape) })
     guard mine.count == tensors.count, mine.count == expected.count,
       expected.allSatisfy({ mine[$0.0.name] == $0.1 })
-    else { throw .invalidParameters("the setup's weights do not fit its \(config.architecture) graph") }
+    else {
+      throw .invalidParameters("the setup's weights do not fit its \(config.architecture) graph")
+    }
     guard tensors.map(\.name) == tensors.map(\.name).sorted() else {
       throw .invalidParameters("the setup's weights are not in name order")
     }
@@ -86,7 +88,7 @@ public struct SetupManifest: Codable, Sendable, Equatable {
     for v in [
       config.vocabularySize, config.hiddenSize, config.layers, config.heads, config.keyValueHeads,
       config.intermediateSize, config.maxPositions, config.typeVocabularySize,
-      config.maxSequenceLength ?? 0,
+      config.maxSequenceLength ?? 0, config.tiedEmbeddings ? 1 : 0,
     ] { d.int(v) }
     d.double(config.normEpsilon)
     d.double(config.ropeTheta)
@@ -119,7 +121,8 @@ struct CanonicalDigest {
   mutating func raw(_ p: UnsafeRawBufferPointer) { hasher.update(bufferPointer: p) }
   mutating func string(_ s: String) { bytes(Array(s.utf8)) }
   mutating func int(_ v: Int) {
-    hasher.update(data: withUnsafeBytes(of: UInt64(bitPattern: Int64(v)).littleEndian) { Array($0) })
+    hasher.update(
+      data: withUnsafeBytes(of: UInt64(bitPattern: Int64(v)).littleEndian) { Array($0) })
   }
   mutating func double(_ v: Double) { int(Int(Int64(bitPattern: v.bitPattern))) }
   mutating func parameters(_ p: RecipeParameters) {
@@ -143,7 +146,8 @@ struct CanonicalDigest {
 /// Lowercase hexadecimal digits of `b`.
 public func hex(_ b: [UInt8]) -> String {
   let digits = Array("0123456789abcdef".utf8)
-  return String(decoding: b.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+  return String(
+    decoding: b.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
 }
 
 /// The bytes of an even-length hexadecimal string; nil if it is not one.

@@ -56,4 +56,13 @@ public enum ModelTokenizer: Sendable {
     case .byteLevelBPE(let t): t.tokens(ids.map { Int32(clamping: $0) })
     }
   }
+
+  /// The text of `ids` (special tokens kept).
+  public func decode(_ ids: [Int]) -> String {
+    switch self {
+    case .wordPiece(let t):
+      ids.compactMap { t.token(forId: Int32(clamping: $0)) }.joined(separator: " ")
+    case .byteLevelBPE(let t): t.decode(ids.map { Int32(clamping: $0) })
+    }
+  }
 }
