@@ -158,3 +158,68 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
       !looksUniform(BitPacking.pack(unmasked, bits: 50)).0, "unmasked openings pass as uniform")
   }
 }
+
+extension RoleViewTests {
+  /// A generation run's views: P0 and P1 see only masked openings — every opening of the
+  /// argmax tree, the one-hot row and the token's embedding included (each message on its own
+  /// has few zero bytes, which an unmasked one-hot or index would not) — two prompts give
+  /// unrelated views, and the client gets each token twice, from both servers.
+  @Test func generationShowsTheServersNoTokenAndNoLogit() async throws {
+    let config = SecureGenerationTests.llamaConfig
+    let model = LlamaModel(config: config)
+    let weights = model.randomWeights(seed: 11)
+    let parameters = RecipeParameters.preset(.sigma)
+    let secure = try await SecureModel(model: model, weights: weights, parameters: parameters)
+    let plan = GenerationPlan(promptTokens: 5, newTokens: 3)
+    var views: [[[UInt8]]] = []
+    for ids in [[3, 17, 25, 8, 30], [9, 9, 1, 38, 2]] {
+      let recorders = Locked<[TranscriptChannel]>([])
+      var options = RunOptions()
+      options.peerChannels = {
+        let (a, b) = InMemoryChannel.makePair(.p0, .p1)
+        let pair = [TranscriptChannel(a), TranscriptChannel(b)]
+        recorders.withLock { $0 = pair }
+        return (pair[0], pair[1])
+      }
+      let clientRecorders = Locked<[TranscriptChannel]>([])
+      let (tokens, _) = try await secure.run(
+        tokens: 5, valid: 5, census: { try await ModelRun.generation(model, parameters, plan, $0) },
+        options: options,
+        dealer: { try await ModelRun.generation(model, parameters, plan, $0) },
+        party: { try await ModelRun.generation(model, parameters, plan, $0) },
+        client: { keys, parties, _ in
+          let recording = parties.map { TranscriptChannel($0) }
+          clientRecorders.withLock { $0 = recording }
+          return try await SecureClient.run(
+            ids: ids, vocabulary: config.vocabularySize, bits: parameters.ringBits, keys: keys,
+            parties: recording, reveals: plan.newTokens
+          ) { _, values in values }
+        })
+      let expected = try await SecureGenerationTests.fixedPoint(
+        model, weights, parameters, prompt: ids, count: 3, cache: true
+      ).tokens
+      #expect(tokens.map { Int($0) } == expected)
+      for party in recorders.withLock({ $0 }) {
+        let messages = Array(party.received.dropFirst())
+        let (uniform, chi) = looksUniform(messages.flatMap { $0 })
+        #expect(uniform, "chi-square \(chi)")
+        for message in messages where message.count >= 32 {
+          let zeros = message.filter { $0 == 0 }.count
+          #expect(zeros * 4 < message.count, "a message of \(message.count) bytes, \(zeros) zero")
+        }
+      }
+      views.append(recorders.withLock { $0 }[0].received)
+      let client = clientRecorders.withLock { $0 }
+      #expect(client.allSatisfy { $0.received.count == plan.newTokens })
+      #expect(client[0].received == client[1].received)
+    }
+    let (a, b) = (views[0].dropFirst().flatMap { $0 }, views[1].dropFirst().flatMap { $0 })
+    #expect(a.count == b.count, "the same plan sends the same sizes")
+    let same = zip(a, b).filter { $0 == $1 }.count
+    #expect(Double(same) < Double(a.count) / 256 * 1.5 + 50, "\(same) of \(a.count) bytes repeat")
+    // The per-message check flags an opened one-hot row without its mask.
+    let oneHot = BitPacking.pack(
+      (0..<config.vocabularySize).map { $0 == 7 ? 1 : 0 }, bits: parameters.ringBits)
+    #expect(oneHot.filter { $0 == 0 }.count * 4 >= oneHot.count)
+  }
+}

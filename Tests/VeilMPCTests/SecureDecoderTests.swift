@@ -200,3 +200,39 @@ extension SecureGateTests {
     func add(_ step: GenerationStep) { steps.append(step) }
   }
 }
+
+/// The real SmolLM2-135M-Instruct on secret shares (issue 19's acceptance run): the chat prompt
+/// "What is the capital of France?" with the model's template answers "The capital of France is
+/// Paris." — secure tokens equal the fixed-point engine's and Float64's, whose top-two margins
+/// are reported — and the fixed-point KV cache equals recomputation there too.
+@Suite(.serialized) struct SmolLM2SecureTests {
+  static let folder = TestModel.directory("SmolLM2-135M-Instruct", variable: "VEIL_SMOLLM2_DIR")
+  static var present: Bool {
+    FileManager.default.fileExists(atPath: folder + "/model.safetensors") || TestModel.isRequired
+  }
+
+  @Test(.enabled(if: present)) func answersTheCapitalOfFranceOnSecretShares() async throws {
+    let folder = try DecoderFolder(modelDirectory: Self.folder)
+    let prompt = try folder.promptIds("What is the capital of France?", chat: true)
+    let weights = try folder.float64Weights()
+    // Residual activations reach 2^14.6: RMSNorm's sum of squares needs n ≥ 58 (`veil generate`'s
+    // default for LLaMA under SIGMA).
+    let parameters = RecipeParameters.preset(.sigma, ringBits: 60)
+    let count = 8
+    let plain = try await SecureGenerationTests.float64(
+      folder.model, weights, prompt: prompt, count: count, cache: true)
+    let fixed = try await SecureGenerationTests.fixedPoint(
+      folder.model, weights, parameters, prompt: prompt, count: count, cache: true)
+    let recomputed = try await SecureGenerationTests.fixedPoint(
+      folder.model, weights, parameters, prompt: prompt, count: 3, cache: false)
+    #expect(recomputed.logits == Array(fixed.logits.prefix(3)), "KV cache = recomputation")
+    let secure = try await SecureModel(
+      model: folder.model, weights: weights, parameters: parameters)
+    let report = try await secure.generate(ids: prompt, newTokens: count)
+    #expect(report.tokens == fixed.tokens)
+    #expect(report.tokens == plain.tokens)
+    let reply = report.tokens.prefix { $0 != folder.endOfText }
+    #expect(folder.text(Array(reply)) == "The capital of France is Paris.")
+    #expect(report.tokens.contains(2), "the reply ends with <|im_end|>")
+  }
+}
