@@ -205,21 +205,21 @@ public final class SecureModel: Sendable {
     ids: [Int], newTokens: Int, cache: Bool = true, options: RunOptions = RunOptions(),
     onToken: @escaping @Sendable (GenerationStep) async -> Void = { _ in }
   ) async throws -> GenerationReport {
-    guard let decoder = model as? any DecoderGraph else {
-      throw MPCError.invalidParameters("generation needs a decoder model")
-    }
     let plan = GenerationPlan(promptTokens: ids.count, newTokens: newTokens, cache: cache)
+    try plan.check(model, maximumNewTokens: Int.max)
     _ = try model.config.check(TokenInput(ids: ids), validTokens: nil)
+    let order = RunOrder(
+      runID: "", setupID: manifest.setupID, modelDigest: "", tokens: ids.count,
+      validTokens: ids.count, generation: plan)
+    let model = model
     let parameters = parameters
     let vocabulary = model.config.vocabularySize
     let bits = parameters.ringBits
     let clock = ContinuousClock()
     let (tokens, costs) = try await run(
-      tokens: ids.count, valid: ids.count,
-      census: { try await ModelRun.generation(decoder, parameters, plan, $0) },
-      options: options,
-      dealer: { try await ModelRun.generation(decoder, parameters, plan, $0) },
-      party: { try await ModelRun.generation(decoder, parameters, plan, $0) },
+      tokens: ids.count, valid: ids.count, generation: plan, options: options,
+      dealer: { try await order.walk(model, parameters, $0) },
+      party: { try await order.walk(model, parameters, $0) },
       client: { keys, parties, meter in
         var last = (clock.now, meter.counters)
         let outputs = try await SecureClient.run(
@@ -247,7 +247,7 @@ public final class SecureModel: Sendable {
   /// the census of the model's graph at `t` tokens, `valid` of them real, or of `census` (a
   /// body other than the model's, as the gate tests run) walked on zero wires.
   func run(
-    tokens t: Int, valid: Int,
+    tokens t: Int, valid: Int, generation: GenerationPlan? = nil,
     census censusBody: ((any MaskedWireBackend) async throws -> Void)? = nil,
     options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
@@ -261,7 +261,7 @@ public final class SecureModel: Sendable {
     if let censusBody { census = try await GraphCensus.walking(manifest, censusBody) }
     let context = try await RunContext.make(
       runID: random.bytes(16), manifest: manifest, model: model, tokens: t, valid: valid,
-      census: census)
+      generation: generation, census: census)
     let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
     let (p0, p1): (any Channel, any Channel) =
       try await options.peerChannels?() ?? InMemoryChannel.makePair(.p0, .p1)
@@ -395,6 +395,25 @@ public struct GenerationPlan: Sendable, Equatable, Codable {
     self.promptTokens = promptTokens
     self.newTokens = newTokens
     self.cache = cache
+  }
+
+  /// Refuses a plan `model` cannot run: not a decoder, no new token or more than
+  /// `maximumNewTokens`, or past the model's positions.
+  public func check(_ model: any TransformerGraph, maximumNewTokens: Int) throws(MPCError) {
+    guard model is any DecoderGraph else {
+      throw .invalidParameters(
+        "generation needs a decoder; this is a \(model.config.architecture.rawValue) model")
+    }
+    guard (1...maximumNewTokens).contains(newTokens) else {
+      throw .invalidParameters(
+        "\(newTokens) new tokens; this server generates 1…\(maximumNewTokens)")
+    }
+    let limit = model.config.maxPositions
+    guard promptTokens >= 1, promptTokens + newTokens - 1 <= limit else {
+      throw .invalidParameters(
+        "a prompt of \(promptTokens) tokens and \(newTokens) new exceed the model's \(limit) positions"
+      )
+    }
   }
 }
 

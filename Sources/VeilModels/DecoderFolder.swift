@@ -8,43 +8,17 @@ public struct DecoderFolder: Sendable {
   public let directory: String
   public let config: ModelConfig
   public let model: any DecoderGraph
-  public let tokenizer: ModelTokenizer
-  /// The chat template, for chat models.
-  public let chat: ChatTemplate?
-  /// The token that ends a reply (tokenizer_config's eos_token), when named.
-  public let endOfText: Int?
+  /// The tokenizer, chat template and end-of-text token.
+  public let text: DecoderText
   let weightsFile: SafeTensorsFile
 
   public init(modelDirectory directory: String) throws(ModelError) {
     self.directory = directory
     config = try ModelConfig(modelDirectory: directory)
-    switch config.architecture {
-    case .gpt2: model = GPT2Model(config: config)
-    case .llama: model = LlamaModel(config: config)
-    case .bert:
-      throw .unsupported(
-        path: (directory as NSString).appendingPathComponent("config.json"),
-        reason: "generation needs a decoder (GPT-2 or LLaMA), this is BERT")
-    }
-    tokenizer = try ModelTokenizer(modelDirectory: directory)
+    model = try Self.graph(config, directory: directory)
+    text = try DecoderText(modelDirectory: directory)
     weightsFile = try SafeTensorsFile(
       path: (directory as NSString).appendingPathComponent("model.safetensors"))
-    let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
-    var chat: ChatTemplate? = nil
-    var endOfText: Int? = nil
-    if FileManager.default.fileExists(atPath: configPath) {
-      let object = try readJSONObject(path: configPath)
-      if let template = object["chat_template"] as? String {
-        chat = try ChatTemplate(template: template, path: configPath)
-      }
-      if let eos = object["eos_token"] as? String, case let ids = tokenizer.encode(eos),
-        ids.count == 1
-      {
-        endOfText = ids[0]
-      }
-    }
-    self.chat = chat
-    self.endOfText = endOfText
     if config.architecture == .llama {
       for (id, shape) in model.expectedWeights {
         guard let entry = weightsFile.entries[id.name] else {
@@ -62,6 +36,20 @@ public struct DecoderFolder: Sendable {
     }
   }
 
+  /// The decoder graph a config describes.
+  public static func graph(_ config: ModelConfig, directory: String) throws(ModelError)
+    -> any DecoderGraph
+  {
+    switch config.architecture {
+    case .gpt2: return GPT2Model(config: config)
+    case .llama: return LlamaModel(config: config)
+    case .bert:
+      throw .unsupported(
+        path: (directory as NSString).appendingPathComponent("config.json"),
+        reason: "generation needs a decoder (GPT-2 or LLaMA), this is BERT")
+    }
+  }
+
   /// Every weight as Float64, in the graph's names and layout.
   public func float64Weights() throws(ModelError) -> Float64Weights {
     if let gpt2 = model as? GPT2Model { return try gpt2.weights(from: weightsFile) }
@@ -76,16 +64,52 @@ public struct DecoderFolder: Sendable {
     }
     return weights
   }
+}
+
+/// A decoder's public text side, what a remote client has too: the tokenizer, the chat
+/// template (chat models) and the token that ends a reply.
+public struct DecoderText: Sendable {
+  public let tokenizer: ModelTokenizer
+  public let chat: ChatTemplate?
+  /// tokenizer_config's eos_token, when it is one token.
+  public let endOfText: Int?
+
+  public init(modelDirectory directory: String) throws(ModelError) {
+    tokenizer = try ModelTokenizer(modelDirectory: directory)
+    let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+    var chat: ChatTemplate? = nil
+    var endOfText: Int? = nil
+    if FileManager.default.fileExists(atPath: configPath) {
+      let object = try readJSONObject(path: configPath)
+      if let template = object["chat_template"] as? String {
+        chat = try ChatTemplate(template: template, path: configPath)
+      }
+      if let eos = object["eos_token"] as? String, case let ids = tokenizer.encode(eos),
+        ids.count == 1
+      {
+        endOfText = ids[0]
+      }
+    }
+    self.chat = chat
+    self.endOfText = endOfText
+  }
 
   /// The prompt's token ids: the text as it is, or wrapped in the chat template.
   public func promptIds(_ text: String, chat wrap: Bool) throws(ModelError) -> [Int] {
     guard wrap else { return tokenizer.encode(text) }
     guard let chat else {
-      throw .unsupported(path: directory, reason: "--chat: the model has no chat template")
+      throw .unsupported(
+        path: "tokenizer_config.json", reason: "--chat: the model has no chat template")
     }
     return tokenizer.encode(chat.prompt(user: text))
   }
 
   /// The text of generated ids (special tokens kept).
   public func text(_ ids: [Int]) -> String { tokenizer.decode(ids) }
+
+  /// The reply in `ids`: up to (not including) the first end-of-text token.
+  public func reply(_ ids: [Int]) -> [Int] {
+    guard let endOfText, let stop = ids.firstIndex(of: endOfText) else { return ids }
+    return Array(ids[..<stop])
+  }
 }

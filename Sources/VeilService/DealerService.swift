@@ -101,8 +101,7 @@ public final class DealerService: Sendable {
     let graph = try setup.manifest.graph()
     let parameters = setup.manifest.parameters
     let result = try await setup.deal(context, to: [p0] + joined) { dealer in
-      try await ModelRun.dealer(
-        graph, parameters, tokens: order.tokens, valid: order.validTokens, dealer)
+      try await order.walk(graph, parameters, dealer)
     }
     metrics.keyBytes.increment(by: Int64(result.streamBytes.reduce(0, +)))
     var logger = logger

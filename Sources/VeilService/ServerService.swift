@@ -26,6 +26,8 @@ public final class ServerService: Sendable {
   private let setupInProgress = Locked(false)
   /// How long a run waits for the other roles to join it.
   let joinTimeout: Duration = .seconds(10)
+  /// The most tokens one generation request may ask for (its keys are dealt for all of them).
+  static let maximumNewTokens = 256
 
   public init(
     party: Int, deployment: Deployment, stateDirectory: String, peer: Endpoint?, dealer: Endpoint,
@@ -147,10 +149,13 @@ public final class ServerService: Sendable {
       return
     }
     defer { slots.release() }
+    if let generation = request.generation {
+      try generation.check(try manifest.graph(), maximumNewTokens: Self.maximumNewTokens)
+    }
     let runID = RunID.random()
     let order = RunOrder(
       runID: runID.description, setupID: manifest.setupID, modelDigest: hex(manifest.modelDigest),
-      tokens: request.tokens, validTokens: request.validTokens)
+      tokens: request.tokens, validTokens: request.validTokens, generation: request.generation)
     let context = try await order.context(manifest)
     var logger = logger
     logger[metadataKey: "run"] = "\(runID.description.prefix(12))"
@@ -220,8 +225,7 @@ public final class ServerService: Sendable {
       let result = try await state.run(
         context, party: party, peer: peer, client: client, dealer: dealerChannel
       ) { backend in
-        try await ModelRun.party(
-          graph, parameters, tokens: order.tokens, valid: order.validTokens, backend)
+        try await order.walk(graph, parameters, backend)
       }
       metrics.onlineSeconds.increment(by: result.onlineSeconds)
       metrics.onlineBytes.increment(

@@ -80,6 +80,36 @@ public final class VeilClient: Sendable {
   }
 
   public func model() async throws -> Model {
+    try await withCard { manifest, directory in
+      let config = try ModelConfig(modelDirectory: directory)
+      guard config.architecture == .bert else {
+        throw RoleError.state(
+          "the deployment serves a \(config.architecture.rawValue) model; embeddings need BERT")
+      }
+      return Model(
+        manifest: manifest, config: config,
+        tokenizer: try WordPieceTokenizer(modelDirectory: directory))
+    }
+  }
+
+  /// The public decoder P0 serves: its manifest, config and text side.
+  public struct Decoder: Sendable {
+    public let manifest: SetupManifest
+    public let config: ModelConfig
+    public let text: DecoderText
+  }
+
+  public func decoder() async throws -> Decoder {
+    try await withCard { manifest, directory in
+      let config = try ModelConfig(modelDirectory: directory)
+      _ = try DecoderFolder.graph(config, directory: directory)
+      return Decoder(
+        manifest: manifest, config: config, text: try DecoderText(modelDirectory: directory))
+    }
+  }
+
+  /// P0's model card with its public files in a temporary folder, read by `read`.
+  private func withCard<T>(_ read: (SetupManifest, String) throws -> T) async throws -> T {
     let p0 = try await deployment.connect(to: servers[0], as: .p0, id: RunID.random())
     defer { Task { await p0.close() } }
     try await p0.send(.modelCardRequest)
@@ -99,31 +129,53 @@ public final class VeilClient: Sendable {
       }
       FileManager.default.createFile(atPath: directory + "/" + name, contents: Data(data))
     }
-    let config = try ModelConfig(modelDirectory: directory)
-    guard config.architecture == .bert else {
-      throw RoleError.state(
-        "the deployment serves a \(config.architecture.rawValue) model; embeddings need BERT")
-    }
-    return Model(
-      manifest: card.manifest, config: config,
-      tokenizer: try WordPieceTokenizer(modelDirectory: directory))
+    return try read(card.manifest, directory)
   }
 
   /// The sentence embedding of `ids` (tokenized with `model`), on secret shares.
   public func embed(ids: [Int], model: Model) async throws -> ([Double], RemoteRunCosts) {
+    let (output, costs) = try await run(ids: ids, manifest: model.manifest, generation: nil)
+    let scale = Double(
+      sign: .plus, exponent: model.manifest.parameters.fractionalBits, significand: 1)
+    return (output.map { Double($0) / scale }, costs)
+  }
+
+  /// Greedy generation of `newTokens` tokens after the prompt `ids` on secret shares: each
+  /// token reaches `onToken` as the client unmasks it; the servers see no token.
+  public func generate(
+    ids: [Int], newTokens: Int, cache: Bool = true, decoder: Decoder,
+    onToken: (Int, Int) async throws -> Void = { _, _ in }
+  ) async throws -> ([Int], RemoteRunCosts) {
+    let plan = GenerationPlan(promptTokens: ids.count, newTokens: newTokens, cache: cache)
+    let (output, costs) = try await run(
+      ids: ids, manifest: decoder.manifest, generation: plan
+    ) { index, values in try await onToken(index, Int(values.first ?? -1)) }
+    return (output.map { Int($0) }, costs)
+  }
+
+  /// One run against the deployment: P0 orders it, the client joins P1 and the dealer, sends
+  /// its masked rows and unmasks what is revealed to it.
+  private func run(
+    ids: [Int], manifest: SetupManifest, generation: GenerationPlan?,
+    received: (Int, [Int64]) async throws -> Void = { _, _ in }
+  ) async throws -> ([Int64], RemoteRunCosts) {
     let clock = ContinuousClock()
     let start = clock.now
-    let manifest = model.manifest
     let p0 = try await deployment.connect(to: servers[0], as: .p0, id: RunID.random())
     var open: [TCPChannel] = [p0]
     defer { for channel in open { Task { await channel.close() } } }
     try await p0.send(
-      .embed(EmbedRequest(tokens: ids.count, validTokens: ids.count, setupID: manifest.setupID)))
+      .embed(
+        EmbedRequest(
+          tokens: ids.count, validTokens: ids.count, setupID: manifest.setupID,
+          generation: generation)))
     guard case .accepted(let order) = try await p0.receiveReply() else {
       throw RoleError.unexpected(peer: p0.peerDescription, message: "another reply to a request")
     }
-    guard order.tokens == ids.count, order.validTokens == ids.count else {
-      throw RoleError.unexpected(peer: p0.peerDescription, message: "a run of another length")
+    guard order.tokens == ids.count, order.validTokens == ids.count,
+      order.generation == generation
+    else {
+      throw RoleError.unexpected(peer: p0.peerDescription, message: "a run of another shape")
     }
     let context = try await order.context(manifest)
     let runID = try RunID(order: order)
@@ -137,17 +189,17 @@ public final class VeilClient: Sendable {
     do {
       output = try await SecureClient.run(
         context, ids: ids, vocabulary: manifest.config.vocabularySize, dealer: dealerChannel,
-        servers: [p0, p1], ledger: ledger)
+        servers: [p0, p1], ledger: ledger, reveals: generation?.newTokens ?? 1,
+        received: received)
     } catch {
       // A server that failed says why before it closes; prefer its word to a closed channel.
       throw await Self.explain(error, from: [p0, p1, dealerChannel])
     }
-    let scale = Double(sign: .plus, exponent: manifest.parameters.fractionalBits, significand: 1)
     let costs = RemoteRunCosts(
       seconds: (clock.now - start).seconds, tokens: ids.count,
       clientBytes: [p0, p1].reduce(0) { $0 + $1.counters.bytesSent + $1.counters.bytesReceived },
       keyBytes: dealerChannel.counters.bytesReceived)
-    return (output.map { Double($0) / scale }, costs)
+    return (output, costs)
   }
 
   /// What the roles of a failed run say about it: each channel's failure message, if one
@@ -201,7 +253,7 @@ public enum ModelOwnerUpload {
   /// The public files a server hands clients: config and tokenizer, never the weights.
   static let publicFileNames = [
     "config.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "vocab.txt",
+    "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
   ]
 
   /// Shares the model in `directory` with the servers, the dealer drawing the masks. Returns
@@ -210,11 +262,19 @@ public enum ModelOwnerUpload {
     modelDirectory directory: String, parameters: RecipeParameters, servers: [Endpoint],
     dealer: Endpoint, deployment: Deployment
   ) async throws -> (setupID: String, maskedDigest: [UInt8]) {
-    let embedder = try SentenceEmbedder(modelDirectory: directory)
-    let weights = try embedder.float64Weights()
+    let config = try ModelConfig(modelDirectory: directory)
+    let graph: any TransformerGraph
+    let weights: Float64Weights
+    if config.architecture == .bert {
+      let embedder = try SentenceEmbedder(modelDirectory: directory)
+      (graph, weights) = (embedder.bert, try embedder.float64Weights())
+    } else {
+      let folder = try DecoderFolder(modelDirectory: directory)
+      (graph, weights) = (folder.model, try folder.float64Weights())
+    }
     var shapes: [WeightID: [Int]] = [:]
     for (id, tensor) in weights.tensors { shapes[id] = tensor.shape }
-    let manifest = SetupManifest(model: embedder.bert, shapes: shapes, parameters: parameters)
+    let manifest = SetupManifest(model: graph, shapes: shapes, parameters: parameters)
     var files: [String: [UInt8]] = [:]
     for name in publicFileNames {
       if let data = FileManager.default.contents(atPath: directory + "/" + name) {

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import VeilMPC
+import VeilModels
 import VeilNet
 import VeilService
 
@@ -222,7 +223,8 @@ struct ShareModel: AsyncParsableCommand {
   func run() async throws {
     let deployment = try network.deployment(.owner)
     let (setupID, digest) = try await ModelOwnerUpload.share(
-      modelDirectory: model, parameters: try recipe.parameters(),
+      modelDirectory: model,
+      parameters: try recipe.parameters(for: try ModelConfig(modelDirectory: model)),
       servers: try endpoints(servers, "--servers", count: 2),
       dealer: try endpoint(dealer, "--dealer"), deployment: deployment)
     print("setup \(setupID) stored by the dealer, P0 and P1; H(Ŵ) = \(hex(digest))")

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import VeilMPC
 import VeilModels
+import VeilService
 
 struct Generate: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -21,9 +22,21 @@ struct Generate: AsyncParsableCommand {
       each step's top-two logit margin, so a disagreement can be told from a near tie. \
       --fixed-point runs the recipe's integers in the clear (equal to the secure run), \
       --plaintext only Float64.
+
+      With --remote P0,P1 --dealer D the client runs alone against a deployment that serves a \
+      decoder (`veil share-model` of a GPT-2 or LLaMA folder): it reads the public config, \
+      tokenizer and chat template from P0, tokenizes locally and prints the tokens as it \
+      unmasks them; the prompt and the reply never leave this process.
       """)
 
-  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model: String
+  @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model:
+    String?
+  @Option(help: "Run as a client of a deployment: P0's and P1's addresses, HOST:PORT,HOST:PORT.")
+  var remote: String?
+  @Option(help: "The dealer's address (with --remote).") var dealer: String?
+  @Option(help: "The client's state folder (its ledger of used key streams), with --remote.")
+  var state: String?
+  @OptionGroup var network: NetworkOptions
   @Option(help: "The prompt text.") var prompt: String
   @Option(help: "How many tokens to generate.") var tokens = 16
   @Flag(help: "Wrap the prompt in the model's chat template.") var chat = false
@@ -45,23 +58,33 @@ struct Generate: AsyncParsableCommand {
       throw ValidationError("choose one of --plaintext and --fixed-point")
     }
     guard keyBufferMib >= 1 else { throw ValidationError("--key-buffer-mib must be at least 1") }
+    if remote != nil {
+      guard model == nil, !plaintext, !fixedPoint, !ranges else {
+        throw ValidationError(
+          "--remote runs against a deployment: drop --model, --plaintext, --fixed-point, --ranges")
+      }
+      guard dealer != nil else { throw ValidationError("--remote needs --dealer HOST:PORT") }
+    } else if model == nil {
+      throw ValidationError("give --model DIR, or --remote for a deployment")
+    }
   }
 
   func run() async throws {
     SecureModel.tuneAllocator()
+    if let remote { return try await runRemote(servers: remote) }
+    guard let model else { throw CommandError("give --model DIR") }
     let folder = try DecoderFolder(modelDirectory: model)
-    let promptIds = try folder.promptIds(prompt, chat: chat)
+    let promptIds = try folder.text.promptIds(prompt, chat: chat)
     guard !promptIds.isEmpty else { throw CommandError("the prompt has no tokens") }
     let limit = folder.config.maxPositions
     guard promptIds.count + tokens - 1 <= limit else {
       throw CommandError(
         "\(promptIds.count) prompt tokens + \(tokens) new exceed the model's \(limit) positions")
     }
-    let parameters = try recipe.parameters(
-      defaultRingBits: Self.defaultRingBits(folder.config, recipe.recipe))
+    let parameters = try recipe.parameters(for: folder.config)
     let weights = try folder.float64Weights()
     let input = TokenInput(ids: promptIds)
-    let stream = TokenStream(folder: folder, enabled: !json)
+    let stream = TokenStream(text: folder.text, enabled: !json)
 
     let plainStart = Date()
     var plain: [(token: Int, margin: Double)] = []
@@ -122,7 +145,7 @@ struct Generate: AsyncParsableCommand {
       results.seconds = plainSeconds
     }
     stream.finish()
-    results.text = folder.text(reply(results.tokens, end: folder.endOfText))
+    results.text = folder.text.text(folder.text.reply(results.tokens))
     results.matchesPlaintext = results.tokens == results.plaintextTokens
     results.peakRssBytes = RunInfo.peakRSSBytes
     let engineName =
@@ -156,19 +179,43 @@ struct Generate: AsyncParsableCommand {
     }
   }
 
-  /// LLaMA-family residual streams carry a few huge activations (SmolLM2-135M: up to ≈ 24 950),
-  /// so RMSNorm's sum of squares at scale 2f reaches 2^55.3 at f = 12 and SIGMA's rsqrt needs it
-  /// below 2^(n−2): n = 50 wraps it (37 overflows in the chat prompt's 7 steps, the text
-  /// diverges at its sixth token), n ≥ 58 holds it; 60 keeps two bits of headroom (BENCHMARKS.md).
-  /// PUMA's and SecFormer's presets are 64 bits already.
-  static func defaultRingBits(_ config: ModelConfig, _ recipe: Approximation) -> Int? {
-    config.architecture == .llama && recipe == .sigma ? 60 : nil
-  }
-
-  /// The reply: the tokens up to (not including) the first end-of-text token.
-  func reply(_ ids: [Int], end: Int?) -> [Int] {
-    guard let end, let stop = ids.firstIndex(of: end) else { return ids }
-    return Array(ids[..<stop])
+  /// The client role against a deployment: tokens stream in as the client unmasks them.
+  func runRemote(servers: String) async throws {
+    let cache =
+      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
+    let client = try VeilClient(
+      servers: try endpoints(servers, "--remote", count: 2),
+      dealer: try endpoint(dealer ?? "", "--dealer"), deployment: try network.deployment(.client),
+      ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+    let decoder = try await client.decoder()
+    let promptIds = try decoder.text.promptIds(prompt, chat: chat)
+    guard !promptIds.isEmpty else { throw CommandError("the prompt has no tokens") }
+    let stream = TokenStream(text: decoder.text, enabled: !json)
+    let (ids, costs) = try await client.generate(
+      ids: promptIds, newTokens: tokens, cache: !noCache, decoder: decoder
+    ) { _, token in stream.add(token) }
+    stream.finish()
+    let parameters = decoder.manifest.parameters
+    if json {
+      let results = RemoteGenerateResults(
+        promptTokens: promptIds, tokens: ids, text: decoder.text.text(decoder.text.reply(ids)),
+        latencySeconds: costs.seconds, clientBytes: costs.clientBytes,
+        clientKeyBytes: costs.keyBytes, peakRssBytes: RunInfo.peakRSSBytes)
+      try Report(
+        schema: "veil.generate/1", ringBits: parameters.ringBits,
+        params: RecipeParams(
+          parameters, engine: "remote-secure-" + parameters.recipeName,
+          tokens: [promptIds.count, tokens], setupID: decoder.manifest.setupID),
+        results: results
+      ).write(to: "-")
+      return
+    }
+    printError(
+      String(
+        format:
+          "remote secure %@ (n=%d, f=%d): %d tokens after %d, %.2f s end to end, client %.1f MB",
+        parameters.recipeName, parameters.ringBits, parameters.fractionalBits, tokens,
+        promptIds.count, costs.seconds, Double(costs.clientBytes) / 1e6))
   }
 }
 
@@ -188,15 +235,15 @@ func topTwoMargin(_ logits: [Double]) -> Double {
 /// Prints the reply's text to stdout as tokens arrive: whole characters only (a token may end
 /// inside a UTF-8 sequence), nothing after the first end-of-text token.
 final class TokenStream: @unchecked Sendable {
-  private let folder: DecoderFolder
+  private let text: DecoderText
   private let enabled: Bool
   private let lock = NSLock()
   private var ids: [Int] = []
   private var printed = ""
   private var ended = false
 
-  init(folder: DecoderFolder, enabled: Bool) {
-    self.folder = folder
+  init(text: DecoderText, enabled: Bool) {
+    self.text = text
     self.enabled = enabled
   }
 
@@ -204,15 +251,15 @@ final class TokenStream: @unchecked Sendable {
     guard enabled else { return }
     lock.withLock {
       guard !ended else { return }
-      if id == folder.endOfText {
+      if id == text.endOfText {
         ended = true
         return
       }
       ids.append(id)
-      let text = folder.text(ids)
-      guard !text.hasSuffix("\u{FFFD}"), text.hasPrefix(printed) else { return }
-      FileHandle.standardOutput.write(Data(text.dropFirst(printed.count).utf8))
-      printed = text
+      let shown = text.text(ids)
+      guard !shown.hasSuffix("\u{FFFD}"), shown.hasPrefix(printed) else { return }
+      FileHandle.standardOutput.write(Data(shown.dropFirst(printed.count).utf8))
+      printed = shown
     }
   }
 
@@ -262,4 +309,15 @@ struct GenerateResults: Codable {
     var onlineBytes: Int
     var rounds: Int
   }
+}
+
+/// `veil generate --remote --json`'s results: what the client alone can see.
+struct RemoteGenerateResults: Codable {
+  var promptTokens: [Int]
+  var tokens: [Int]
+  var text: String
+  var latencySeconds: Double
+  var clientBytes: Int
+  var clientKeyBytes: Int
+  var peakRssBytes: Int
 }

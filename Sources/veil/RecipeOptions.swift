@@ -2,6 +2,7 @@
 // `veil bench ops`: one published recipe, per-family overrides for experiments, and the ring.
 import ArgumentParser
 import VeilMPC
+import VeilModels
 
 extension Approximation: ExpressibleByArgument {}
 
@@ -33,5 +34,15 @@ struct RecipeOptions: ParsableArguments {
     if let rsqrtIterations { p.rsqrtIterations = rsqrtIterations }
     do { try p.validate() } catch { throw CommandError("\(error)") }
     return p
+  }
+
+  /// The parameters for a model: LLaMA-family residual streams carry a few huge activations
+  /// (SmolLM2-135M: up to ≈ 24 950), so RMSNorm's sum of squares at scale 2f reaches 2^55.3 at
+  /// f = 12 and SIGMA's rsqrt needs it below 2^(n−2). At n = 50 it wraps (37 overflows in the
+  /// chat prompt's first 7 steps, the reply diverges at its sixth token); n ≥ 58 holds it, and
+  /// SIGMA's default for LLaMA is n = 60, two bits of headroom (BENCHMARKS.md). PUMA's and
+  /// SecFormer's presets are 64 bits already. --ring-bits overrides.
+  func parameters(for config: ModelConfig) throws -> RecipeParameters {
+    try parameters(defaultRingBits: config.architecture == .llama && recipe == .sigma ? 60 : nil)
   }
 }

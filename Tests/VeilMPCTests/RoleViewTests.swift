@@ -183,8 +183,7 @@ extension RoleViewTests {
       }
       let clientRecorders = Locked<[TranscriptChannel]>([])
       let (tokens, _) = try await secure.run(
-        tokens: 5, valid: 5, census: { try await ModelRun.generation(model, parameters, plan, $0) },
-        options: options,
+        tokens: 5, valid: 5, generation: plan, options: options,
         dealer: { try await ModelRun.generation(model, parameters, plan, $0) },
         party: { try await ModelRun.generation(model, parameters, plan, $0) },
         client: { keys, parties, _ in

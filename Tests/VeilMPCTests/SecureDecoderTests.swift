@@ -213,7 +213,7 @@ extension SecureGateTests {
 
   @Test(.enabled(if: present)) func answersTheCapitalOfFranceOnSecretShares() async throws {
     let folder = try DecoderFolder(modelDirectory: Self.folder)
-    let prompt = try folder.promptIds("What is the capital of France?", chat: true)
+    let prompt = try folder.text.promptIds("What is the capital of France?", chat: true)
     let weights = try folder.float64Weights()
     // Residual activations reach 2^14.6: RMSNorm's sum of squares needs n ≥ 58 (`veil generate`'s
     // default for LLaMA under SIGMA).
@@ -231,8 +231,8 @@ extension SecureGateTests {
     let report = try await secure.generate(ids: prompt, newTokens: count)
     #expect(report.tokens == fixed.tokens)
     #expect(report.tokens == plain.tokens)
-    let reply = report.tokens.prefix { $0 != folder.endOfText }
-    #expect(folder.text(Array(reply)) == "The capital of France is Paris.")
+    let reply = report.tokens.prefix { $0 != folder.text.endOfText }
+    #expect(folder.text.text(Array(reply)) == "The capital of France is Paris.")
     #expect(report.tokens.contains(2), "the reply ends with <|im_end|>")
   }
 }

@@ -114,14 +114,14 @@ import VeilTestSupport
     let folder = try DecoderFolder(modelDirectory: Self.smollm2)
     let reference = try Self.data("smollm2-greedy-reference", as: ChatReference.self)
     let question = "What is the capital of France?"
-    let prompt = try folder.promptIds(question, chat: true)
+    let prompt = try folder.text.promptIds(question, chat: true)
     #expect(prompt == reference.with_system.prompt_ids)
-    #expect(folder.endOfText == 2)
+    #expect(folder.text.endOfText == 2)
     let engine = Float64Engine(weights: try folder.float64Weights())
     let run = try await Self.greedy(folder, engine, prompt: prompt, count: 16, cache: true)
     #expect(run.tokens == reference.with_system.ids)
-    let reply = run.tokens.prefix { $0 != folder.endOfText }
-    #expect(folder.text(Array(reply)) == "The capital of France is Paris.")
+    let reply = run.tokens.prefix { $0 != folder.text.endOfText }
+    #expect(folder.text.text(Array(reply)) == "The capital of France is Paris.")
     #expect(reference.with_system.reply == "The capital of France is Paris.")
   }
 

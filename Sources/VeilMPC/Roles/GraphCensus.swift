@@ -21,18 +21,22 @@ public struct GraphCensus: Sendable, Equatable {
   /// The census of `model` (the graph of `manifest`'s setup) at `tokens` tokens, `valid` of
   /// them real; walked once per process and kept.
   static func of(
-    _ model: any TransformerGraph, manifest: SetupManifest, tokens: Int, valid: Int
+    _ model: any TransformerGraph, manifest: SetupManifest, tokens: Int, valid: Int,
+    generation: GenerationPlan? = nil
   ) async throws -> GraphCensus {
-    var key = CanonicalDigest("veil.census-key/1")
+    var key = CanonicalDigest("veil.census-key/2")
     key.bytes(manifest.modelDigest)
     key.int(tokens)
     key.int(valid)
+    key.int(generation?.newTokens ?? 0)
+    key.int(generation?.cache == false ? 0 : 1)
     let id = key.finish()
     if let known = cache.withLock({ $0[id] }) { return known }
     let parameters = manifest.parameters
-    let census = try await walking(manifest) {
-      try await ModelRun.walk(model, parameters, tokens: tokens, valid: valid, $0)
-    }
+    let order = RunOrder(
+      runID: "", setupID: manifest.setupID, modelDigest: "", tokens: tokens, validTokens: valid,
+      generation: generation)
+    let census = try await walking(manifest) { try await order.walk(model, parameters, $0) }
     cache.withLock { known in
       if known.count >= 256 { known.removeAll() }
       known[id] = census

@@ -3,6 +3,7 @@
 // between them. A message that does not decode is a protocol violation naming the peer, never
 // a crash; its size is bounded before it is parsed.
 import Foundation
+import VeilModels
 import VeilNet
 
 /// A run as P0 (the leader) orders it: what the dealer, P1 and the client must agree on.
@@ -13,13 +14,20 @@ public struct RunOrder: Codable, Sendable, Equatable {
   public var modelDigest: String
   public var tokens: Int
   public var validTokens: Int
+  /// A generation run (a decoder's greedy tokens after a prompt of `tokens`), or nil for the
+  /// model's single output.
+  public var generation: GenerationPlan?
 
-  public init(runID: String, setupID: String, modelDigest: String, tokens: Int, validTokens: Int) {
+  public init(
+    runID: String, setupID: String, modelDigest: String, tokens: Int, validTokens: Int,
+    generation: GenerationPlan? = nil
+  ) {
     self.runID = runID
     self.setupID = setupID
     self.modelDigest = modelDigest
     self.tokens = tokens
     self.validTokens = validTokens
+    self.generation = generation
   }
 
   /// The run's context under `manifest`, refusing an order of another setup or an impossible
@@ -38,9 +46,31 @@ public struct RunOrder: Codable, Sendable, Equatable {
         "a run of \(tokens) tokens (\(validTokens) valid); the model takes 1…\(manifest.config.tokenLimit)"
       )
     }
+    let model = try manifest.graph()
+    if let generation {
+      try generation.check(model, maximumNewTokens: Int.max)
+      guard generation.promptTokens == tokens, validTokens == tokens else {
+        throw MPCError.protocolViolation("a generation order of two prompt lengths")
+      }
+    }
     return try await RunContext.make(
-      runID: id, manifest: manifest, model: try manifest.graph(), tokens: tokens,
-      valid: validTokens)
+      runID: id, manifest: manifest, model: model, tokens: tokens, valid: validTokens,
+      generation: generation)
+  }
+
+  /// Walks this run's graph on a back end: the model's output revealed to the client, or a
+  /// generation revealing each token.
+  public func walk<Backend: GateBackend>(
+    _ model: any TransformerGraph, _ parameters: RecipeParameters, _ backend: Backend
+  ) async throws {
+    if let generation {
+      guard let decoder = model as? any DecoderGraph else {
+        throw MPCError.protocolViolation("a generation run of a model that is not a decoder")
+      }
+      try await ModelRun.generation(decoder, parameters, generation, backend)
+    } else {
+      try await ModelRun.walk(model, parameters, tokens: tokens, valid: validTokens, backend)
+    }
   }
 }
 
@@ -50,11 +80,16 @@ public struct EmbedRequest: Codable, Sendable, Equatable {
   public var validTokens: Int
   /// The setup the client expects (from P0's model card), or nil for whatever P0 serves.
   public var setupID: String?
+  /// Greedy generation after a prompt of `tokens` (a decoder), or nil for the model's output.
+  public var generation: GenerationPlan?
 
-  public init(tokens: Int, validTokens: Int, setupID: String? = nil) {
+  public init(
+    tokens: Int, validTokens: Int, setupID: String? = nil, generation: GenerationPlan? = nil
+  ) {
     self.tokens = tokens
     self.validTokens = validTokens
     self.setupID = setupID
+    self.generation = generation
   }
 }
 

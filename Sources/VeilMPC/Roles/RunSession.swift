@@ -39,23 +39,30 @@ public struct RunContext: Sendable, Equatable {
   /// is the model's graph walked (once per process and length) unless given.
   static func make(
     runID: [UInt8], manifest: SetupManifest, model: any TransformerGraph, tokens: Int, valid: Int,
-    census given: GraphCensus? = nil
+    generation: GenerationPlan? = nil, census given: GraphCensus? = nil
   ) async throws -> RunContext {
     let census: GraphCensus
     if let given {
       census = given
     } else {
-      census = try await GraphCensus.of(model, manifest: manifest, tokens: tokens, valid: valid)
+      census = try await GraphCensus.of(
+        model, manifest: manifest, tokens: tokens, valid: valid, generation: generation)
     }
     return RunContext(
       runID: runID, setupID: manifest.setupIDBytes, modelDigest: manifest.modelDigest,
       parameters: manifest.parameters, sequenceLength: tokens,
-      graph: graph(manifest.config, tokens: tokens, valid: valid), census: census)
+      graph: graph(manifest.config, tokens: tokens, valid: valid, generation: generation),
+      census: census)
   }
 
-  /// The graph description of a model's output at `tokens` tokens, `valid` of them real.
-  public static func graph(_ config: ModelConfig, tokens: Int, valid: Int) -> String {
-    "\(config.architecture.rawValue)|\(tokens)|\(valid)"
+  /// The graph description of a model's output at `tokens` tokens, `valid` of them real, or of
+  /// a generation after them.
+  public static func graph(
+    _ config: ModelConfig, tokens: Int, valid: Int, generation: GenerationPlan? = nil
+  ) -> String {
+    let base = "\(config.architecture.rawValue)|\(tokens)|\(valid)"
+    guard let generation else { return base }
+    return base + "|generate \(generation.newTokens)" + (generation.cache ? " cached" : "")
   }
 
   var format: WireFormat { WireFormat(bits: parameters.ringBits, scale: parameters.fractionalBits) }
@@ -260,7 +267,8 @@ extension SecureClient {
   /// client's durable `ledger`), its masked one-hot rows to both servers, the output unmasked.
   public static func run(
     _ context: RunContext, ids: [Int], vocabulary: Int, dealer: any Channel,
-    servers: [any Channel], ledger: RunLedger
+    servers: [any Channel], ledger: RunLedger, reveals: Int = 1,
+    received: (Int, [Int64]) async throws -> Void = { _, _ in }
   ) async throws -> [Int64] {
     let (keys, _) = try await PartyRun.openStream(
       context, kind: .client, party: 2, segments: ChannelKeySource(channel: dealer),
@@ -268,6 +276,6 @@ extension SecureClient {
     try await keys.start()
     return try await run(
       ids: ids, vocabulary: vocabulary, bits: context.parameters.ringBits, keys: keys,
-      parties: servers)
+      parties: servers, reveals: reveals, received: received)
   }
 }
