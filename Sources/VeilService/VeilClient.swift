@@ -22,6 +22,7 @@ public final class VeilClient: Sendable {
   let deployment: Deployment
   let ledger: RunLedger
   private let card = Locked<Model?>(nil)
+  private let decoderCard = Locked<Decoder?>(nil)
 
   /// `servers` are P0's and P1's addresses; `ledgerDirectory` keeps the client's consumed runs.
   public init(
@@ -70,7 +71,18 @@ public final class VeilClient: Sendable {
     return model
   }
 
-  func forgetModel() { card.withLock { $0 = nil } }
+  /// The decoder card, read from P0 once and kept.
+  func cachedDecoder() async throws -> Decoder {
+    if let cached = decoderCard.withLock({ $0 }) { return cached }
+    let decoder = try await self.decoder()
+    decoderCard.withLock { $0 = decoder }
+    return decoder
+  }
+
+  func forgetModel() {
+    card.withLock { $0 = nil }
+    decoderCard.withLock { $0 = nil }
+  }
 
   /// The public model P0 serves: its manifest and a tokenizer read from its public files.
   public struct Model: Sendable {

@@ -4,20 +4,24 @@
 import ArgumentParser
 import Foundation
 import VeilMPC
+import VeilModels
 import VeilService
 
 struct GatewayCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "gateway",
-    abstract: "Serve OpenAI-compatible embeddings over HTTP, computed on secret shares.",
+    abstract: "Serve OpenAI-compatible embeddings and completions over HTTP, on secret shares.",
     discussion: """
       Runs the client role for every request: texts are tokenized and masked on this machine, \
       so they never reach a server in the clear. With --remote it is a client of a deployment \
       (P0, P1, the dealer, with the client certificate of --certs); with --local --model DIR \
       every role runs in this process (for trying it out). Endpoints: POST /v1/embeddings \
-      (OpenAI's request and response, encoding_format float or base64), GET /v1/models, GET \
-      /healthz. Errors are OpenAI error objects: 400 malformed or empty input, 404 unknown \
-      model, 413 too long with --no-truncate, 503 a server or the dealer unreachable or busy. \
+      for a BERT model (OpenAI's request and response, encoding_format float or base64); POST \
+      /v1/completions and /v1/chat/completions for a decoder (greedy: temperature 0; \
+      max_tokens, default 16; "stream": true sends server-sent events as tokens are unmasked; \
+      chat uses the model's ChatML template); GET /v1/models, GET /healthz. Errors are OpenAI \
+      error objects: 400 malformed or empty input, 404 unknown model, 413 too long (with \
+      --no-truncate for embeddings), 503 a server or the dealer unreachable or busy. \
       It binds to loopback unless --listen says otherwise. The first stdout line is \
       'listening HOST:PORT'. SIGTERM or SIGINT stops it after the running requests.
       """)
@@ -50,21 +54,30 @@ struct GatewayCommand: AsyncParsableCommand {
   func run() async throws {
     let logger = network.logger("veil.gateway")
     let address = try endpoint(listen, "--listen")
-    let embedder: any SecureEmbedder
+    var embedder: (any SecureEmbedder)? = nil
+    var generator: (any SecureGenerator)? = nil
     var name = modelName ?? "veil-embedding"
     if local, let model {
       SecureModel.tuneAllocator()
       printError("masking the weights once (setup)…")
-      embedder = try await LocalDeployment(
-        modelDirectory: model, parameters: try recipe.parameters())
+      let config = try ModelConfig(modelDirectory: model)
+      let parameters = try recipe.parameters(for: config)
+      if config.architecture == .bert {
+        embedder = try await LocalDeployment(modelDirectory: model, parameters: parameters)
+      } else {
+        generator = try await LocalGenerator(modelDirectory: model, parameters: parameters)
+      }
       name = modelName ?? URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
     } else {
       let cache =
         ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
-      embedder = try VeilClient(
+      // The deployment's model (an encoder or a decoder) is known from P0's card at the first
+      // request; the client serves whichever endpoints fit it.
+      let client = try VeilClient(
         servers: try endpoints(remote ?? "", "--remote", count: 2),
         dealer: try endpoint(dealer ?? "", "--dealer"), deployment: try network.deployment(.client),
         ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+      (embedder, generator) = (client, client)
     }
     if !["127.0.0.1", "::1", "localhost"].contains(address.host) {
       logger.warning(
@@ -78,7 +91,8 @@ struct GatewayCommand: AsyncParsableCommand {
     configuration.allowTruncation = !noTruncate
     let metricsEndpoint = try await startMetrics(metrics, logger: logger)
     defer { Task { await metricsEndpoint?.close() } }
-    let gateway = Gateway(embedder: embedder, configuration: configuration, logger: logger)
+    let gateway = Gateway(
+      embedder: embedder, generator: generator, configuration: configuration, logger: logger)
     try await gateway.run { port in
       FileHandle.standardOutput.write(Data("listening \(address.host):\(port)\n".utf8))
       logger.info("gateway for model '\(served)' at http://\(address.host):\(port)/v1")

@@ -41,8 +41,18 @@ public struct ChatTemplate: Sendable, Equatable {
   /// The prompt text for one user message, ending in the assistant's header (what
   /// `apply_chat_template(…, add_generation_prompt=True)` renders).
   public func prompt(user: String, system: String? = nil) -> String {
+    prompt(messages: (system.map { [("system", $0)] } ?? []) + [("user", user)])
+  }
+
+  /// The prompt text for a conversation of (role, content) messages, ending in the
+  /// assistant's header; the default system message goes first when the first is not a
+  /// system message.
+  public func prompt(messages: [(role: String, content: String)]) -> String {
     var text = ""
-    if let system = system ?? defaultSystem { text += "<|im_start|>system\n\(system)<|im_end|>\n" }
-    return text + "<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n"
+    if messages.first?.role != "system", let defaultSystem {
+      text += "<|im_start|>system\n\(defaultSystem)<|im_end|>\n"
+    }
+    for (role, content) in messages { text += "<|im_start|>\(role)\n\(content)<|im_end|>\n" }
+    return text + "<|im_start|>assistant\n"
   }
 }

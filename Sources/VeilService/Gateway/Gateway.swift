@@ -1,9 +1,11 @@
 // `veil gateway`: an OpenAI-compatible HTTP endpoint (Hummingbird 2 on swift-nio) in front of a
-// secure embedder. Each request's texts are tokenized here and each runs as the client role of
-// a fresh secure run, so the text never leaves this machine in the clear. Endpoints:
-// POST /v1/embeddings, GET /v1/models, GET /healthz. Every failure is OpenAI's error object
-// with a fitting status (400 bad input, 404 unknown model or path, 413 too long, 503 a server
-// or the dealer unreachable or busy); the gateway itself stays up.
+// secure embedder or generator. Each request's texts are tokenized here and each runs as the
+// client role of a fresh secure run, so the text never leaves this machine in the clear.
+// Endpoints: POST /v1/embeddings (BERT), POST /v1/completions and /v1/chat/completions (a
+// decoder; streamed as server-sent events with "stream": true), GET /v1/models, GET /healthz.
+// Every failure is OpenAI's error object with a fitting status (400 bad input, 404 unknown
+// model or path, 413 too long, 503 a server or the dealer unreachable or busy); the gateway
+// itself stays up.
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -29,14 +31,21 @@ public struct GatewayConfiguration: Sendable {
 }
 
 public final class Gateway: Sendable {
-  let embedder: any SecureEmbedder
+  let embedder: (any SecureEmbedder)?
+  let generator: (any SecureGenerator)?
   let configuration: GatewayConfiguration
   let logger: Logger
   let metrics = ServiceMetrics(role: "gateway")
   let started = Int(Date().timeIntervalSince1970)
 
-  public init(embedder: any SecureEmbedder, configuration: GatewayConfiguration, logger: Logger) {
+  /// A gateway for an embedder, a generator, or (a deployment whose model is not known yet)
+  /// both: a request for the kind the model is not gets a 400 saying which it is.
+  public init(
+    embedder: (any SecureEmbedder)?, generator: (any SecureGenerator)? = nil,
+    configuration: GatewayConfiguration, logger: Logger
+  ) {
     self.embedder = embedder
+    self.generator = generator
     self.configuration = configuration
     self.logger = logger
   }
@@ -66,19 +75,31 @@ public final class Gateway: Sendable {
         ]))
     }
     router.post("/v1/embeddings") { request, context in
-      do {
-        let response = try await self.embeddings(request, context: context)
-        self.metrics.requests.increment()
-        return response
-      } catch {
-        self.metrics.failures.increment()
-        throw error
-      }
+      try await self.counted { try await self.embeddings(request, context: context) }
+    }
+    router.post("/v1/completions") { request, context in
+      try await self.counted { try await self.completions(request, chat: false, context: context) }
+    }
+    router.post("/v1/chat/completions") { request, context in
+      try await self.counted { try await self.completions(request, chat: true, context: context) }
     }
     return router
   }
 
-  func embeddings(_ request: Request, context: BasicRequestContext) async throws -> Response {
+  private func counted(_ body: () async throws -> Response) async throws -> Response {
+    do {
+      let response = try await body()
+      metrics.requests.increment()
+      return response
+    } catch {
+      metrics.failures.increment()
+      throw error
+    }
+  }
+
+  /// The request body, decoded as `T`; malformed JSON, a missing or mistyped field is a 400
+  /// naming it, an oversize body a 413.
+  func decode<T: Decodable>(_ type: T.Type, _ request: Request, what: String) async throws -> T {
     let body: ByteBuffer
     do {
       body = try await request.body.collect(upTo: configuration.maximumBodyBytes)
@@ -89,9 +110,8 @@ public final class Gateway: Sendable {
           message: "the request body is larger than \(configuration.maximumBodyBytes) bytes",
           type: "invalid_request_error"))
     }
-    let parsed: EmbeddingsRequest
     do {
-      parsed = try JSONDecoder().decode(EmbeddingsRequest.self, from: Data(buffer: body))
+      return try JSONDecoder().decode(T.self, from: Data(buffer: body))
     } catch let DecodingError.dataCorrupted(detail) {
       throw APIError.invalid("malformed request: \(detail.debugDescription)")
     } catch DecodingError.keyNotFound(let key, _) {
@@ -101,12 +121,24 @@ public final class Gateway: Sendable {
       let field = detail.codingPath.map(\.stringValue).joined(separator: ".")
       throw APIError.invalid("parameter '\(field)' has the wrong type", param: field)
     } catch {
-      throw APIError.invalid("the body is not a JSON embeddings request")
+      throw APIError.invalid("the body is not a JSON \(what) request")
     }
-    guard parsed.model == configuration.modelName else {
+  }
+
+  func checkModel(_ name: String) throws {
+    guard name == configuration.modelName else {
       throw APIError.notFound(
-        "the model '\(parsed.model.prefix(100))' does not exist; this gateway serves '\(configuration.modelName)'",
+        "the model '\(name.prefix(100))' does not exist; this gateway serves '\(configuration.modelName)'",
         code: "model_not_found")
+    }
+  }
+
+  func embeddings(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    let parsed = try await decode(EmbeddingsRequest.self, request, what: "embeddings")
+    try checkModel(parsed.model)
+    guard let embedder else {
+      throw APIError.invalid(
+        "this gateway's model is a decoder: use /v1/completions or /v1/chat/completions")
     }
     let base64: Bool
     switch parsed.encodingFormat ?? "float" {
@@ -118,6 +150,9 @@ public final class Gateway: Sendable {
     }
     let model: PublicModel
     do { model = try await embedder.publicModel() } catch { throw Self.unavailable(error) }
+    guard model.config.architecture == .bert else {
+      throw APIError.invalid("this gateway's model is a decoder: use /v1/completions")
+    }
     if let dimensions = parsed.dimensions, dimensions != model.config.hiddenSize {
       throw APIError.invalid(
         "this model's embeddings have \(model.config.hiddenSize) dimensions; it cannot shorten them",
@@ -190,6 +225,108 @@ public final class Gateway: Sendable {
         return ids
       }
     }
+  }
+
+  /// A completion or chat completion: the prompt (or the conversation in the model's chat
+  /// template) tokenized here, `max_tokens` (default 16) greedy tokens generated on secret
+  /// shares, the reply cut at the end-of-text token. With "stream": true each token goes out as
+  /// a server-sent event the moment the client role unmasks it, and [DONE] as soon as the
+  /// reply ends; the secure run still produces every token (its length is all the servers
+  /// learn), so the request's slot is held until then.
+  func completions(_ request: Request, chat: Bool, context: BasicRequestContext) async throws
+    -> Response
+  {
+    var prompt = ""
+    var messages: [ChatCompletionsRequest.Message] = []
+    let options: DecodingOptions
+    if chat {
+      let parsed = try await decode(ChatCompletionsRequest.self, request, what: "chat completions")
+      (messages, options) = (parsed.messages, parsed.options)
+      guard !messages.isEmpty else {
+        throw APIError.invalid("messages must not be empty", param: "messages")
+      }
+    } else {
+      let parsed = try await decode(CompletionsRequest.self, request, what: "completions")
+      (prompt, options) = (parsed.prompt, parsed.options)
+    }
+    try checkModel(options.model)
+    guard let generator else {
+      throw APIError.invalid("this gateway's model makes embeddings: use /v1/embeddings")
+    }
+    if let t = options.temperature, t != 0 {
+      throw APIError.invalid(
+        "Veil decodes greedily on secret shares: temperature must be 0 or left out",
+        param: "temperature")
+    }
+    if let p = options.topP, p != 1 {
+      throw APIError.invalid("top_p must be 1 or left out (greedy decoding)", param: "top_p")
+    }
+    if let n = options.n, n != 1 { throw APIError.invalid("n must be 1", param: "n") }
+    let newTokens = options.maxCompletionTokens ?? options.maxTokens ?? 16
+    guard newTokens >= 1 else {
+      throw APIError.invalid("max_tokens must be at least 1", param: "max_tokens")
+    }
+    let decoder: PublicDecoder
+    do { decoder = try await generator.publicDecoder() } catch { throw Self.unavailable(error) }
+    let ids: [Int]
+    if chat {
+      guard let template = decoder.text.chat else {
+        throw APIError.invalid("this model has no chat template: use /v1/completions")
+      }
+      ids = decoder.text.tokenizer.encode(
+        template.prompt(messages: messages.map { ($0.role, $0.content) }))
+    } else {
+      ids = decoder.text.tokenizer.encode(prompt)
+    }
+    guard !ids.isEmpty else { throw APIError.invalid("the prompt is empty", param: "prompt") }
+    let limit = decoder.config.maxPositions
+    guard ids.count + newTokens - 1 <= limit else {
+      throw APIError.tooLong(
+        "the prompt's \(ids.count) tokens and max_tokens \(newTokens) exceed the model's \(limit) positions"
+      )
+    }
+    let reply = Reply(
+      id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased(), chat: chat,
+      model: configuration.modelName, created: Int(Date().timeIntervalSince1970),
+      promptTokens: ids.count, text: decoder.text)
+    var logger = context.logger
+    logger[metadataKey: "prompt_tokens"] = "\(ids.count)"
+    logger[metadataKey: "max_tokens"] = "\(newTokens)"
+    guard options.stream == true else {
+      let clock = ContinuousClock()
+      let start = clock.now
+      let tokens: [Int]
+      do {
+        tokens = try await generator.generate(ids: ids, newTokens: newTokens) { _ in }
+      } catch { throw Self.unavailable(error) }
+      logger.info(
+        "completion: \(tokens.count) tokens in \(String(format: "%.3f", (clock.now - start).seconds)) s"
+      )
+      return try Self.json(reply.whole(tokens))
+    }
+    let (events, sink) = AsyncStream<ByteBuffer>.makeStream()
+    let run = Task {
+      let stream = ReplyStream(reply: reply, sink: sink)
+      stream.start()
+      do {
+        let tokens = try await generator.generate(ids: ids, newTokens: newTokens) { token in
+          stream.add(token)
+        }
+        stream.finish(tokens)
+        logger.info("streamed completion: \(tokens.count) tokens")
+      } catch {
+        stream.fail(Self.unavailable(error))
+        logger.notice("streamed completion failed: \(error)")
+      }
+    }
+    return Response(
+      status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+      body: ResponseBody { writer in
+        for await event in events { try await writer.write(event) }
+        try await writer.finish(nil)
+        // The run goes on to its last token even after [DONE] (see above).
+        _ = await run.result
+      })
   }
 
   /// A failed secure run as the client sees it: the deployment is unreachable or busy (503).
