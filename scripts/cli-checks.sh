@@ -150,5 +150,26 @@ assert r["tokens"][1] == ["hello", "world"] and r["tokens"][2][0] == "[MASK]", r
 mkdir -p "$work/empty"
 expect_failure "tokenize without tokenizer files" "no such file" -- "$veil" tokenize --model "$work/empty" "x"
 
+# veil generate on a tiny seeded LLaMA (VEIL_LLAMA_TINY_DIR, which test.sh fetches): the secure
+# tokens equal the fixed-point ones, a JSON report per the README; bad requests are one line.
+if [[ -n "${VEIL_LLAMA_TINY_DIR:-}" ]]; then
+  tiny="$VEIL_LLAMA_TINY_DIR"
+  "$veil" generate --model "$tiny" --prompt "The capital of France is" --tokens 4 --json >"$work/gen.json" 2>"$work/err"
+  "$veil" generate --model "$tiny" --prompt "The capital of France is" --tokens 4 --fixed-point --json >"$work/genfp.json" 2>>"$work/err"
+  check "generate --json" python3 -c '
+import json, sys
+s, f = (json.load(open(p)) for p in sys.argv[1:3])
+assert len(s["tokens"]) == 4 and s["tokens"] == f["tokens"], (s["tokens"], f["tokens"])
+assert s["params"]["ring_bits"] == 60 and len(s["per_token"]) == 4, s["params"]
+assert s["online_seconds"] > 0 and s["rounds"] > 0 and s["key_bytes_per_party"] > 0
+assert len(s["plaintext_margins"]) == 4 and s["prompt_tokens"] == f["prompt_tokens"]
+' "$work/gen.json" "$work/genfp.json" || cat "$work/err" >&2
+  expect_failure "generate a BERT model" "decoder" -- "$veil" generate --model "$model" --prompt "hi" --plaintext
+  expect_failure "generate past the positions" "exceed.*128 positions" -- "$veil" generate --model "$tiny" --prompt "hi" --tokens 500 --plaintext
+fi
+if [[ -n "${VEIL_GPT2_TINY_DIR:-}" ]]; then
+  expect_failure "generate --chat without a template" "no chat template" -- "$veil" generate --model "$VEIL_GPT2_TINY_DIR" --prompt "hi" --chat --plaintext
+fi
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -423,38 +423,35 @@ public struct ClearBackend: GateBackend {
 
   public func linear(_ x: FixedTensor, weight: WeightID, site: GateSite) async throws -> FixedTensor
   {
-    let w = try weights.tensor(weight)
-    guard x.format.bits == inputFormat.bits else {
-      throw MPCError.formatMismatch(
-        site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
-    }
-    guard w.rank == 2, x.shape.count >= 1, let inner = x.shape.last, inner == w.shape[1] else {
-      throw MPCError.badShape(site, x.shape, "weight '\(weight)' has shape \(w.shape)")
-    }
-    let (outputs, rows) = (w.shape[0], x.count / max(inner, 1))
-    let transposed = try transposes.value(weight) { () throws(RingError) in
-      try w.transposed().scalars
-    }
-    let product = gemm(x.values, transposed, batch: 1, m: rows, k: inner, n: outputs)
-    let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
-    return emit(
-      product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs],
-      site)
+    try weightProduct(x, weight, transposed: true, site)
   }
 
   public func tableProduct(_ x: FixedTensor, table: WeightID, site: GateSite) async throws
     -> FixedTensor
   {
-    let w = try weights.tensor(table)
+    try weightProduct(x, table, transposed: false, site)
+  }
+
+  /// x·Wᵀ (a linear layer, W [out, in]) or x·W (a table product, W [in, out]).
+  private func weightProduct(
+    _ x: FixedTensor, _ weight: WeightID, transposed: Bool, _ site: GateSite
+  ) throws -> FixedTensor {
+    let w = try weights.tensor(weight)
     guard x.format.bits == inputFormat.bits else {
       throw MPCError.formatMismatch(
         site, "input ring \(x.format.bits) bits, weights \(inputFormat.bits)")
     }
-    guard w.rank == 2, let inner = x.shape.last, inner == w.shape[0] else {
-      throw MPCError.badShape(site, x.shape, "table '\(table)' has shape \(w.shape)")
+    guard w.rank == 2, x.shape.count >= 1, let inner = x.shape.last,
+      inner == w.shape[transposed ? 1 : 0]
+    else {
+      throw MPCError.badShape(site, x.shape, "weight '\(weight)' has shape \(w.shape)")
     }
-    let (outputs, rows) = (w.shape[1], x.count / max(inner, 1))
-    let product = gemm(x.values, w.scalars, batch: 1, m: rows, k: inner, n: outputs)
+    let (outputs, rows) = (w.shape[transposed ? 0 : 1], x.count / max(inner, 1))
+    let right =
+      transposed
+      ? try transposes.value(weight) { () throws(RingError) in try w.transposed().scalars }
+      : w.scalars
+    let product = gemm(x.values, right, batch: 1, m: rows, k: inner, n: outputs)
     let scale = try checkedScale(x.format.scale, inputFormat.scale, site)
     return emit(
       product, WireFormat(bits: x.format.bits, scale: scale), Array(x.shape.dropLast()) + [outputs],

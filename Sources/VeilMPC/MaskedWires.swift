@@ -414,6 +414,7 @@ enum RingMath {
   static func matmul(
     _ a: [UInt64], _ b: [UInt64], batch: Int, m: Int, k: Int, n: Int, transposeB: Bool, bits: Int
   ) -> [UInt64] {
+    if transposeB && m <= 4 { return rowDots(a, b, batch: batch, m: m, k: k, n: n, bits: bits) }
     let right = transposeB ? Tensor.transposeMatrices(b, batch: batch, rows: n, columns: k) : b
     var out = [UInt64](repeating: 0, count: batch * m * n)
     let kernel = RingGEMMKernel.best(forBits: bits)
@@ -425,6 +426,34 @@ enum RingMath {
               kernel: kernel, m: m, n: n, k: k, a: pa, aOffset: s * m * k, b: pb,
               bOffset: s * k * n, c: pc,
               cOffset: s * m * n, mask: ringMask(bits))
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  /// A·Bᵀ for a few rows of A as dot products of rows (both contiguous): the LM head of one
+  /// position against a tied [V, d] table would otherwise transpose the whole table per call.
+  static func rowDots(
+    _ a: [UInt64], _ b: [UInt64], batch: Int, m: Int, k: Int, n: Int, bits: Int
+  ) -> [UInt64] {
+    var out = [UInt64](repeating: 0, count: batch * m * n)
+    guard k > 0, !out.isEmpty else { return out }
+    let mask = ringMask(bits)
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        out.withUnsafeMutableBufferPointer { pc in
+          for s in 0..<batch {
+            for i in 0..<m {
+              let row = pa.baseAddress! + (s * m + i) * k
+              for j in 0..<n {
+                let column = pb.baseAddress! + (s * n + j) * k
+                var sum: UInt64 = 0
+                for t in 0..<k { sum = sum &+ row[t] &* column[t] }
+                pc[(s * m + i) * n + j] = sum & mask
+              }
+            }
           }
         }
       }

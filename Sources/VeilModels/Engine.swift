@@ -9,6 +9,8 @@ public enum OpKind: String, Sendable, Hashable, CaseIterable {
   case embedding, linear, attentionScores, attentionContext, softmax, gelu, layerNorm, add
   case reshape, pool, normalize
   case rmsNorm, silu, multiply, rotary, argmax
+  /// A decoder's final norm and LM head (outside the blocks).
+  case head
 }
 
 /// Where an operation sits in the graph: its layer (−1 before the first block, `layers` after

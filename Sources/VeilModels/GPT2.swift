@@ -82,7 +82,7 @@ public struct GPT2Model: DecoderGraph, LayeredGraph {
     cache.advance(by: e.shape(of: x)[0])
     return try await e.layerNorm(
       h, gamma: "ln_f.weight", beta: "ln_f.bias", epsilon: config.normEpsilon,
-      site: OpSite(layer: config.layers, kind: .layerNorm, index: 0))
+      site: OpSite(layer: config.layers, kind: .head, index: 0))
   }
 
   /// One block: x + attn(ln_1(x)), then + mlp(ln_2(·)).
@@ -122,6 +122,6 @@ public struct GPT2Model: DecoderGraph, LayeredGraph {
   public func logits<E: InferenceEngine>(_ hidden: E.Value, engine e: E) async throws -> E.Value {
     try await e.linear(
       hidden, weight: tokenTable, bias: nil,
-      site: OpSite(layer: config.layers, kind: .linear, index: 0))
+      site: OpSite(layer: config.layers, kind: .head, index: 1))
   }
 }

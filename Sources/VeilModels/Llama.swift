@@ -63,7 +63,7 @@ public struct LlamaModel: DecoderGraph {
     cache.advance(by: e.shape(of: x)[0])
     return try await e.rmsNorm(
       h, gamma: "model.norm.weight", epsilon: config.normEpsilon,
-      site: OpSite(layer: config.layers, kind: .rmsNorm, index: 0))
+      site: OpSite(layer: config.layers, kind: .head, index: 0))
   }
 
   /// One block: x + o_proj(attention(rmsNorm(x))), then + down(SiLU(gate(·))·up(·)).
@@ -112,6 +112,6 @@ public struct LlamaModel: DecoderGraph {
   public func logits<E: InferenceEngine>(_ hidden: E.Value, engine e: E) async throws -> E.Value {
     try await e.linear(
       hidden, weight: headWeight, bias: nil,
-      site: OpSite(layer: config.layers, kind: .linear, index: 0))
+      site: OpSite(layer: config.layers, kind: .head, index: 1))
   }
 }

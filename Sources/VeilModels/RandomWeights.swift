@@ -12,6 +12,9 @@ public enum ModelPreset: String, Sendable, CaseIterable {
   case bertBase = "bert-base"
   case bertLarge = "bert-large"
   case gpt2
+  case smollm2 = "smollm2-135m"
+  case llama2_7b = "llama2-7b"
+  case llama2_13b = "llama2-13b"
 
   public var config: ModelConfig {
     func bert(hidden: Int, layers: Int, heads: Int) -> ModelConfig {
@@ -30,12 +33,32 @@ public enum ModelPreset: String, Sendable, CaseIterable {
         architecture: .gpt2, vocabularySize: 50257, hiddenSize: 768, layers: 12, heads: 12,
         intermediateSize: 3072,
         maxPositions: 1024, typeVocabularySize: 0, normEpsilon: 1e-5, hiddenActivation: "gelu_new")
+    case .smollm2:
+      return llama(hidden: 576, layers: 30, heads: 9, keyValue: 3, ff: 1536, vocabulary: 49152)
+    case .llama2_7b:
+      return llama(hidden: 4096, layers: 32, heads: 32, keyValue: 32, ff: 11008, vocabulary: 32000)
+    case .llama2_13b:
+      return llama(hidden: 5120, layers: 40, heads: 40, keyValue: 40, ff: 13824, vocabulary: 32000)
     }
   }
 
-  /// The graph of a config of this preset's family.
-  public func graph(_ config: ModelConfig) -> any TransformerGraph {
-    self == .gpt2 ? GPT2Model(config: config) : BertModel(config: config)
+  private func llama(
+    hidden: Int, layers: Int, heads: Int, keyValue: Int, ff: Int, vocabulary: Int
+  ) -> ModelConfig {
+    ModelConfig(
+      architecture: .llama, vocabularySize: vocabulary, hiddenSize: hidden, layers: layers,
+      heads: heads, keyValueHeads: keyValue, intermediateSize: ff, maxPositions: 4096,
+      typeVocabularySize: 0, normEpsilon: 1e-5, hiddenActivation: "silu",
+      ropeTheta: self == .smollm2 ? 100000 : 10000, tiedEmbeddings: self == .smollm2)
+  }
+
+  /// The graph of a config.
+  public static func graph(_ config: ModelConfig) -> any TransformerGraph {
+    switch config.architecture {
+    case .bert: BertModel(config: config)
+    case .gpt2: GPT2Model(config: config)
+    case .llama: LlamaModel(config: config)
+    }
   }
 }
 

@@ -13,9 +13,13 @@ struct ModelBench: AsyncParsableCommand {
       "A secure inference of a whole model: time, bytes, rounds, keys, memory, per layer type.",
     discussion: """
       --model names a public shape (random weights, no download); --model-dir runs a real \
-      model folder instead. The costs of FSS gates do not depend on the values, so random \
-      weights measure the same work. --layers K runs only the first K blocks and prints the \
-      whole-model figures extrapolated from them, labelled as such.
+      model folder instead (BERT, GPT-2 or LLaMA). The costs of FSS gates do not depend on the \
+      values, so random weights measure the same work. --layers K runs only the first K blocks \
+      and prints the whole-model figures extrapolated from them, labelled as such (the \
+      embedding, final norm, LM head and argmax counted once). --generate N runs a decoder's \
+      greedy generation instead: the prompt, then N − 1 one-position steps over the KV cache \
+      (--no-cache: the whole prefix each step), with each token's wall seconds, bytes and \
+      rounds.
       """)
 
   @Option(help: "Model shape: \(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -23,6 +27,12 @@ struct ModelBench: AsyncParsableCommand {
   @Option(help: "A model folder to run instead of a named shape.") var modelDir: String?
   @Option(help: "Sequence length in tokens.") var seq = 128
   @Option(help: "Run only the first K blocks (default: all).") var layers: Int?
+  @Option(
+    help:
+      "Decoders: generate N tokens after the --seq prompt (greedy, secure argmax) and report each.")
+  var generate: Int?
+  @Flag(help: "With --generate: recompute the whole prefix each step instead of the KV cache.")
+  var noCache = false
   @OptionGroup var recipe: RecipeOptions
   @Option(help: "Key-stream buffer per party in MiB.") var keyBufferMib = 256
   @Option(help: "P0-P1 channel: in-memory, tcp or tls (over loopback, both ends in this process).")
@@ -31,18 +41,19 @@ struct ModelBench: AsyncParsableCommand {
 
   func run() async throws {
     SecureModel.tuneAllocator()
-    let parameters = try recipe.parameters()
     guard ["in-memory", "tcp", "tls"].contains(transport) else {
       throw CommandError("--transport must be in-memory, tcp or tls, not '\(transport)'")
     }
     var config: ModelConfig
     var weights: Float64Weights?
     var name = model
-    var family = ModelPreset.bertBase
     if let modelDir {
-      let embedder = try SentenceEmbedder(modelDirectory: modelDir)
-      config = embedder.config
-      weights = try embedder.float64Weights()
+      config = try ModelConfig(modelDirectory: modelDir)
+      if config.architecture == .bert {
+        weights = try SentenceEmbedder(modelDirectory: modelDir).float64Weights()
+      } else {
+        weights = try DecoderFolder(modelDirectory: modelDir).float64Weights()
+      }
       name = (modelDir as NSString).lastPathComponent
     } else {
       guard let preset = ModelPreset(rawValue: model) else {
@@ -50,7 +61,6 @@ struct ModelBench: AsyncParsableCommand {
           "unknown model '\(model)': use one of \(ModelPreset.allCases.map(\.rawValue))")
       }
       config = preset.config
-      family = preset
     }
     let fullLayers = config.layers
     if let layers {
@@ -62,10 +72,24 @@ struct ModelBench: AsyncParsableCommand {
     guard (1...config.maxPositions).contains(seq) else {
       throw CommandError("--seq must be 1…\(config.maxPositions)")
     }
+    let parameters = try recipe.parameters(for: config)
+    if let generate {
+      guard config.architecture != .bert, generate >= 1,
+        seq + generate - 1 <= config.maxPositions
+      else {
+        throw CommandError(
+          "--generate needs a decoder and 1…\(config.maxPositions - seq + 1) tokens")
+      }
+    }
+    if weights != nil, config.layers < fullLayers {
+      // A real folder's weights for the first K blocks only.
+      let kept = Set(ModelPreset.graph(config).expectedWeights.map(\.0))
+      weights = Float64Weights(tensors: weights!.tensors.filter { kept.contains($0.key) })
+    }
     printError("\(name): masking the weights once…")
     // Random weights only for the blocks that run; the doubles are dropped after the setup
     // (peak RSS counts what a run needs).
-    let graph = family.graph(config)
+    let graph = ModelPreset.graph(config)
     let secure = try await SecureModel(
       model: graph, weights: weights ?? graph.randomWeights(seed: 1), parameters: parameters)
     weights = nil
@@ -83,9 +107,18 @@ struct ModelBench: AsyncParsableCommand {
     // The setup's peak and the run's own peak, apart (the weights kept count in both).
     let setupPeak = RunInfo.peakRSSBytes
     let runPeakMeasured = RunInfo.resetPeakRSS()
-    let report = try await secure.infer(ids: ids, options: options)
+    let costs: RunCosts
+    var steps: [GenerationStep]? = nil
+    if let generate {
+      let log = StepLog()
+      costs = try await secure.generate(
+        ids: ids, newTokens: generate, cache: !noCache, options: options
+      ) { log.append($0) }.costs
+      steps = log.all
+    } else {
+      costs = try await secure.infer(ids: ids, options: options).costs
+    }
     await loopback?.shutdown()
-    let costs = report.costs
     let runPeak = RunInfo.peakRSSBytes
     let peak = max(setupPeak, runPeak)
     let perKind = Self.perOpKind(costs)
@@ -104,12 +137,25 @@ struct ModelBench: AsyncParsableCommand {
       keyBytesPerParty: costs.keyBytesPerParty, keyBytes: costs.keyBytes,
       clientBytes: costs.clientBytes, peakRssBytes: peak, setupPeakRssBytes: setupPeak,
       runPeakRssBytes: runPeakMeasured ? runPeak : nil, peakKeyBufferBytes: costs.peakPipeBytes,
-      setupSeconds: secure.setupSeconds, setupBytes: secure.setupBytes, perLayerType: perKind)
+      setupSeconds: secure.setupSeconds, setupBytes: secure.setupBytes, perLayerType: perKind,
+      generated: generate, cache: generate.map { _ in !noCache },
+      perToken: steps?.map {
+        GenerateResults.Step(
+          token: $0.token, seconds: $0.seconds, onlineBytes: $0.onlineBytes, rounds: $0.rounds)
+      })
+    if let steps {
+      for step in steps {
+        print(
+          String(
+            format: "token %d: %.2f s wall, %.1f MB, %d rounds", step.index, step.seconds,
+            Double(step.onlineBytes) / 1e6, step.rounds))
+      }
+    }
     if config.layers < fullLayers {
       let factor = Double(fullLayers) / Double(config.layers)
       result.extrapolatedFullModel = Extrapolation(
         note:
-          "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding and pooling counted once",
+          "the measured blocks scaled by \(fullLayers)/\(config.layers); embedding, pooling, final norm, LM head and argmax counted once",
         onlineSeconds: extrapolate(perKind, factor) { $0.onlineSeconds },
         onlineBytes: extrapolate(perKind, factor) { Double($0.onlineBytes) },
         rounds: extrapolate(perKind, factor) { Double($0.rounds) },
@@ -144,6 +190,11 @@ struct ModelBench: AsyncParsableCommand {
     var setupSeconds: Double
     var setupBytes: Int
     var perLayerType: [String: KindCost]
+    /// --generate: the new tokens, whether the KV cache was used, and each token as the client
+    /// received it (the first includes the prompt).
+    var generated: Int?
+    var cache: Bool?
+    var perToken: [GenerateResults.Step]?
     var extrapolatedFullModel: Extrapolation?
   }
 
@@ -182,6 +233,9 @@ struct ModelBench: AsyncParsableCommand {
     case .softmax: return "softmax"
     case .layerNorm: return "layer norm"
     case .pool, .normalize: return "pooling + L2 norm"
+    case .head: return "final norm + LM head"
+    case .argmax: return "argmax + one-hot"
+    case .rmsNorm: return "rms norm"
     default: return op.rawValue
     }
   }
@@ -199,7 +253,7 @@ struct ModelBench: AsyncParsableCommand {
         c.keyBytesPerParty += cost.keyBytes
         c.offlineSeconds +=
           (costs.dealer[op]?[gate]?.seconds ?? 0) + max(cost.offlineSeconds, other.offlineSeconds)
-        c.inBlocks = !(op == .embedding || op == .pool || op == .normalize)
+        c.inBlocks = ![.embedding, .pool, .normalize, .head, .argmax].contains(op)
         out[key] = c
       }
     }

@@ -10,33 +10,9 @@ import VeilTestSupport
 @testable import VeilModels
 
 @Suite struct GPT2CheckpointTests {
-  struct Reference: Decodable {
-    struct Case: Decodable {
-      let ids: [Int]
-      let hidden_last: [Double]
-      let logits_last_sample: [[Double]]
-      let argmax_last: Int
-      let hidden_all_abs_sum: Double
-      let hidden_all_weighted_sum: Double
-    }
-    struct Greedy: Decodable {
-      let prompt_ids: [Int]
-      let ids: [Int]
-    }
-    let cases: [Case]
-    let greedy_16: Greedy
-  }
-
   static let folder = TestModel.directory("gpt2-tiny", variable: "VEIL_GPT2_TINY_DIR")
   static var present: Bool {
     FileManager.default.fileExists(atPath: folder + "/model.safetensors") || TestModel.isRequired
-  }
-
-  static func reference() throws -> Reference {
-    let url = try #require(
-      Bundle.module.url(
-        forResource: "gpt2-tiny-reference", withExtension: "json", subdirectory: "Data"))
-    return try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
   }
 
   /// Greedy next tokens by recomputing the whole prefix each step.
@@ -58,28 +34,8 @@ import VeilTestSupport
   @Test(.enabled(if: present)) func float64MatchesTheTransformersReference() async throws {
     let (model, weights) = try GPT2Model.checkpoint(modelDirectory: Self.folder)
     let engine = Float64Engine(weights: weights)
-    let reference = try Self.reference()
-    #expect(reference.cases.count >= 3)
-    for c in reference.cases {
-      let all = try await model.decode(TokenInput(ids: c.ids), engine: engine)
-      let hidden = try await model.output(TokenInput(ids: c.ids), validTokens: nil, engine: engine)
-      let logits = try await model.logits(hidden, engine: engine).scalars
-      let hiddenError = zip(hidden.scalars, c.hidden_last).map { abs($0 - $1) }.max() ?? 1
-      #expect(
-        hidden.scalars.count == c.hidden_last.count && hiddenError <= 1e-6,
-        "hidden error \(hiddenError)")
-      let logitError = c.logits_last_sample.map { abs(logits[Int($0[0])] - $0[1]) }.max() ?? 1
-      #expect(logitError <= 1e-6, "logit error \(logitError)")
-      #expect(logits.indices.max { logits[$0] < logits[$1] } == c.argmax_last)
-      // Every position's hidden state, through two sums.
-      let d = model.config.hiddenSize
-      let absSum = all.scalars.reduce(0) { $0 + abs($1) }
-      let weighted = all.scalars.enumerated().reduce(0.0) {
-        $0 + $1.element * Double(($1.offset / d + 1) * ($1.offset % d + 1))
-      }
-      #expect(abs(absSum - c.hidden_all_abs_sum) <= 1e-6 * Double(all.scalars.count), "\(absSum)")
-      #expect(abs(weighted - c.hidden_all_weighted_sum) <= 1e-4, "\(weighted)")
-    }
+    let reference = try DecoderReference.load("gpt2-tiny-reference")
+    try await reference.check(model, engine)
     let greedy = reference.greedy_16
     let tokens = try await Self.greedy(
       model, engine, prompt: greedy.prompt_ids, count: greedy.ids.count)

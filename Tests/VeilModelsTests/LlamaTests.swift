@@ -12,23 +12,6 @@ import VeilTestSupport
 @testable import VeilModels
 
 @Suite struct LlamaTests {
-  struct Reference: Decodable {
-    struct Case: Decodable {
-      let ids: [Int]
-      let hidden_last: [Double]
-      let logits_last_sample: [[Double]]
-      let argmax_last: Int
-      let hidden_all_abs_sum: Double
-      let hidden_all_weighted_sum: Double
-    }
-    struct Greedy: Decodable {
-      let prompt_ids: [Int]
-      let ids: [Int]
-    }
-    let cases: [Case]
-    let greedy_16: Greedy
-  }
-
   struct ChatReference: Decodable {
     struct Run: Decodable {
       let prompt_ids: [Int]
@@ -77,26 +60,8 @@ import VeilTestSupport
     #expect(folder.model is LlamaModel)
     #expect(folder.config.tiedEmbeddings == (directory == Self.tied))
     let engine = Float64Engine(weights: try folder.float64Weights())
-    let reference = try Self.data(name, as: Reference.self)
-    #expect(reference.cases.count >= 3)
-    for c in reference.cases {
-      let all = try await folder.model.decode(TokenInput(ids: c.ids), engine: engine)
-      let hidden = try await folder.model.output(
-        TokenInput(ids: c.ids), validTokens: nil, engine: engine)
-      let logits = try await folder.model.logits(hidden, engine: engine).scalars
-      let hiddenError = zip(hidden.scalars, c.hidden_last).map { abs($0 - $1) }.max() ?? 1
-      #expect(hidden.scalars.count == c.hidden_last.count && hiddenError <= 1e-6, "\(hiddenError)")
-      let logitError = c.logits_last_sample.map { abs(logits[Int($0[0])] - $0[1]) }.max() ?? 1
-      #expect(logitError <= 1e-6, "logit error \(logitError)")
-      #expect(logits.indices.max { logits[$0] < logits[$1] } == c.argmax_last)
-      let d = folder.config.hiddenSize
-      let absSum = all.scalars.reduce(0) { $0 + abs($1) }
-      let weighted = all.scalars.enumerated().reduce(0.0) {
-        $0 + $1.element * Double(($1.offset / d + 1) * ($1.offset % d + 1))
-      }
-      #expect(abs(absSum - c.hidden_all_abs_sum) <= 1e-6 * Double(all.scalars.count), "\(absSum)")
-      #expect(abs(weighted - c.hidden_all_weighted_sum) <= 1e-4, "\(weighted)")
-    }
+    let reference = try DecoderReference.load(name)
+    try await reference.check(folder.model, engine)
     let greedy = reference.greedy_16
     let cached = try await Self.greedy(
       folder, engine, prompt: greedy.prompt_ids, count: greedy.ids.count, cache: true)
