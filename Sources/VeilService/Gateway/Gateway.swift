@@ -312,7 +312,7 @@ public final class Gateway: Sendable {
         let tokens = try await generator.generate(ids: ids, newTokens: newTokens) { token in
           stream.add(token)
         }
-        stream.finish(tokens)
+        stream.finish()
         logger.info("streamed completion: \(tokens.count) tokens")
       } catch {
         stream.fail(Self.unavailable(error))

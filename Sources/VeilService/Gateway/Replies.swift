@@ -115,7 +115,7 @@ final class ReplyStream: @unchecked Sendable {
   }
 
   /// The run produced every token without an end-of-text one.
-  func finish(_ tokens: [Int]) { lock.withLock { if !ended { end("length") } } }
+  func finish() { lock.withLock { if !ended { end("length") } } }
 
   /// The run failed: the error object as the last event.
   func fail(_ error: APIError) {
