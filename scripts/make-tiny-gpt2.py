@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a tiny GPT-2 model folder: the real GPT-2 tokenizer, seeded random weights.
 
-    python scripts/make-tiny-gpt2.py OUT --vocab encoder.json --merges vocab.bpe
+    python scripts/make-tiny-gpt2.py OUT --vocab encoder.json --merges vocab.bpe [--shape 124m]
 
 Called by `scripts/fetch-model.sh gpt2-tiny` (in the venv it creates under the Veil cache);
 needs numpy, safetensors and tokenizers, no torch. OUT receives:
@@ -14,7 +14,9 @@ needs numpy, safetensors and tokenizers, no torch. OUT receives:
                            `<|endoftext|>` (50256) an added special token.
   tokenizer_config.json, special_tokens_map.json
   config.json              GPT2LMHeadModel: n_embd 64, n_layer 2, n_head 4, n_positions 128,
-                           vocab 50257, gelu_new, LayerNorm eps 1e-5, tied LM head.
+                           vocab 50257, gelu_new, LayerNorm eps 1e-5, tied LM head; with
+                           --shape 124m GPT-2 small's shape (n_embd 768, n_layer 12, n_head 12,
+                           n_positions 1024: `fetch-model.sh gpt2-124m-seeded`, ≈ 500 MB).
   model.safetensors        float32, Hugging Face GPT-2 names and layout (Conv1D weights are
                            [in, out]; Q, K, V concatenated along the output axis of c_attn).
 
@@ -116,7 +118,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--vocab", required=True, help="GPT-2 encoder.json")
     ap.add_argument("--merges", required=True, help="GPT-2 vocab.bpe")
+    ap.add_argument("--shape", choices=["tiny", "124m"], default="tiny")
     a = ap.parse_args()
+    if a.shape == "124m":
+        CONFIG.update(n_embd=768, n_head=12, n_layer=12, n_positions=1024, n_ctx=1024)
     os.makedirs(a.out, exist_ok=True)
 
     shutil.copyfile(a.vocab, os.path.join(a.out, "vocab.json"))

@@ -9,10 +9,11 @@ export VEIL_MODEL_DIR
 # The decoders: GPT-2's and SmolLM2's tokenizers and checkpoints, and tiny seeded LLaMAs (tied
 # and untied LM heads) with SmolLM2's tokenizer.
 VEIL_GPT2_TINY_DIR="$(bash scripts/fetch-model.sh gpt2-tiny | tail -n 1)"
+VEIL_GPT2_124M_SEEDED_DIR="$(bash scripts/fetch-model.sh gpt2-124m-seeded | tail -n 1)"
 VEIL_SMOLLM2_DIR="$(bash scripts/fetch-model.sh smollm2 | tail -n 1)"
 VEIL_LLAMA_TINY_DIR="$(bash scripts/fetch-model.sh llama-tiny | tail -n 1)"
 VEIL_LLAMA_TINY_UNTIED_DIR="$(bash scripts/fetch-model.sh llama-tiny-untied | tail -n 1)"
-export VEIL_GPT2_TINY_DIR VEIL_SMOLLM2_DIR VEIL_LLAMA_TINY_DIR VEIL_LLAMA_TINY_UNTIED_DIR
+export VEIL_GPT2_TINY_DIR VEIL_GPT2_124M_SEEDED_DIR VEIL_SMOLLM2_DIR VEIL_LLAMA_TINY_DIR VEIL_LLAMA_TINY_UNTIED_DIR
 export VEIL_REQUIRE_MODEL=1
 # OpenAI's Python SDK, the real client the gateway test runs.
 VEIL_OPENAI_PYTHON="$(bash scripts/openai-venv.sh | tail -n 1)"

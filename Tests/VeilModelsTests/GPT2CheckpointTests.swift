@@ -1,8 +1,9 @@
 // GPT-2 from a Hugging Face checkpoint (Conv1D [in, out] matrices, fused c_attn, tied LM head)
 // on the Float64 engine against an independent float64 reference of transformers'
-// GPT2LMHeadModel (Data/gpt2-tiny-reference.json, scripts/reference/make-gpt2-reference.py):
+// GPT2LMHeadModel (Data/gpt2-*-reference.json, scripts/reference/make-gpt2-reference.py):
 // the last hidden state and logits within 1e-6, and greedy generation token for token. The
-// checkpoint is `scripts/fetch-model.sh gpt2-tiny` (seeded weights at a tiny config).
+// checkpoints are `scripts/fetch-model.sh gpt2-tiny` and `gpt2-124m-seeded` (seeded weights at a
+// tiny config and at GPT-2 small's 124M shape).
 import Foundation
 import Testing
 import VeilTestSupport
@@ -11,8 +12,13 @@ import VeilTestSupport
 
 @Suite struct GPT2CheckpointTests {
   static let folder = TestModel.directory("gpt2-tiny", variable: "VEIL_GPT2_TINY_DIR")
+  static let small = TestModel.directory(
+    "gpt2-124m-seeded", variable: "VEIL_GPT2_124M_SEEDED_DIR")
   static var present: Bool {
     FileManager.default.fileExists(atPath: folder + "/model.safetensors") || TestModel.isRequired
+  }
+  static var smallPresent: Bool {
+    FileManager.default.fileExists(atPath: small + "/model.safetensors") || TestModel.isRequired
   }
 
   /// Greedy next tokens by recomputing the whole prefix each step.
@@ -39,6 +45,22 @@ import VeilTestSupport
     let greedy = reference.greedy_16
     let tokens = try await Self.greedy(
       model, engine, prompt: greedy.prompt_ids, count: greedy.ids.count)
+    #expect(tokens == greedy.ids)
+  }
+
+  /// At GPT-2 small's shape (12 blocks of 768, 1024 positions), greedy over the KV cache.
+  @Test(.enabled(if: smallPresent)) func float64MatchesTheReferenceAt124MShapes() async throws {
+    let (model, weights) = try GPT2Model.checkpoint(modelDirectory: Self.small)
+    #expect(model.config.layers == 12 && model.config.hiddenSize == 768)
+    let engine = Float64Engine(weights: weights)
+    let reference = try DecoderReference.load("gpt2-124m-seeded-reference")
+    try await reference.check(model, engine)
+    let greedy = reference.greedy_16
+    var tokens: [Int] = []
+    try await Generation.greedy(
+      model, prompt: TokenInput(ids: greedy.prompt_ids), newTokens: greedy.ids.count,
+      engine: engine
+    ) { tokens.append(Int($0.index.scalars[0])) }
     #expect(tokens == greedy.ids)
   }
 
