@@ -49,8 +49,27 @@ extension Recipe {
     try await b.assertRange(
       v, (Int64(1) << Int64(low))...(Int64(1) << Int64(high + 1) - 1),
       site: site(op, gate + ".inputBound"))
-    let offsets = (low...(high + 1)).map { Int64(1) << Int64($0) }
-    let thermometer = try await b.compare(v, offsets: offsets, site: site(op, gate + ".compare"))
+    let oneHot = try await intervalCode(
+      v, offsets: (low...(high + 1)).map { Int64(1) << Int64($0) }, gate: gate, op: op)
+    let codes = high - low + 1
+    let picked = try await b.select(
+      oneHot, try await broadcast(v, width: codes, op), site: site(op, gate + ".normalise"))
+    let shifts = (0..<rows).flatMap { _ in (low...high).map { Int64(1) << Int64(high - $0) } }
+    let normalised = try await b.sumLastAxis(
+      try await b.multiplyConstants(
+        picked, shifts, fractionalBits: 0, site: site(op, gate + ".normalise")),
+      site: site(op, gate + ".normalise"))
+    return (oneHot, normalised)
+  }
+
+  /// The interval code of x [rows, 1] against ascending public offsets c_0 < … < c_K: one DReLU
+  /// key gives the thermometer code [x ≥ c_k], XORs of neighbours (local) the one-hot code
+  /// h_k = [c_k ≤ x < c_(k+1)], [rows, K].
+  func intervalCode(_ x: Backend.Value, offsets: [Int64], gate: String, op: OpSite) async throws
+    -> Backend.Bits
+  {
+    let rows = b.shape(of: x).reduce(1, *)
+    let thermometer = try await b.compare(x, offsets: offsets, site: site(op, gate + ".compare"))
     let count = offsets.count
     let codes = count - 1
     var lowerIndices: [Int] = []
@@ -66,15 +85,7 @@ extension Recipe {
       bits: thermometer, indices: lowerIndices, shape: codeShape, site: site(op, gate + ".bits"))
     let upper = try await b.gather(
       bits: thermometer, indices: upperIndices, shape: codeShape, site: site(op, gate + ".bits"))
-    let oneHot = try await b.xor(lower, upper, site: site(op, gate + ".bits"))
-    let picked = try await b.select(
-      oneHot, try await broadcast(v, width: codes, op), site: site(op, gate + ".normalise"))
-    let shifts = (0..<rows).flatMap { _ in (low...high).map { Int64(1) << Int64(high - $0) } }
-    let normalised = try await b.sumLastAxis(
-      try await b.multiplyConstants(
-        picked, shifts, fractionalBits: 0, site: site(op, gate + ".normalise")),
-      site: site(op, gate + ".normalise"))
-    return (oneHot, normalised)
+    return try await b.xor(lower, upper, site: site(op, gate + ".bits"))
   }
 
   /// Σ_k h_k·x·c_k for a one-hot code h [rows, K] from `leadingOne`, x [rows, 1] and public

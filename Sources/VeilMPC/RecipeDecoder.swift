@@ -132,9 +132,9 @@ extension Recipe {
   }
 
   /// The one-hot row [1, classes] at (n, 0) of a secret index in [0, classes) ([1, 1], any
-  /// ring wider than log2(classes) + 1): one DReLU key against 0, 1, …, classes gives the
-  /// thermometer [index ≥ c], XORs of neighbours the one-hot bits, and a select of public ones
-  /// puts them on a wire of the input ring.
+  /// ring wider than log2(classes) + 1): its interval code against 0, 1, …, classes (one DReLU
+  /// key) is the one-hot bits, and a select of public ones puts them on a wire of the input
+  /// ring.
   public func oneHot(_ index: Backend.Value, classes: Int, op: OpSite) async throws
     -> Backend.Value
   {
@@ -145,15 +145,8 @@ extension Recipe {
       throw MPCError.badShape(site(op, "oneHot"), shape, "no one-hot of \(classes) classes")
     }
     try await b.assertRange(index, 0...Int64(classes - 1), site: site(op, "oneHot.inputBound"))
-    let thermometer = try await b.compare(
-      index, offsets: (0...classes).map(Int64.init), site: site(op, "oneHot.compare"))
-    let atLeast = try await b.gather(
-      bits: thermometer, indices: Array(0..<classes), shape: [1, classes],
-      site: site(op, "oneHot.bits"))
-    let above = try await b.gather(
-      bits: thermometer, indices: Array(1...classes), shape: [1, classes],
-      site: site(op, "oneHot.bits"))
-    let bits = try await b.xor(atLeast, above, site: site(op, "oneHot.code"))
+    let bits = try await intervalCode(
+      index, offsets: (0...classes).map(Int64.init), gate: "oneHot", op: op)
     let ones = try await b.constant(
       [Int64](repeating: 1, count: classes), shape: [1, classes],
       format: WireFormat(bits: b.inputFormat.bits, scale: 0), site: site(op, "oneHot.ones"))

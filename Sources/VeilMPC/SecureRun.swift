@@ -208,9 +208,6 @@ public final class SecureModel: Sendable {
     let plan = GenerationPlan(promptTokens: ids.count, newTokens: newTokens, cache: cache)
     try plan.check(model, maximumNewTokens: Int.max)
     _ = try model.config.check(TokenInput(ids: ids), validTokens: nil)
-    let order = RunOrder(
-      runID: "", setupID: manifest.setupID, modelDigest: "", tokens: ids.count,
-      validTokens: ids.count, generation: plan)
     let model = model
     let parameters = parameters
     let vocabulary = model.config.vocabularySize
@@ -218,8 +215,14 @@ public final class SecureModel: Sendable {
     let clock = ContinuousClock()
     let (tokens, costs) = try await run(
       tokens: ids.count, valid: ids.count, generation: plan, options: options,
-      dealer: { try await order.walk(model, parameters, $0) },
-      party: { try await order.walk(model, parameters, $0) },
+      dealer: {
+        try await ModelRun.walk(
+          model, parameters, tokens: ids.count, valid: ids.count, generation: plan, $0)
+      },
+      party: {
+        try await ModelRun.walk(
+          model, parameters, tokens: ids.count, valid: ids.count, generation: plan, $0)
+      },
       client: { keys, parties, meter in
         var last = (clock.now, meter.counters)
         let outputs = try await SecureClient.run(
@@ -234,7 +237,6 @@ public final class SecureModel: Sendable {
             rounds: now.1.rounds - last.1.rounds)
           last = now
           await onToken(step)
-          return step
         }
         return outputs
       })
@@ -359,10 +361,18 @@ public enum ModelRun {
     _ party: PartyBackend
   ) async throws { try await walk(model, parameters, tokens: t, valid: valid, party) }
 
+  /// The graph of a run at `t` tokens (`valid` real): the model's output revealed to the
+  /// client, or with `generation` a decoder's generation revealing each token.
   static func walk<Backend: GateBackend>(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
-    _ backend: Backend
+    generation: GenerationPlan? = nil, _ backend: Backend
   ) async throws {
+    if let generation {
+      guard let decoder = model as? any DecoderGraph else {
+        throw MPCError.protocolViolation("a generation run of a model that is not a decoder")
+      }
+      return try await ModelRun.generation(decoder, parameters, generation, backend)
+    }
     let engine = try RecipeEngine(backend: backend, parameters: parameters)
     _ = try await backend.reveal(
       try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
@@ -445,15 +455,15 @@ public enum SecureClient {
   {
     try await run(
       ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties, reveals: 1
-    ) { _, values in values }
+    ) { _, _ in }
   }
 
   /// The client of a run whose graph opens `reveals` outputs to it, one after another (a
   /// generated token each): each is unmasked with its key record's mask, in the ring the record
   /// names, and handed to `received` as it arrives; the results are concatenated.
-  static func run<Output: Sendable>(
+  static func run(
     ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel],
-    reveals: Int, received: (Int, [Int64]) async throws -> Output
+    reveals: Int, received: (Int, [Int64]) async throws -> Void
   ) async throws -> [Int64] {
     if let bad = ids.first(where: { !(0..<vocabulary).contains($0) }) {
       throw MPCError.protocolViolation("token id \(bad) is outside the vocabulary of \(vocabulary)")
@@ -504,7 +514,7 @@ public enum SecureClient {
       let values = zip(opened[0], mask).map {
         signedValue(($0 &- $1) & ringMask(ring), bits: ring)
       }
-      _ = try await received(reveal, values)
+      try await received(reveal, values)
       outputs += values
     }
     try await keys.finish(afterOp: 1 + reveals)

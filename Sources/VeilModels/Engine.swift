@@ -194,6 +194,22 @@ extension LayeredGraph {
       epsilon: config.normEpsilon, site: OpSite(layer: layer, kind: .layerNorm, index: index))
   }
 
+  /// The query, key and value projections of x (`linear` sites 0, 1, 2), each split into
+  /// [H, T, dh].
+  func projectHeads<E: InferenceEngine>(
+    _ x: E.Value, _ names: [String], layer: Int, engine e: E
+  ) async throws -> [E.Value] {
+    var heads: [E.Value] = []
+    for (index, name) in names.enumerated() {
+      let projected = try await dense(x, name, layer: layer, index: index, engine: e)
+      heads.append(
+        try await e.splitHeads(
+          projected, heads: config.heads,
+          site: OpSite(layer: layer, kind: .reshape, index: index)))
+    }
+    return heads
+  }
+
   /// Multi-head self-attention up to the merged context [T, d], before the output projection:
   /// the query, key and value projections (`linear` sites 0, 1, 2), scaled scores, the masked
   /// softmax and P·V.
@@ -205,12 +221,8 @@ extension LayeredGraph {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
-    var heads: [E.Value] = []
-    for (index, name) in [names.query, names.key, names.value].enumerated() {
-      let projected = try await dense(x, name, layer: layer, index: index, engine: e)
-      heads.append(
-        try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
-    }
+    let heads = try await projectHeads(
+      x, [names.query, names.key, names.value], layer: layer, engine: e)
     let scores = try await e.attentionScores(
       heads[0], heads[1], scale: 1 / Double(config.headDimension).squareRoot(),
       site: site(.attentionScores, 0))

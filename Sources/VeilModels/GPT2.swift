@@ -92,13 +92,9 @@ public struct GPT2Model: DecoderGraph, LayeredGraph {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
-    let normed = try await norm(x, "ln_1", layer: layer, index: 0, engine: e)
-    var heads: [E.Value] = []
-    for (index, name) in ["attn.query", "attn.key", "attn.value"].enumerated() {
-      let projected = try await dense(normed, name, layer: layer, index: index, engine: e)
-      heads.append(
-        try await e.splitHeads(projected, heads: config.heads, site: site(.reshape, index)))
-    }
+    let heads = try await projectHeads(
+      try await norm(x, "ln_1", layer: layer, index: 0, engine: e),
+      ["attn.query", "attn.key", "attn.value"], layer: layer, engine: e)
     let context = try await attend(
       query: heads[0], key: heads[1], value: heads[2], validTokens: validTokens, layer: layer,
       cache: &cache, engine: e)

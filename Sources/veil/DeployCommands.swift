@@ -37,6 +37,17 @@ struct NetworkOptions: ParsableArguments {
     return deployment
   }
 
+  /// The client of the deployment at `remote` (P0,P1) and `dealer`, its ledger of used key
+  /// streams under `state` (default ${VEIL_CACHE:-~/.cache/veil}/client).
+  func client(remote: String, dealer: String?, state: String?) throws -> VeilClient {
+    let cache =
+      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
+    return try VeilClient(
+      servers: try endpoints(remote, "--remote", count: 2),
+      dealer: try endpoint(dealer ?? "", "--dealer"), deployment: try deployment(.client),
+      ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+  }
+
   func logger(_ label: String) -> Logger {
     let level = Logger.Level(rawValue: logLevel) ?? .info
     LoggingSystem.bootstrap { name in

@@ -192,13 +192,7 @@ struct Embed: AsyncParsableCommand {
 
   /// The client role against a deployment.
   func runRemote(_ texts: [String], servers: String) async throws {
-    let deployment = try network.deployment(.client)
-    let cache =
-      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
-    let client = try VeilClient(
-      servers: try endpoints(servers, "--remote", count: 2),
-      dealer: try endpoint(dealer ?? "", "--dealer"), deployment: deployment,
-      ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+    let client = try network.client(remote: servers, dealer: dealer, state: state)
     let model = try await client.model()
     let tokenized = try texts.enumerated().map { index, text in
       let t = try SentenceEmbedder.tokenize(

@@ -69,14 +69,9 @@ struct GatewayCommand: AsyncParsableCommand {
       }
       name = modelName ?? URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
     } else {
-      let cache =
-        ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
       // The deployment's model (an encoder or a decoder) is known from P0's card at the first
       // request; the client serves whichever endpoints fit it.
-      let client = try VeilClient(
-        servers: try endpoints(remote ?? "", "--remote", count: 2),
-        dealer: try endpoint(dealer ?? "", "--dealer"), deployment: try network.deployment(.client),
-        ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+      let client = try network.client(remote: remote ?? "", dealer: dealer, state: state)
       (embedder, generator) = (client, client)
     }
     if !["127.0.0.1", "::1", "localhost"].contains(address.host) {

@@ -181,12 +181,7 @@ struct Generate: AsyncParsableCommand {
 
   /// The client role against a deployment: tokens stream in as the client unmasks them.
   func runRemote(servers: String) async throws {
-    let cache =
-      ProcessInfo.processInfo.environment["VEIL_CACHE"] ?? (NSHomeDirectory() + "/.cache/veil")
-    let client = try VeilClient(
-      servers: try endpoints(servers, "--remote", count: 2),
-      dealer: try endpoint(dealer ?? "", "--dealer"), deployment: try network.deployment(.client),
-      ledgerDirectory: (state ?? cache + "/client") + "/ledger")
+    let client = try network.client(remote: servers, dealer: dealer, state: state)
     let decoder = try await client.decoder()
     let promptIds = try decoder.text.promptIds(prompt, chat: chat)
     guard !promptIds.isEmpty else { throw CommandError("the prompt has no tokens") }

@@ -192,7 +192,7 @@ extension RoleViewTests {
           return try await SecureClient.run(
             ids: ids, vocabulary: config.vocabularySize, bits: parameters.ringBits, keys: keys,
             parties: recording, reveals: plan.newTokens
-          ) { _, values in values }
+          ) { _, _ in }
         })
       let expected = try await SecureGenerationTests.fixedPoint(
         model, weights, parameters, prompt: ids, count: 3, cache: true

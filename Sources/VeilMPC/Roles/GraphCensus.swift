@@ -33,10 +33,10 @@ public struct GraphCensus: Sendable, Equatable {
     let id = key.finish()
     if let known = cache.withLock({ $0[id] }) { return known }
     let parameters = manifest.parameters
-    let order = RunOrder(
-      runID: "", setupID: manifest.setupID, modelDigest: "", tokens: tokens, validTokens: valid,
-      generation: generation)
-    let census = try await walking(manifest) { try await order.walk(model, parameters, $0) }
+    let census = try await walking(manifest) {
+      try await ModelRun.walk(
+        model, parameters, tokens: tokens, valid: valid, generation: generation, $0)
+    }
     cache.withLock { known in
       if known.count >= 256 { known.removeAll() }
       known[id] = census

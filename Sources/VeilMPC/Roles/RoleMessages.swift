@@ -63,14 +63,8 @@ public struct RunOrder: Codable, Sendable, Equatable {
   public func walk<Backend: GateBackend>(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, _ backend: Backend
   ) async throws {
-    if let generation {
-      guard let decoder = model as? any DecoderGraph else {
-        throw MPCError.protocolViolation("a generation run of a model that is not a decoder")
-      }
-      try await ModelRun.generation(decoder, parameters, generation, backend)
-    } else {
-      try await ModelRun.walk(model, parameters, tokens: tokens, valid: validTokens, backend)
-    }
+    try await ModelRun.walk(
+      model, parameters, tokens: tokens, valid: validTokens, generation: generation, backend)
   }
 }
 
