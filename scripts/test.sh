@@ -13,7 +13,11 @@ VEIL_GPT2_124M_SEEDED_DIR="$(bash scripts/fetch-model.sh gpt2-124m-seeded | tail
 VEIL_SMOLLM2_DIR="$(bash scripts/fetch-model.sh smollm2 | tail -n 1)"
 VEIL_LLAMA_TINY_DIR="$(bash scripts/fetch-model.sh llama-tiny | tail -n 1)"
 VEIL_LLAMA_TINY_UNTIED_DIR="$(bash scripts/fetch-model.sh llama-tiny-untied | tail -n 1)"
+# LLaMA-2's and LLaMA-3's tokenizers, rebuilt from llama.cpp's vocab-only GGUFs.
+VEIL_LLAMA2_TOKENIZER_DIR="$(bash scripts/fetch-model.sh llama2-tokenizer | tail -n 1)"
+VEIL_LLAMA3_TOKENIZER_DIR="$(bash scripts/fetch-model.sh llama3-tokenizer | tail -n 1)"
 export VEIL_GPT2_TINY_DIR VEIL_GPT2_124M_SEEDED_DIR VEIL_SMOLLM2_DIR VEIL_LLAMA_TINY_DIR VEIL_LLAMA_TINY_UNTIED_DIR
+export VEIL_LLAMA2_TOKENIZER_DIR VEIL_LLAMA3_TOKENIZER_DIR
 export VEIL_REQUIRE_MODEL=1
 # OpenAI's Python SDK, the real client the gateway test runs.
 VEIL_OPENAI_PYTHON="$(bash scripts/openai-venv.sh | tail -n 1)"

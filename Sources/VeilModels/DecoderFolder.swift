@@ -67,10 +67,17 @@ public struct DecoderFolder: Sendable {
 }
 
 /// A decoder's public text side, what a remote client has too: the tokenizer, the chat
-/// template (chat models) and the token that ends a reply.
+/// template (chat models), the token a plain prompt starts with, and the token that ends a reply.
 public struct DecoderText: Sendable {
   public let tokenizer: ModelTokenizer
+  /// The ChatML template, when the folder has one Veil renders.
   public let chat: ChatTemplate?
+  /// Why the folder's chat template is not rendered (a template other than ChatML), so that
+  /// only a chat request fails, not the folder.
+  let chatRefusal: ModelError?
+  /// tokenizer_config's bos_token when add_bos_token is true (LLaMA-2): `transformers` puts it
+  /// before a plain prompt.
+  public let beginOfText: Int?
   /// tokenizer_config's eos_token, when it is one token.
   public let endOfText: Int?
 
@@ -78,28 +85,42 @@ public struct DecoderText: Sendable {
     tokenizer = try ModelTokenizer(modelDirectory: directory)
     let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
     var chat: ChatTemplate? = nil
+    var chatRefusal: ModelError? = nil
+    var beginOfText: Int? = nil
     var endOfText: Int? = nil
     if FileManager.default.fileExists(atPath: configPath) {
       let object = try readJSONObject(path: configPath)
       if let template = object["chat_template"] as? String {
-        chat = try ChatTemplate(template: template, path: configPath)
+        do { chat = try ChatTemplate(template: template, path: configPath) } catch {
+          chatRefusal = error
+        }
       }
-      if let eos = object["eos_token"] as? String, case let ids = tokenizer.encode(eos),
-        ids.count == 1
-      {
-        endOfText = ids[0]
+      // A special token is written as its text, or (older files) as an object with "content".
+      let tokenizer = tokenizer
+      func singleToken(_ key: String) -> Int? {
+        let value = object[key]
+        guard let text = value as? String ?? (value as? [String: Any])?["content"] as? String,
+          case let ids = tokenizer.encode(text), ids.count == 1
+        else { return nil }
+        return ids[0]
       }
+      endOfText = singleToken("eos_token")
+      if object["add_bos_token"] as? Bool == true { beginOfText = singleToken("bos_token") }
     }
     self.chat = chat
+    self.chatRefusal = chatRefusal
+    self.beginOfText = beginOfText
     self.endOfText = endOfText
   }
 
-  /// The prompt's token ids: the text as it is, or wrapped in the chat template.
+  /// The prompt's token ids: the text as it is (after the begin-of-text token where the model
+  /// wants one), or wrapped in the chat template.
   public func promptIds(_ text: String, chat wrap: Bool) throws(ModelError) -> [Int] {
-    guard wrap else { return tokenizer.encode(text) }
+    guard wrap else { return (beginOfText.map { [$0] } ?? []) + tokenizer.encode(text) }
     guard let chat else {
-      throw .unsupported(
-        path: "tokenizer_config.json", reason: "--chat: the model has no chat template")
+      throw chatRefusal
+        ?? .unsupported(
+          path: "tokenizer_config.json", reason: "--chat: the model has no chat template")
     }
     return tokenizer.encode(chat.prompt(user: text))
   }

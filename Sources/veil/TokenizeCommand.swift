@@ -9,8 +9,10 @@ struct Tokenize: ParsableCommand {
     commandName: "tokenize",
     abstract: "Print the token ids a model's tokenizer gives each text.",
     discussion: """
-      Reads the model folder's tokenizer (tokenizer.json; else vocab.json + merges.txt for \
-      GPT-2's BPE, or vocab.txt for BERT's WordPiece) and prints, per text, its ids and \
+      Reads the model folder's tokenizer (tokenizer.json: WordPiece, byte-level BPE as GPT-2, \
+      SmolLM2 and LLaMA-3 use it, or SentencePiece-style BPE with byte fallback as LLaMA-2; \
+      else vocab.json + merges.txt for GPT-2's BPE, or vocab.txt for BERT's WordPiece) and \
+      prints, per text, its ids and \
       tokens, without special tokens added (special tokens written in the text are found). \
       --json prints {"ids": [[...] per text], "tokens": [[...] per text]}.
       """)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference token ids for Veil's byte-level BPE tokenizers (GPT-2 and SmolLM2).
+"""Reference token ids for Veil's BPE tokenizers (GPT-2, SmolLM2, LLaMA-2, LLaMA-3).
 
 Regenerate everything (models, venv and the llama.cpp sdist are fetched when missing):
 
@@ -12,6 +12,8 @@ which runs, in the venv that `scripts/fetch-model.sh --python` prints
         scripts/reference/make-tokenizer-references.py \\
         --gpt2 "$(scripts/fetch-model.sh gpt2-tiny | tail -n 1)" \\
         --smollm2 "$(scripts/fetch-model.sh smollm2 | tail -n 1)" \\
+        --llama2 "$(scripts/fetch-model.sh llama2-tokenizer | tail -n 1)" \\
+        --llama3 "$(scripts/fetch-model.sh llama3-tokenizer | tail -n 1)" \\
         --llamacpp-sdist ~/.cache/veil/downloads/llama_cpp_python-0.3.36.tar.gz \\
         --out Tests/VeilModelsTests/Data/tokenizers
 
@@ -27,6 +29,13 @@ Writes into --out:
                            <|endoftext|> added as a special token: Hugging Face's
                            GPT2TokenizerFast. SmolLM2: the tokenizer.json that
                            scripts/convert-smollm2.py rebuilt from the GGUF.
+  llama2.json, llama2-metaspace.json, llama3.json
+                           the same texts and a few with LLaMA's special tokens, encoded by the
+                           folders scripts/convert-gguf-tokenizer.py writes (tokenizer.json,
+                           and tokenizer.metaspace.json for llama2-metaspace); the LLaMA-2
+                           cases also hold `decoded` (tokenizers' decode, special tokens kept).
+                           The script fails unless llama2 and llama3 reproduce llama.cpp's
+                           llama-spm and llama-bpe vectors.
   <vocab>-llamacpp.json    {"vocab", "source", "cases": [{"text", "ids"}]}: llama.cpp's
                            tokenizer test vectors (models/ggml-vocab-<vocab>.gguf.inp/.out in
                            the llama-cpp-python 0.3.36 sdist; ids from Hugging Face tokenizers,
@@ -223,6 +232,19 @@ def random_texts(rng, n):
     return texts
 
 
+def llama_texts():
+    """LLaMA's special tokens in and around text, added to all_texts() for the LLaMA files."""
+    return [
+        "<s>", "</s>", "<unk>", "<s>Hello", "Hello</s>", "<s> Hello", "Hello <s> world",
+        "<s>[INST] What is the capital of France? [/INST]", " </s> ", "<s><s>", "<s",
+        "<|begin_of_text|>", "<|begin_of_text|>Hello", "<|eot_id|>", "Hi<|eot_id|> there",
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is the capital of France?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "<|reserved_special_token_0|>", "<|begin_of_text", "12345678901", "1 22 333 4444 55555",
+        "x\r\n\r\n  y", "a\n \n b", "it'S O'NEIL's 'Re 'vE", "!!!\n\n", "   \n\t x",
+    ]
+
+
 def all_texts():
     texts = hand_written_texts() + random_texts(random.Random(SEED), N_RANDOM)
     seen, out = set(), []
@@ -333,10 +355,34 @@ def encode_cases(tok, texts):
     return cases
 
 
+def sentencepiece_cases(tok, texts):
+    """Encode every text with a SentencePiece-style BPE; tokens must name the ids, and the
+    pieces must spell the text (▁ for spaces, <0xXX> bytes) up to the prepended ▁."""
+    cases = []
+    for t in texts:
+        enc = tok.encode(t, add_special_tokens=False)
+        if [tok.token_to_id(p) for p in enc.tokens] != enc.ids:
+            raise SystemExit(f"tokens and ids disagree: {t!r}")
+        decoded = tok.decode(enc.ids, skip_special_tokens=False)
+        cases.append({"text": t, "ids": enc.ids, "tokens": enc.tokens, "decoded": decoded})
+    return cases
+
+
+def check_vectors(name, tok, vectors):
+    """Fail unless `tok` gives llama.cpp's ids for every vector."""
+    bad = [(t, ids) for t, ids in vectors if tok.encode(t, add_special_tokens=False).ids != ids]
+    for t, ids in bad:
+        print(f"{name} llama.cpp mismatch: {t!r}: {ids}", file=sys.stderr)
+    if bad:
+        raise SystemExit(f"{name}: {len(bad)} of {len(vectors)} llama.cpp vectors differ")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gpt2", required=True, help="folder with GPT-2 vocab.json and merges.txt")
     ap.add_argument("--smollm2", required=True, help="converted SmolLM2 folder (tokenizer.json)")
+    ap.add_argument("--llama2", required=True, help="folder from fetch-model.sh llama2-tokenizer")
+    ap.add_argument("--llama3", required=True, help="folder from fetch-model.sh llama3-tokenizer")
     ap.add_argument("--llamacpp-sdist", required=True, help=LLAMACPP_SDIST)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -397,14 +443,35 @@ def main():
                       "add_special_tokens=False)",
         }, [{"text": t, "ids": ids} for t, ids in cases])
 
-    write_readme(a.out, texts, gpt2_cases, smol_cases, vectors, mismatches, versions)
+    llama_texts_all = texts + [t for t in llama_texts() if t not in texts]
+    for name, folder, file, vocab in [("llama2", a.llama2, "tokenizer.json", "llama-spm"),
+                                      ("llama2-metaspace", a.llama2, "tokenizer.metaspace.json",
+                                       None),
+                                      ("llama3", a.llama3, "tokenizer.json", "llama-bpe")]:
+        tok = Tokenizer.from_file(os.path.join(folder, file))
+        if vocab:
+            check_vectors(name, tok, vectors[vocab])
+        byte_level = name == "llama3"
+        cases = (encode_cases(tok, llama_texts_all) if byte_level
+                 else sentencepiece_cases(tok, llama_texts_all))
+        dump_cases(os.path.join(a.out, f"{name}.json"), {
+            "tokenizer": name,
+            "source": f"{file} written by scripts/convert-gguf-tokenizer.py from llama.cpp's "
+                      f"ggml-vocab-{'llama-bpe' if byte_level else 'llama-spm'}.gguf "
+                      f"({LLAMACPP_SDIST}); add_special_tokens=False",
+            "versions": versions,
+        }, cases)
+
+    write_readme(a.out, texts, gpt2_cases, smol_cases, vectors, mismatches, versions,
+                 len(llama_texts_all))
     print(f"{len(texts)} texts; llama.cpp vocabularies: {', '.join(sorted(vectors))}; "
           f"gpt-2 mismatches: {len(mismatches)}", file=sys.stderr)
     if mismatches:
         raise SystemExit(1)
 
 
-def write_readme(out, texts, gpt2_cases, smol_cases, vectors, mismatches, versions):
+def write_readme(out, texts, gpt2_cases, smol_cases, vectors, mismatches, versions,
+                 n_llama_texts):
     n_hand = len(hand_written_texts())
     with_ids = lambda cases, ids: sum(any(i in ids for i in c["ids"]) for c in cases)
     dropped = sum(1 for c in smol_cases
@@ -438,6 +505,18 @@ def write_readme(out, texts, gpt2_cases, smol_cases, vectors, mismatches, versio
         "piece of its own before the GPT-2 regex runs on each piece, so a space before a digit "
         "is a token of its own (\" 1\" -> `Ġ`, `1`) and whitespace before a digit is not "
         "split by `\\s+(?!\\S)` (\"x   1\" -> `x`, `ĠĠĠ`, `1`; GPT-2: `x`, `Ġ`, `Ġ`, `Ġ1`).",
+        f"`llama2.json`, `llama2-metaspace.json`, `llama3.json`: {n_llama_texts} texts (the "
+        f"{len(texts)} above and {n_llama_texts - len(texts)} with LLaMA's special tokens), "
+        "encoded by the tokenizer folders `scripts/fetch-model.sh llama2-tokenizer` and "
+        "`llama3-tokenizer` rebuild from llama.cpp's vocab-only GGUFs "
+        "(`scripts/convert-gguf-tokenizer.py`). LLaMA-2: SentencePiece-style BPE with byte "
+        "fallback, in the layout of Meta's tokenizer.json (normalizer Prepend(\"▁\") + "
+        "Replace(\" \", \"▁\"), per piece between added tokens) and in the newer Metaspace "
+        "layout (prepend_scheme first: no \"▁\" before a text that starts with a space or "
+        "follows an added token); `decoded` is tokenizers' decode with special tokens kept. "
+        "LLaMA-3: byte-level BPE after LLaMA-3's Split regex, ignore_merges, 256 special "
+        "tokens. The script fails unless llama2 and llama3 reproduce llama.cpp's llama-spm and "
+        "llama-bpe vectors (all 46 each).",
         f"`<vocab>-llamacpp.json` (`gpt2-llamacpp.json` for llama.cpp's `gpt-2`): llama.cpp's "
         "tokenizer tests, `models/ggml-vocab-<vocab>.gguf.inp` and `.out` in the PyPI sdist "
         "`llama-cpp-python` 0.3.36, texts split on `\\n__ggml_vocab_test__\\n` as "
@@ -445,7 +524,7 @@ def write_readme(out, texts, gpt2_cases, smol_cases, vectors, mismatches, versio
         f"`add_special_tokens=False`, no BOS): {vocabs}. {gpt2_check}",
     ]
     lines = [
-        "# Reference data for the byte-level BPE tokenizers (GPT-2, SmolLM2)",
+        "# Reference data for the BPE tokenizers (GPT-2, SmolLM2, LLaMA-2, LLaMA-3)",
         "",
         "Generated by `scripts/reference/make-tokenizer-references.sh`",
         "(`scripts/reference/make-tokenizer-references.py`). Do not edit by hand; rerun the script.",

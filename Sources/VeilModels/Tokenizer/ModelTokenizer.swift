@@ -1,11 +1,11 @@
 // ModelTokenizer owns choosing a model folder's tokenizer by its files — WordPiece (BERT) or
-// byte-level BPE (GPT-2, SmolLM2) — and one face for both: ids without special tokens added,
-// their token strings, and decoding.
+// BPE (byte-level: GPT-2, SmolLM2, LLaMA-3; SentencePiece-style: LLaMA-2) — and one face for
+// all: ids without special tokens added, their token strings, and decoding.
 import Foundation
 
 public enum ModelTokenizer: Sendable {
   case wordPiece(WordPieceTokenizer)
-  case byteLevelBPE(ByteLevelBPETokenizer)
+  case bpe(BPETokenizer)
 
   /// The tokenizer of the folder: tokenizer.json's model type decides; without one, vocab.json
   /// and merges.txt mean GPT-2's BPE and vocab.txt BERT's WordPiece.
@@ -18,7 +18,7 @@ public enum ModelTokenizer: Sendable {
       let root = try TokenizerFiles.readJSON(path: path)
       switch root["model"]?["type"]?.stringValue {
       case "BPE":
-        self = .byteLevelBPE(try ByteLevelBPETokenizer(tokenizerJSON: root, path: path))
+        self = .bpe(try BPETokenizer(tokenizerJSON: root, path: path))
       case "WordPiece", nil:
         self = .wordPiece(
           try WordPieceTokenizer(
@@ -27,17 +27,18 @@ public enum ModelTokenizer: Sendable {
         throw .unsupported(path: path, reason: "model type '\(other)'")
       }
     } else if manager.fileExists(atPath: file("vocab.json")) {
-      self = .byteLevelBPE(try ByteLevelBPETokenizer(modelDirectory: directory))
+      self = .bpe(try BPETokenizer(modelDirectory: directory))
     } else {
       self = .wordPiece(try WordPieceTokenizer(modelDirectory: directory))
     }
   }
 
-  /// "wordpiece" or "byte-level-bpe".
+  /// "wordpiece", "byte-level-bpe" or "sentencepiece-bpe".
   public var kind: String {
     switch self {
     case .wordPiece: "wordpiece"
-    case .byteLevelBPE: "byte-level-bpe"
+    case .bpe(let t):
+      if case .byteLevel = t.scheme { "byte-level-bpe" } else { "sentencepiece-bpe" }
     }
   }
 
@@ -45,7 +46,7 @@ public enum ModelTokenizer: Sendable {
   public func encode(_ text: String) -> [Int] {
     switch self {
     case .wordPiece(let t): t.contentIds(of: text).map(Int.init)
-    case .byteLevelBPE(let t): t.encode(text).map(Int.init)
+    case .bpe(let t): t.encode(text).map(Int.init)
     }
   }
 
@@ -53,7 +54,7 @@ public enum ModelTokenizer: Sendable {
   public func tokens(_ ids: [Int]) -> [String] {
     switch self {
     case .wordPiece(let t): ids.map { t.token(forId: Int32(clamping: $0)) ?? "<unk:\($0)>" }
-    case .byteLevelBPE(let t): t.tokens(ids.map { Int32(clamping: $0) })
+    case .bpe(let t): t.tokens(ids.map { Int32(clamping: $0) })
     }
   }
 
@@ -62,7 +63,7 @@ public enum ModelTokenizer: Sendable {
     switch self {
     case .wordPiece(let t):
       ids.compactMap { t.token(forId: Int32(clamping: $0)) }.joined(separator: " ")
-    case .byteLevelBPE(let t): t.decode(ids.map { Int32(clamping: $0) })
+    case .bpe(let t): t.decode(ids.map { Int32(clamping: $0) })
     }
   }
 }

@@ -271,12 +271,13 @@ public final class Gateway: Sendable {
     let ids: [Int]
     if chat {
       guard let template = decoder.text.chat else {
-        throw APIError.invalid("this model has no chat template: use /v1/completions")
+        throw APIError.invalid(
+          "this model has no chat template Veil renders (ChatML): use /v1/completions")
       }
       ids = decoder.text.tokenizer.encode(
         template.prompt(messages: messages.map { ($0.role, $0.content) }))
     } else {
-      ids = decoder.text.tokenizer.encode(prompt)
+      ids = try decoder.text.promptIds(prompt, chat: false)
     }
     guard !ids.isEmpty else { throw APIError.invalid("the prompt is empty", param: "prompt") }
     let limit = decoder.config.maxPositions
