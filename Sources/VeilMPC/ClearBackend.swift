@@ -267,6 +267,15 @@ public struct ClearBackend: GateBackend {
     return try await weightRows(table, rows: ids, site: site)
   }
 
+  public func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> FixedTensor
+  {
+    guard let values, values.count == shape.reduce(1, *) else {
+      throw MPCError.protocolViolation("\(site): the client's input is missing")
+    }
+    return emit(values, format, shape, site)
+  }
+
   public func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> FixedTensor
   {
     let t = try weights.tensor(table).rows(rows)

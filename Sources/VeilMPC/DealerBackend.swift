@@ -124,6 +124,24 @@ public actor DealerBackend: MaskedWireBackend {
     }
   }
 
+  /// A client input's mask r goes to the client alone; the parties hold no key for it.
+  public func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> WireTensor
+  {
+    let count = shape.reduce(1, *)
+    let start = clock.now
+    let mask = random.elements(count, bits: format.bits)
+    let record = ShareBundle(bits: format.bits, explicit: [mask]).serialized(party: 2)
+    var cost = GateCost()
+    cost.calls = 1
+    cost.elements = count
+    cost.seconds = (clock.now - start).seconds
+    tally.add(.input, site, cost)
+    try await streams.append([(Self.clientStream, clientOp, record)])
+    clientOp += 1
+    return WireTensor(format, shape, mask)
+  }
+
   /// The secure embedding's keys (DESIGN §3): the client's mask a = G(s0) + G(s1) of its
   /// one-hot rows, c = a·r_E + r and its shares. The client gets s0 and s1; P_b gets s_b for
   /// [a]_b. P1's c_1 comes from a third seed that the client never sees: were it expanded from

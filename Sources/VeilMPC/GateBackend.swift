@@ -8,6 +8,7 @@
 // | reduceRing, withScale, addWeight, weightRows, constant, xor, not, gather/concat bits   |
 // |                          | local (no key, no round)                                   |
 // | tokenEmbedding           | one-hot × Ê with a client mask (DESIGN §3), one opening     |
+// | clientInput              | x + r from the client, r in its key stream (no round)      |
 // | linear, tableProduct,    | fixed weight mask r_W (DESIGN §3), one opening              |
 // | multiplyWeight           |                                                            |
 // | multiply, square, matmul | Beaver-style product of two masked wires, one opening       |
@@ -118,6 +119,13 @@ public protocol GateBackend: Sendable {
   /// Rows of the embedding table for the client's tokens, [tokens, d], at `inputFormat`.
   /// Secure: one-hot × Ê with a client-side mask; the servers never see the ids.
   func tokenEmbedding(_ tokens: TokenInput, table: WeightID, site: GateSite) async throws -> Value
+
+  /// A secret input of the client's (a hidden-length run's key mask, 1/count): the client
+  /// sends x + r to both parties, r from its key stream, and the wire carries mask r. `values`
+  /// (signed integers of `format`) are given only where they may be seen (the clear back end);
+  /// the others ignore them.
+  func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> Value
 
   /// Rows of a (secret) weight at public indices, [rows.count, d]. Local.
   func weightRows(_ table: WeightID, rows: [Int], site: GateSite) async throws -> Value

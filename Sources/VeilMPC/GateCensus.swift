@@ -11,6 +11,8 @@ import VeilModels
 public enum GateKind: String, Sendable, Hashable, CaseIterable {
   case embedding, linear, multiplyWeight, multiply, matmul, truncate, compare, select, lookup,
     sine, reveal
+  /// A secret input from the client (no round between the parties).
+  case input
   /// A select whose output stays unopened, and the opening of an unopened value.
   case selectUnopened, open
 
@@ -20,7 +22,7 @@ public enum GateKind: String, Sendable, Hashable, CaseIterable {
   public var rounds: Int {
     switch self {
     case .truncate, .lookup: return 2
-    case .selectUnopened: return 0
+    case .selectUnopened, .input: return 0
     default: return 1
     }
   }
@@ -122,6 +124,14 @@ public struct CensusBackend<Inner: GateBackend>: GateBackend {
   {
     let out = try await inner.tokenEmbedding(tokens, table: table, site: site)
     tally.add(.embedding, site, elements: count(out), bits: format(of: out).bits)
+    return out
+  }
+
+  public func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> Value
+  {
+    let out = try await inner.clientInput(values, shape: shape, format: format, site: site)
+    tally.add(.input, site, elements: count(out), bits: format.bits)
     return out
   }
 

@@ -187,6 +187,21 @@ public actor PartyBackend: MaskedWireBackend {
     }
   }
 
+  /// The client's masked input x + r, the same message to both parties (already "open").
+  public func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> WireTensor
+  {
+    let count = shape.reduce(1, *)
+    return try await gate(.input, site, elements: count) {
+      let message = try await client.receive()
+      guard message.count == BitPacking.packedByteCount(count: count, bits: format.bits) else {
+        throw MPCError.protocolViolation(
+          "the client sent \(message.count) bytes for \(count) masked inputs at \(site)")
+      }
+      return WireTensor(format, shape, BitPacking.unpack(message, bits: format.bits, count: count))
+    }
+  }
+
   // MARK: Products
 
   public func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {

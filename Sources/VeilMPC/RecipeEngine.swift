@@ -100,6 +100,22 @@ public struct RecipeEngine<Backend: GateBackend>: InferenceEngine {
     try await recipe.attentionContext(p, v, op: op)
   }
 
+  public func secretPadding(_ tokens: TokenInput, site op: OpSite) async throws
+    -> SecretPadding<Value>
+  {
+    try await recipe.secretPadding(tokens, op: op)
+  }
+
+  public func softmax(_ x: Value, keyMask: Value, site op: OpSite) async throws -> Value {
+    try await recipe.softmax(x, keyMask: keyMask, op: op)
+  }
+
+  public func meanPool(_ x: Value, padding: SecretPadding<Value>, site op: OpSite) async throws
+    -> Value
+  {
+    try await recipe.meanPool(x, padding: padding, op: op)
+  }
+
   public func meanPool(_ x: Value, validRows: Int, site op: OpSite) async throws -> Value {
     try await recipe.meanPool(x, validRows: validRows, op: op)
   }

@@ -172,25 +172,39 @@ public final class SecureModel: Sendable {
 
   /// The model's output for `ids` (the first `validTokens` real, the rest padding) on secret
   /// shares — BERT's sentence embedding, GPT-2's last hidden state; only the client task sees
-  /// the ids and the result.
+  /// the ids and the result. With `hidingLength` (BERT embeddings) `ids` are padded to a
+  /// bucket and only the client knows that the first `hidingLength` are real.
   public func infer(
-    ids: [Int], validTokens: Int? = nil, options: RunOptions = RunOptions()
+    ids: [Int], validTokens: Int? = nil, hidingLength real: Int? = nil,
+    options: RunOptions = RunOptions()
   )
     async throws -> SecureRunReport
   {
     let model = model
     let parameters = parameters
     let t = ids.count
-    let valid = try model.config.check(TokenInput(ids: ids), validTokens: validTokens)
+    let hidden = real != nil
+    let valid = try model.config.check(
+      real.map { TokenInput(ids: ids, hidingLength: $0) } ?? TokenInput(ids: ids),
+      validTokens: validTokens)
+    let inputs = real.map {
+      HiddenLengthInputs.values(real: $0, count: t, fractionalBits: parameters.fractionalBits)
+    }
     let vocabulary = model.config.vocabularySize
     let bits = parameters.ringBits
     let (output, report) = try await run(
-      tokens: t, valid: valid, options: options,
-      dealer: { try await ModelRun.dealer(model, parameters, tokens: t, valid: valid, $0) },
-      party: { try await ModelRun.party(model, parameters, tokens: t, valid: valid, $0) },
+      tokens: t, valid: valid, hidesLength: hidden, options: options,
+      dealer: {
+        try await ModelRun.walk(model, parameters, tokens: t, valid: valid, hidesLength: hidden, $0)
+      },
+      party: {
+        try await ModelRun.walk(model, parameters, tokens: t, valid: valid, hidesLength: hidden, $0)
+      },
       client: { keys, parties, _ in
         try await SecureClient.run(
-          ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties)
+          ids: ids, inputs: inputs ?? [], vocabulary: vocabulary, bits: bits, keys: keys,
+          parties: parties, reveals: 1
+        ) { _, _ in }
       })
     return SecureRunReport(output: output, format: format, costs: report)
   }
@@ -249,7 +263,7 @@ public final class SecureModel: Sendable {
   /// the census of the model's graph at `t` tokens, `valid` of them real, or of `census` (a
   /// body other than the model's, as the gate tests run) walked on zero wires.
   func run(
-    tokens t: Int, valid: Int, generation: GenerationPlan? = nil,
+    tokens t: Int, valid: Int, generation: GenerationPlan? = nil, hidesLength: Bool = false,
     census censusBody: ((any MaskedWireBackend) async throws -> Void)? = nil,
     options: RunOptions,
     dealer dealerBody: @escaping @Sendable (DealerBackend) async throws -> Void,
@@ -263,7 +277,7 @@ public final class SecureModel: Sendable {
     if let censusBody { census = try await GraphCensus.walking(manifest, censusBody) }
     let context = try await RunContext.make(
       runID: random.bytes(16), manifest: manifest, model: model, tokens: t, valid: valid,
-      generation: generation, census: census)
+      generation: generation, hidesLength: hidesLength, census: census)
     let pipes = (0..<3).map { _ in KeyPipe(capacity: options.pipeCapacity) }
     let (p0, p1): (any Channel, any Channel) =
       try await options.peerChannels?() ?? InMemoryChannel.makePair(.p0, .p1)
@@ -365,7 +379,7 @@ public enum ModelRun {
   /// client, or with `generation` a decoder's generation revealing each token.
   static func walk<Backend: GateBackend>(
     _ model: any TransformerGraph, _ parameters: RecipeParameters, tokens t: Int, valid: Int,
-    generation: GenerationPlan? = nil, _ backend: Backend
+    generation: GenerationPlan? = nil, hidesLength: Bool = false, _ backend: Backend
   ) async throws {
     if let generation {
       guard let decoder = model as? any DecoderGraph else {
@@ -375,7 +389,8 @@ public enum ModelRun {
     }
     let engine = try RecipeEngine(backend: backend, parameters: parameters)
     _ = try await backend.reveal(
-      try await model.output(TokenInput(hiddenCount: t), validTokens: valid, engine: engine),
+      try await model.output(
+        TokenInput(hiddenCount: t, hidesLength: hidesLength), validTokens: valid, engine: engine),
       site: revealSite(model))
   }
 }
@@ -445,32 +460,52 @@ public struct GenerationReport: Sendable {
   public let costs: RunCosts
 }
 
-/// The client's part of a run: it masks its one-hot rows with the dealer's seeds, sends them to
+/// The client's part of a run: it masks its secret inputs (a hidden-length run's key mask and
+/// 1/count) with the dealer's masks and its one-hot rows with the dealer's seeds, sends them to
 /// both parties, and unmasks the output they send back.
 public enum SecureClient {
   /// The client of a run with one output (an embedding, a hidden state).
-  static func run(ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel])
-    async throws
-    -> [Int64]
-  {
+  static func run(
+    ids: [Int], inputs: [[Int64]] = [], vocabulary: Int, bits: Int, keys: KeySource,
+    parties: [any Channel]
+  ) async throws -> [Int64] {
     try await run(
-      ids: ids, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties, reveals: 1
+      ids: ids, inputs: inputs, vocabulary: vocabulary, bits: bits, keys: keys, parties: parties,
+      reveals: 1
     ) { _, _ in }
   }
 
-  /// The client of a run whose graph opens `reveals` outputs to it, one after another (a
+  /// The client of a run whose graph takes `inputs` from it first (each masked with its key
+  /// record's mask), then its tokens, and opens `reveals` outputs to it, one after another (a
   /// generated token each): each is unmasked with its key record's mask, in the ring the record
   /// names, and handed to `received` as it arrives; the results are concatenated.
   static func run(
-    ids: [Int], vocabulary: Int, bits: Int, keys: KeySource, parties: [any Channel],
-    reveals: Int, received: (Int, [Int64]) async throws -> Void
+    ids: [Int], inputs: [[Int64]] = [], vocabulary: Int, bits: Int, keys: KeySource,
+    parties: [any Channel], reveals: Int, received: (Int, [Int64]) async throws -> Void
   ) async throws -> [Int64] {
     if let bad = ids.first(where: { !(0..<vocabulary).contains($0) }) {
       throw MPCError.protocolViolation("token id \(bad) is outside the vocabulary of \(vocabulary)")
     }
+    for (index, values) in inputs.enumerated() {
+      let bundle: ShareBundle
+      let mask: [UInt64]
+      do {
+        bundle = try ShareBundle(record: try await keys.next(opIndex: index), party: 2)
+        mask = try bundle.parts().first ?? []
+      } catch { throw MPCError.protocolViolation("client key record: \(error)") }
+      guard mask.count == values.count else {
+        throw MPCError.protocolViolation(
+          "the client's input \(index) has \(values.count) values, its mask \(mask.count)")
+      }
+      let ring = ringMask(bundle.bits)
+      let masked = zip(values, mask).map { (UInt64(bitPattern: $0) &+ $1) & ring }
+      let message = BitPacking.pack(masked, bits: bundle.bits)
+      for party in parties { try await party.send(message) }
+    }
+    let first = inputs.count
     let seeds: [[UInt64]]
     do {
-      seeds = try ShareBundle(record: try await keys.next(opIndex: 0), party: 2, inputBits: 64)
+      seeds = try ShareBundle(record: try await keys.next(opIndex: first), party: 2, inputBits: 64)
         .parts()
     } catch {
       throw MPCError.protocolViolation("client key record: \(error)")
@@ -495,7 +530,8 @@ public enum SecureClient {
       let bundle: ShareBundle
       let mask: [UInt64]
       do {
-        bundle = try ShareBundle(record: try await keys.next(opIndex: 1 + reveal), party: 2)
+        bundle = try ShareBundle(
+          record: try await keys.next(opIndex: first + 1 + reveal), party: 2)
         mask = try bundle.parts().first ?? []
       } catch { throw MPCError.protocolViolation("client key record: \(error)") }
       let ring = bundle.bits
@@ -517,7 +553,7 @@ public enum SecureClient {
       try await received(reveal, values)
       outputs += values
     }
-    try await keys.finish(afterOp: 1 + reveals)
+    try await keys.finish(afterOp: first + 1 + reveals)
     return outputs
   }
 }

@@ -7,6 +7,8 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible {
   case tooManyTokens(count: Int, limit: Int)
   case invalidPadding(tokens: Int, paddedTo: Int)
   case tokenOutOfRange(id: Int, vocabularySize: Int)
+  /// A hidden length asked of a model that cannot hide it (decoders: generation needs it).
+  case hiddenLengthUnsupported(String)
 
   public var description: String {
     switch self {
@@ -14,6 +16,8 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible {
     case .tooManyTokens(let n, let limit): return "\(n) tokens exceed the model's limit of \(limit)"
     case .invalidPadding(let n, let pad): return "cannot pad \(n) tokens to \(pad)"
     case .tokenOutOfRange(let id, let v): return "token id \(id) is outside the vocabulary of \(v)"
+    case .hiddenLengthUnsupported(let model):
+      return "a \(model) model cannot hide the input's length (only sentence embeddings can)"
     }
   }
 }
@@ -26,6 +30,12 @@ extension ModelConfig {
     guard count > 0, valid > 0 else { throw .emptyInput }
     guard count <= maxPositions else { throw .tooManyTokens(count: count, limit: maxPositions) }
     guard valid <= count else { throw .invalidPadding(tokens: valid, paddedTo: count) }
+    if tokens.hidesLength {
+      guard architecture == .bert else { throw .hiddenLengthUnsupported(architecture.rawValue) }
+      if let real = tokens.realCount, !(1...count).contains(real) {
+        throw .invalidPadding(tokens: real, paddedTo: count)
+      }
+    }
     if let ids = tokens.ids, let bad = ids.first(where: { $0 < 0 || $0 >= vocabularySize }) {
       throw .tokenOutOfRange(id: bad, vocabularySize: vocabularySize)
     }
@@ -103,6 +113,13 @@ public struct BertModel: TransformerGraph, LayeredGraph {
   public func encode<E: InferenceEngine>(
     _ tokens: TokenInput, validTokens: Int? = nil, engine: E
   ) async throws -> E.Value {
+    try await encode(tokens, validTokens: validTokens, keyMask: nil, engine: engine)
+  }
+
+  /// The encoder with a secret key mask (a run that hides its length) or a public valid count.
+  func encode<E: InferenceEngine>(
+    _ tokens: TokenInput, validTokens: Int?, keyMask: E.Value?, engine: E
+  ) async throws -> E.Value {
     let count = tokens.count
     let valid = try config.check(tokens, validTokens: validTokens)
     let e = engine
@@ -123,21 +140,21 @@ public struct BertModel: TransformerGraph, LayeredGraph {
       epsilon: config.normEpsilon, site: OpSite(layer: before, kind: .layerNorm, index: 0))
     let mask = AttentionMask(validKeys: valid)
     for layer in 0..<config.layers {
-      x = try await block(x, layer: layer, mask: mask, engine: e)
+      x = try await block(x, layer: layer, mask: mask, keyMask: keyMask, engine: e)
     }
     return x
   }
 
   /// One encoder block: self-attention and feed-forward, each with a residual and post-LayerNorm.
-  func block<E: InferenceEngine>(_ x: E.Value, layer: Int, mask: AttentionMask, engine e: E)
-    async throws -> E.Value
-  {
+  func block<E: InferenceEngine>(
+    _ x: E.Value, layer: Int, mask: AttentionMask, keyMask: E.Value?, engine e: E
+  ) async throws -> E.Value {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
       OpSite(layer: layer, kind: kind, index: index)
     }
     let context = try await selfAttention(
       x, names: ("attention.self.query", "attention.self.key", "attention.self.value"), mask: mask,
-      layer: layer, engine: e)
+      keyMask: keyMask, layer: layer, engine: e)
     let attended = try await e.add(
       try await dense(context, "attention.output.dense", layer: layer, index: 3, engine: e), x,
       site: site(.add, 0))
@@ -159,15 +176,33 @@ public struct BertModel: TransformerGraph, LayeredGraph {
     try await sentenceEmbedding(tokens, validTokens: validTokens, engine: engine)
   }
 
-  /// The sentence embedding [1, d]: mean of the real tokens' hidden states, L2-normalised.
+  /// The sentence embedding [1, d]: mean of the real tokens' hidden states, L2-normalised. A
+  /// run that hides its length takes the client's secret padding inputs first, masks the
+  /// padded keys in every softmax with them and pools with them; its public valid count is
+  /// the bucket.
   public func sentenceEmbedding<E: InferenceEngine>(
     _ tokens: TokenInput, validTokens: Int? = nil, engine: E
   ) async throws -> E.Value {
-    let hidden = try await encode(tokens, validTokens: validTokens, engine: engine)
     let after = config.layers
-    let pooled = try await engine.meanPool(
-      hidden, validRows: validTokens ?? tokens.count,
-      site: OpSite(layer: after, kind: .pool, index: 0))
+    let pooled: E.Value
+    if tokens.hidesLength {
+      guard validTokens ?? tokens.count == tokens.count else {
+        throw EngineError.badShape(
+          OpSite(layer: -1, kind: .embedding, index: 3), [tokens.count],
+          "a run that hides its length has no public valid count")
+      }
+      let padding = try await engine.secretPadding(
+        tokens, site: OpSite(layer: -1, kind: .embedding, index: 3))
+      let hidden = try await encode(
+        tokens, validTokens: nil, keyMask: padding.keyMask, engine: engine)
+      pooled = try await engine.meanPool(
+        hidden, padding: padding, site: OpSite(layer: after, kind: .pool, index: 0))
+    } else {
+      let hidden = try await encode(tokens, validTokens: validTokens, engine: engine)
+      pooled = try await engine.meanPool(
+        hidden, validRows: validTokens ?? tokens.count,
+        site: OpSite(layer: after, kind: .pool, index: 0))
+    }
     return try await engine.l2Normalize(
       pooled, site: OpSite(layer: after, kind: .normalize, index: 0))
   }

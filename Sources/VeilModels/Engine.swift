@@ -43,15 +43,47 @@ public struct WeightID: Sendable, Hashable, CustomStringConvertible, Expressible
 public struct TokenInput: Sendable, Equatable {
   public let count: Int
   public let ids: [Int]?
+  /// Whether the run hides its real length: the ids are padded to `count` (a public bucket),
+  /// and which rows are real is a secret input from the client (`SecretPadding`).
+  public let hidesLength: Bool
+  /// The real token count of a run that hides it, where the ids may be seen (the client and
+  /// the plaintext engines); nil elsewhere.
+  public let realCount: Int?
 
   public init(ids: [Int]) {
     self.count = ids.count
     self.ids = ids
+    hidesLength = false
+    realCount = nil
   }
 
-  public init(hiddenCount count: Int) {
+  /// `ids` padded to a bucket, of which the first `realCount` are the text's: the servers see
+  /// only `ids.count`.
+  public init(ids: [Int], hidingLength realCount: Int) {
+    count = ids.count
+    self.ids = ids
+    hidesLength = true
+    self.realCount = realCount
+  }
+
+  public init(hiddenCount count: Int, hidesLength: Bool = false) {
     self.count = count
     self.ids = nil
+    self.hidesLength = hidesLength
+    realCount = nil
+  }
+}
+
+/// The client's secret inputs of a run that hides its length: which keys are real and 1/count.
+public struct SecretPadding<Value: Sendable>: Sendable {
+  /// [1, T]: 1 for a real token, 0 for padding.
+  public var keyMask: Value
+  /// [1, 1]: 1 / (number of real tokens).
+  public var inverseCount: Value
+
+  public init(keyMask: Value, inverseCount: Value) {
+    self.keyMask = keyMask
+    self.inverseCount = inverseCount
   }
 }
 
@@ -126,6 +158,18 @@ public protocol InferenceEngine: Sendable {
 
   /// Mean of the first `validRows` rows: [T, d] → [1, d].
   func meanPool(_ x: Value, validRows: Int, site: OpSite) async throws -> Value
+
+  // MARK: Hidden lengths (a run padded to a bucket, its real length secret)
+
+  /// The client's secret padding inputs for `tokens` (`tokens.hidesLength`).
+  func secretPadding(_ tokens: TokenInput, site: OpSite) async throws -> SecretPadding<Value>
+
+  /// Softmax over the last axis where key j counts only if the secret `keyMask` [1, width]
+  /// holds 1 there (the others get probability 0).
+  func softmax(_ x: Value, keyMask: Value, site: OpSite) async throws -> Value
+
+  /// The mean of the rows the secret key mask keeps: Σ m_i·x_i × (1/count), [T, d] → [1, d].
+  func meanPool(_ x: Value, padding: SecretPadding<Value>, site: OpSite) async throws -> Value
 
   /// Row `index` (public) of [T, d] as [1, d]: local on shares.
   func row(_ x: Value, _ index: Int, site: OpSite) async throws -> Value
@@ -215,7 +259,7 @@ extension LayeredGraph {
   /// softmax and P·V.
   func selfAttention<E: InferenceEngine>(
     _ x: E.Value, names: (query: String, key: String, value: String), mask: AttentionMask,
-    layer: Int,
+    keyMask: E.Value? = nil, layer: Int,
     engine e: E
   ) async throws -> E.Value {
     func site(_ kind: OpKind, _ index: Int) -> OpSite {
@@ -226,7 +270,12 @@ extension LayeredGraph {
     let scores = try await e.attentionScores(
       heads[0], heads[1], scale: 1 / Double(config.headDimension).squareRoot(),
       site: site(.attentionScores, 0))
-    let probabilities = try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
+    let probabilities =
+      if let keyMask {
+        try await e.softmax(scores, keyMask: keyMask, site: site(.softmax, 0))
+      } else {
+        try await e.softmax(scores, mask: mask, site: site(.softmax, 0))
+      }
     return try await e.mergeHeads(
       try await e.attentionContext(probabilities, heads[2], site: site(.attentionContext, 0)),
       site: site(.reshape, 3))

@@ -168,6 +168,51 @@ public struct Float64Engine: InferenceEngine {
     return try Tensor(shape: [1, d], scalars: out.map { $0 / Double(validRows) })
   }
 
+  public func secretPadding(_ tokens: TokenInput, site: OpSite) async throws
+    -> SecretPadding<Value>
+  {
+    guard let real = tokens.realCount else { throw EngineError.missingTokenIds(site) }
+    return SecretPadding(
+      keyMask: try Tensor(
+        shape: [1, tokens.count], scalars: (0..<tokens.count).map { $0 < real ? 1 : 0 }),
+      inverseCount: try Tensor(shape: [1, 1], scalars: [1 / Double(real)]))
+  }
+
+  public func softmax(_ x: Value, keyMask: Value, site: OpSite) async throws -> Value {
+    guard let width = x.shape.last, width > 0, x.rank >= 2, keyMask.shape == [1, width] else {
+      throw EngineError.badShape(site, x.shape, "softmax needs rows and a key mask of their width")
+    }
+    var out = [Double](repeating: 0, count: x.count)
+    let kept = (0..<width).filter { keyMask.scalars[$0] != 0 }
+    for start in stride(from: 0, to: x.count, by: width) where !kept.isEmpty {
+      let maximum = kept.map { x.scalars[start + $0] }.max() ?? 0
+      var total = 0.0
+      for j in kept {
+        out[start + j] = exp(x.scalars[start + j] - maximum)
+        total += out[start + j]
+      }
+      for j in kept { out[start + j] /= total }
+    }
+    return try Tensor(shape: x.shape, scalars: out)
+  }
+
+  public func meanPool(_ x: Value, padding: SecretPadding<Value>, site: OpSite) async throws
+    -> Value
+  {
+    guard x.rank == 2, padding.keyMask.shape == [1, x.shape[0]] else {
+      throw EngineError.badShape(
+        site, x.shape, "cannot pool with a mask of \(padding.keyMask.shape)")
+    }
+    let d = x.shape[1]
+    var out = [Double](repeating: 0, count: d)
+    for i in 0..<x.shape[0] {
+      let m = padding.keyMask.scalars[i]
+      for j in 0..<d { out[j] += m * x.scalars[i * d + j] }
+    }
+    let inverse = padding.inverseCount.scalars[0]
+    return try Tensor(shape: [1, d], scalars: out.map { $0 * inverse })
+  }
+
   public func row(_ x: Value, _ index: Int, site: OpSite) async throws -> Value {
     guard x.rank == 2, (0..<x.shape[0]).contains(index) else {
       throw EngineError.badShape(site, x.shape, "no row \(index)")

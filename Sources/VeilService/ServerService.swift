@@ -155,7 +155,8 @@ public final class ServerService: Sendable {
     let runID = RunID.random()
     let order = RunOrder(
       runID: runID.description, setupID: manifest.setupID, modelDigest: hex(manifest.modelDigest),
-      tokens: request.tokens, validTokens: request.validTokens, generation: request.generation)
+      tokens: request.tokens, validTokens: request.validTokens, generation: request.generation,
+      hidesLength: request.hidesLength)
     let context = try await order.context(manifest)
     var logger = logger
     logger[metadataKey: "run"] = "\(runID.description.prefix(12))"
@@ -233,7 +234,7 @@ public final class ServerService: Sendable {
       metrics.rounds.increment(by: Int64(peer.counters.rounds))
       metrics.keyBytes.increment(by: Int64(dealerChannel.counters.bytesReceived))
       logger.info(
-        "run done: \(order.tokens) tokens, online \(String(format: "%.3f", result.onlineSeconds)) s, \(peer.counters.bytesSent + peer.counters.bytesReceived) B, \(peer.counters.rounds) rounds"
+        "run done: \(order.tokens) tokens\(order.hidesLength ? " (length hidden)" : ""), online \(String(format: "%.3f", result.onlineSeconds)) s, \(peer.counters.bytesSent + peer.counters.bytesReceived) B, \(peer.counters.rounds) rounds"
       )
     } catch {
       // Closing the other sessions ends the run for their roles too; the run id stays burnt.

@@ -144,9 +144,25 @@ public final class VeilClient: Sendable {
     return try read(card.manifest, directory)
   }
 
-  /// The sentence embedding of `ids` (tokenized with `model`), on secret shares.
-  public func embed(ids: [Int], model: Model) async throws -> ([Double], RemoteRunCosts) {
-    let (output, costs) = try await run(ids: ids, manifest: model.manifest, generation: nil)
+  /// The sentence embedding of `ids` (tokenized with `model`), on secret shares. With
+  /// `padTo`, the ids are padded to the next multiple of it (capped at the model's limit) and
+  /// the real length stays in this process: the servers and the dealer see only the bucket.
+  public func embed(ids: [Int], model: Model, padTo: Int? = nil) async throws
+    -> ([Double], RemoteRunCosts)
+  {
+    let (output, costs): ([Int64], RemoteRunCosts)
+    if let padTo {
+      let padded = try HiddenLengthInputs.pad(
+        ids, to: padTo, limit: model.config.tokenLimit,
+        padID: Int(model.tokenizer.padId))
+      let inputs = HiddenLengthInputs.values(
+        real: ids.count, count: padded.count,
+        fractionalBits: model.manifest.parameters.fractionalBits)
+      (output, costs) = try await run(
+        ids: padded, inputs: inputs, manifest: model.manifest, generation: nil)
+    } else {
+      (output, costs) = try await run(ids: ids, manifest: model.manifest, generation: nil)
+    }
     let scale = Double(
       sign: .plus, exponent: model.manifest.parameters.fractionalBits, significand: 1)
     return (output.map { Double($0) / scale }, costs)
@@ -168,9 +184,10 @@ public final class VeilClient: Sendable {
   /// One run against the deployment: P0 orders it, the client joins P1 and the dealer, sends
   /// its masked rows and unmasks what is revealed to it.
   private func run(
-    ids: [Int], manifest: SetupManifest, generation: GenerationPlan?,
+    ids: [Int], inputs: [[Int64]] = [], manifest: SetupManifest, generation: GenerationPlan?,
     received: (Int, [Int64]) async throws -> Void = { _, _ in }
   ) async throws -> ([Int64], RemoteRunCosts) {
+    let hidesLength = !inputs.isEmpty
     let clock = ContinuousClock()
     let start = clock.now
     let p0 = try await deployment.connect(to: servers[0], as: .p0, id: RunID.random())
@@ -180,12 +197,12 @@ public final class VeilClient: Sendable {
       .embed(
         EmbedRequest(
           tokens: ids.count, validTokens: ids.count, setupID: manifest.setupID,
-          generation: generation)))
+          generation: generation, hidesLength: hidesLength)))
     guard case .accepted(let order) = try await p0.receiveReply() else {
       throw RoleError.unexpected(peer: p0.peerDescription, message: "another reply to a request")
     }
     guard order.tokens == ids.count, order.validTokens == ids.count,
-      order.generation == generation
+      order.generation == generation, order.hidesLength == hidesLength
     else {
       throw RoleError.unexpected(peer: p0.peerDescription, message: "a run of another shape")
     }
@@ -200,7 +217,8 @@ public final class VeilClient: Sendable {
     let output: [Int64]
     do {
       output = try await SecureClient.run(
-        context, ids: ids, vocabulary: manifest.config.vocabularySize, dealer: dealerChannel,
+        context, ids: ids, inputs: inputs, vocabulary: manifest.config.vocabularySize,
+        dealer: dealerChannel,
         servers: [p0, p1], ledger: ledger, reveals: generation?.newTokens ?? 1,
         received: received)
     } catch {

@@ -26,6 +26,13 @@ struct Embed: AsyncParsableCommand {
       text and its token ids never leave this process; the key streams it used are recorded in \
       --state (a durable ledger). --json then prints the embeddings and each run's latency and \
       client bytes (the servers' own costs are in their logs).
+
+      --pad-to N (secure runs, local or --remote) hides each text's length: its tokens are \
+      padded to the next multiple of N (at most the model's limit), and which of them are \
+      real is a secret input of the client's (a key mask and 1/count, masked like the one-hot \
+      rows), so the servers and the dealer learn only the bucket. Texts of one bucket cost \
+      the same and look the same to them; the embedding is the unpadded one's (cosine ≥ \
+      0.99999). Needs SIGMA's or PUMA's softmax.
       """)
 
   @Option(help: "Model folder (config.json, model.safetensors, tokenizer files).") var model:
@@ -49,6 +56,11 @@ struct Embed: AsyncParsableCommand {
   @Flag(help: "Print JSON to stdout.") var json = false
   @Flag(help: "Refuse texts longer than the model's limit instead of truncating them.")
   var noTruncate = false
+  @Option(
+    help: ArgumentHelp(
+      "Hide each text's length: pad it to the next multiple of N tokens, the real length a secret input.",
+      valueName: "N"))
+  var padTo: Int?
   @Argument(help: "Texts to embed.") var arguments: [String] = []
 
   func validate() throws {
@@ -70,6 +82,12 @@ struct Embed: AsyncParsableCommand {
       throw ValidationError("choose one of --plaintext and --fixed-point")
     }
     guard keyBufferMib >= 1 else { throw ValidationError("--key-buffer-mib must be at least 1") }
+    if let padTo {
+      guard padTo >= 1 else { throw ValidationError("--pad-to must be at least 1") }
+      guard !plaintext, !fixedPoint else {
+        throw ValidationError("--pad-to hides the length from servers: it needs a secure run")
+      }
+    }
   }
 
   func engineName(_ parameters: RecipeParameters) -> String {
@@ -134,7 +152,16 @@ struct Embed: AsyncParsableCommand {
         if !json {
           printError("secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…")
         }
-        let run = try await secure.infer(ids: tokens.ids, options: options)
+        let run: SecureRunReport
+        if let padTo {
+          let padded = try HiddenLengthInputs.pad(
+            tokens.ids, to: padTo, limit: embedder.config.tokenLimit,
+            padID: Int(embedder.tokenizer.padId))
+          run = try await secure.infer(
+            ids: padded, hidingLength: tokens.ids.count, options: options)
+        } else {
+          run = try await secure.infer(ids: tokens.ids, options: options)
+        }
         results.append(run.decoded)
         runs.append(run.costs)
       }
@@ -208,7 +235,7 @@ struct Embed: AsyncParsableCommand {
       if !json {
         printError("remote secure run \(index + 1)/\(texts.count) (\(tokens.ids.count) tokens)…")
       }
-      let (vector, costs) = try await client.embed(ids: tokens.ids, model: model)
+      let (vector, costs) = try await client.embed(ids: tokens.ids, model: model, padTo: padTo)
       results.append(vector)
       runs.append(costs)
     }

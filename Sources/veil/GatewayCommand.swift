@@ -38,6 +38,11 @@ struct GatewayCommand: AsyncParsableCommand {
   var modelName: String?
   @Flag(help: "Refuse texts longer than the model's limit (413) instead of truncating them.")
   var noTruncate = false
+  @Option(
+    help: ArgumentHelp(
+      "Hide each embedding input's length from the servers: pad it to the next multiple of N tokens.",
+      valueName: "N"))
+  var padTo: Int?
   @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
   @OptionGroup var recipe: RecipeOptions
   @OptionGroup var network: NetworkOptions
@@ -48,6 +53,7 @@ struct GatewayCommand: AsyncParsableCommand {
         "give either --remote HOST:PORT,HOST:PORT (with --dealer) or --local --model DIR")
     }
     if local && model == nil { throw ValidationError("--local needs --model DIR") }
+    if let padTo, padTo < 1 { throw ValidationError("--pad-to must be at least 1") }
     if remote != nil && dealer == nil { throw ValidationError("--remote needs --dealer HOST:PORT") }
   }
 
@@ -84,6 +90,7 @@ struct GatewayCommand: AsyncParsableCommand {
     configuration.host = address.host
     configuration.port = address.port
     configuration.allowTruncation = !noTruncate
+    configuration.padTo = padTo
     let metricsEndpoint = try await startMetrics(metrics, logger: logger)
     defer { Task { await metricsEndpoint?.close() } }
     let gateway = Gateway(

@@ -14,9 +14,11 @@ import VeilTestSupport
 
   /// The one-process secure run (which equals the fixed-point engine bit for bit, as the
   /// MiniLM tests check).
-  static func local(_ texts: [String], in directory: String) throws -> [[Double]] {
+  static func local(_ texts: [String], in directory: String, extra: [String] = []) throws
+    -> [[Double]]
+  {
     let result = try runVeil(
-      ["embed", "--model", TestModel.directory(), "--json"] + texts, in: directory)
+      ["embed", "--model", TestModel.directory(), "--json"] + extra + texts, in: directory)
     #expect(result.status == 0, "\(result.stderr.suffix(600))")
     return try embeddings(result)
   }
@@ -70,6 +72,21 @@ import VeilTestSupport
     let metrics = try deployment.p0Metrics()
     #expect(metrics.contains("veil_requests_total{role=\"p0\"} 8"), "\(metrics.prefix(800))")
     #expect(metrics.contains("veil_rounds_total"))
+
+    // Hidden lengths: texts of 9 and 3 tokens padded into one bucket of 16 give the one-process
+    // padded run's embeddings, and P0 ran both as the same 16-token run, same bytes and rounds.
+    let hiddenTexts = [Self.texts[0], Self.texts[2]]
+    let hiddenExpected = try Self.local(hiddenTexts, in: dir, extra: ["--pad-to", "16"])
+    let hidden = try deployment.embed(hiddenTexts, extra: ["--pad-to", "16"])
+    #expect(try embeddings(hidden) == hiddenExpected, "\(hidden.stderr.suffix(600))")
+    let hiddenRuns = deployment.p0.log.split(separator: "\n").filter {
+      $0.contains("run done: 16 tokens (length hidden)")
+    }
+    #expect(hiddenRuns.count == 2, "\(deployment.logs)")
+    let shape = { (line: Substring) in
+      line.components(separatedBy: " s, ").last ?? ""
+    }
+    #expect(hiddenRuns.count == 2 && shape(hiddenRuns[0]) == shape(hiddenRuns[1]))
 
     // Malformed requests: an error response each, the servers stay up.
     let empty = try deployment.embed([""])

@@ -88,6 +88,28 @@ extension DeploymentTests {
       python, gateway: gateway.address, expected: expectedPath, phase: "serve", in: dir)
     #expect(again, "\(againLog)\n\(gateway.log.suffix(2000))")
 
+    // With --pad-to the gateway hides each input's length from the servers: the SDK gets the
+    // one-process run's vectors padded the same way, bit for bit.
+    let paddedPath = dir + "/expected-padded.json"
+    try JSONSerialization.data(
+      withJSONObject: [
+        "texts": texts, "embeddings": try Self.local(texts, in: dir, extra: ["--pad-to", "16"]),
+      ]
+    ).write(to: URL(fileURLWithPath: paddedPath))
+    let padded = Service(
+      "gateway-padded",
+      [
+        "gateway", "--remote", deployment.servers, "--dealer", deployment.dealer.address, "--certs",
+        "certs", "--state", "gateway-client", "--listen", "127.0.0.1:0", "--no-truncate",
+        "--model-name", "all-MiniLM-L6-v2", "--pad-to", "16",
+      ], in: dir)
+    try padded.start()
+    defer { padded.stop() }
+    let (paddedServed, paddedLog) = try Self.openAICheck(
+      python, gateway: padded.address, expected: paddedPath, phase: "serve", in: dir)
+    #expect(paddedServed, "\(paddedLog)\n\(padded.log.suffix(2000))")
+    #expect(deployment.p0.log.contains("16 tokens (length hidden)"), "\(deployment.logs)")
+
     // The request log names requests, never texts.
     #expect(!gateway.log.contains("guitar"), "the gateway logged a text")
     #expect(gateway.stop() == 0)

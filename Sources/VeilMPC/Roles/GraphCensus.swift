@@ -22,7 +22,7 @@ public struct GraphCensus: Sendable, Equatable {
   /// them real; walked once per process and kept.
   static func of(
     _ model: any TransformerGraph, manifest: SetupManifest, tokens: Int, valid: Int,
-    generation: GenerationPlan? = nil
+    generation: GenerationPlan? = nil, hidesLength: Bool = false
   ) async throws -> GraphCensus {
     var key = CanonicalDigest("veil.census-key/2")
     key.bytes(manifest.modelDigest)
@@ -30,12 +30,14 @@ public struct GraphCensus: Sendable, Equatable {
     key.int(valid)
     key.int(generation?.newTokens ?? 0)
     key.int(generation?.cache == false ? 0 : 1)
+    key.int(hidesLength ? 1 : 0)
     let id = key.finish()
     if let known = cache.withLock({ $0[id] }) { return known }
     let parameters = manifest.parameters
     let census = try await walking(manifest) {
       try await ModelRun.walk(
-        model, parameters, tokens: tokens, valid: valid, generation: generation, $0)
+        model, parameters, tokens: tokens, valid: valid, generation: generation,
+        hidesLength: hidesLength, $0)
     }
     cache.withLock { known in
       if known.count >= 256 { known.removeAll() }
@@ -129,6 +131,15 @@ final class CensusWalker: MaskedWireBackend, @unchecked Sendable {
     record(
       .embedding, site, inputs: [], numbers: [t, v, d], partyRecords: 1, clientRecords: 1)
     return zeros(inputFormat, [t, d])
+  }
+
+  func clientInput(_ values: [Int64]?, shape: [Int], format: WireFormat, site: GateSite)
+    async throws -> WireTensor
+  {
+    record(
+      .input, site, inputs: [], numbers: shape + [format.bits, format.scale], partyRecords: 0,
+      clientRecords: 1)
+    return zeros(format, shape)
   }
 
   func linear(_ x: WireTensor, weight: WeightID, site: GateSite) async throws -> WireTensor {

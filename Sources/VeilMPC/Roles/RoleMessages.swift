@@ -17,10 +17,13 @@ public struct RunOrder: Codable, Sendable, Equatable {
   /// A generation run (a decoder's greedy tokens after a prompt of `tokens`), or nil for the
   /// model's single output.
   public var generation: GenerationPlan?
+  /// true: the run hides its real length (`tokens` is the bucket, `validTokens` equals it, and
+  /// the client's secret inputs say which rows are real). nil in older messages means false.
+  public var hiddenLength: Bool?
 
   public init(
     runID: String, setupID: String, modelDigest: String, tokens: Int, validTokens: Int,
-    generation: GenerationPlan? = nil
+    generation: GenerationPlan? = nil, hidesLength: Bool = false
   ) {
     self.runID = runID
     self.setupID = setupID
@@ -28,7 +31,10 @@ public struct RunOrder: Codable, Sendable, Equatable {
     self.tokens = tokens
     self.validTokens = validTokens
     self.generation = generation
+    hiddenLength = hidesLength ? true : nil
   }
+
+  public var hidesLength: Bool { hiddenLength == true }
 
   /// The run's context under `manifest`, refusing an order of another setup or an impossible
   /// length.
@@ -47,6 +53,12 @@ public struct RunOrder: Codable, Sendable, Equatable {
       )
     }
     let model = try manifest.graph()
+    if hidesLength {
+      guard model.config.architecture == .bert, generation == nil, validTokens == tokens else {
+        throw MPCError.protocolViolation(
+          "only a BERT embedding run with every row public-valid can hide its length")
+      }
+    }
     if let generation {
       try generation.check(model, maximumNewTokens: Int.max)
       guard generation.promptTokens == tokens, validTokens == tokens else {
@@ -55,7 +67,7 @@ public struct RunOrder: Codable, Sendable, Equatable {
     }
     return try await RunContext.make(
       runID: id, manifest: manifest, model: model, tokens: tokens, valid: validTokens,
-      generation: generation)
+      generation: generation, hidesLength: hidesLength)
   }
 
   /// Walks this run's graph on a back end: the model's output revealed to the client, or a
@@ -64,7 +76,8 @@ public struct RunOrder: Codable, Sendable, Equatable {
     _ model: any TransformerGraph, _ parameters: RecipeParameters, _ backend: Backend
   ) async throws {
     try await ModelRun.walk(
-      model, parameters, tokens: tokens, valid: validTokens, generation: generation, backend)
+      model, parameters, tokens: tokens, valid: validTokens, generation: generation,
+      hidesLength: hidesLength, backend)
   }
 }
 
@@ -76,15 +89,21 @@ public struct EmbedRequest: Codable, Sendable, Equatable {
   public var setupID: String?
   /// Greedy generation after a prompt of `tokens` (a decoder), or nil for the model's output.
   public var generation: GenerationPlan?
+  /// true: `tokens` is a bucket and the real length stays the client's (nil means false).
+  public var hiddenLength: Bool?
 
   public init(
-    tokens: Int, validTokens: Int, setupID: String? = nil, generation: GenerationPlan? = nil
+    tokens: Int, validTokens: Int, setupID: String? = nil, generation: GenerationPlan? = nil,
+    hidesLength: Bool = false
   ) {
     self.tokens = tokens
     self.validTokens = validTokens
     self.setupID = setupID
     self.generation = generation
+    hiddenLength = hidesLength ? true : nil
   }
+
+  public var hidesLength: Bool { hiddenLength == true }
 }
 
 /// The public model a server serves: its manifest and the names and sizes of its public files

@@ -39,28 +39,33 @@ public struct RunContext: Sendable, Equatable {
   /// is the model's graph walked (once per process and length) unless given.
   static func make(
     runID: [UInt8], manifest: SetupManifest, model: any TransformerGraph, tokens: Int, valid: Int,
-    generation: GenerationPlan? = nil, census given: GraphCensus? = nil
+    generation: GenerationPlan? = nil, hidesLength: Bool = false, census given: GraphCensus? = nil
   ) async throws -> RunContext {
     let census: GraphCensus
     if let given {
       census = given
     } else {
       census = try await GraphCensus.of(
-        model, manifest: manifest, tokens: tokens, valid: valid, generation: generation)
+        model, manifest: manifest, tokens: tokens, valid: valid, generation: generation,
+        hidesLength: hidesLength)
     }
     return RunContext(
       runID: runID, setupID: manifest.setupIDBytes, modelDigest: manifest.modelDigest,
       parameters: manifest.parameters, sequenceLength: tokens,
-      graph: graph(manifest.config, tokens: tokens, valid: valid, generation: generation),
+      graph: graph(
+        manifest.config, tokens: tokens, valid: valid, generation: generation,
+        hidesLength: hidesLength),
       census: census)
   }
 
   /// The graph description of a model's output at `tokens` tokens, `valid` of them real, or of
   /// a generation after them.
   public static func graph(
-    _ config: ModelConfig, tokens: Int, valid: Int, generation: GenerationPlan? = nil
+    _ config: ModelConfig, tokens: Int, valid: Int, generation: GenerationPlan? = nil,
+    hidesLength: Bool = false
   ) -> String {
-    let base = "\(config.architecture.rawValue)|\(tokens)|\(valid)"
+    let base =
+      "\(config.architecture.rawValue)|\(tokens)|\(valid)" + (hidesLength ? "|hidden length" : "")
     guard let generation else { return base }
     return base + "|generate \(generation.newTokens)" + (generation.cache ? " cached" : "")
   }
@@ -266,8 +271,8 @@ extension SecureClient {
   /// The client's half over channels: its key stream from `dealer` (its run id burnt in the
   /// client's durable `ledger`), its masked one-hot rows to both servers, the output unmasked.
   public static func run(
-    _ context: RunContext, ids: [Int], vocabulary: Int, dealer: any Channel,
-    servers: [any Channel], ledger: RunLedger, reveals: Int = 1,
+    _ context: RunContext, ids: [Int], inputs: [[Int64]] = [], vocabulary: Int,
+    dealer: any Channel, servers: [any Channel], ledger: RunLedger, reveals: Int = 1,
     received: (Int, [Int64]) async throws -> Void = { _, _ in }
   ) async throws -> [Int64] {
     let (keys, _) = try await PartyRun.openStream(
@@ -275,7 +280,7 @@ extension SecureClient {
       ledger: ledger)
     try await keys.start()
     return try await run(
-      ids: ids, vocabulary: vocabulary, bits: context.parameters.ringBits, keys: keys,
-      parties: servers, reveals: reveals, received: received)
+      ids: ids, inputs: inputs, vocabulary: vocabulary, bits: context.parameters.ringBits,
+      keys: keys, parties: servers, reveals: reveals, received: received)
   }
 }

@@ -18,8 +18,9 @@ public struct PublicModel: Sendable {
 public protocol SecureEmbedder: Sendable {
   /// The served model's public facts (a deployment's come from P0's model card).
   func publicModel() async throws -> PublicModel
-  /// The embedding of `ids` (tokenized with `publicModel()`'s tokenizer): one fresh secure run.
-  func embed(ids: [Int]) async throws -> [Double]
+  /// The embedding of `ids` (tokenized with `publicModel()`'s tokenizer): one fresh secure run;
+  /// with `padTo`, padded to a bucket with the real length a secret input.
+  func embed(ids: [Int], padTo: Int?) async throws -> [Double]
 }
 
 extension LocalDeployment: SecureEmbedder {
@@ -28,8 +29,11 @@ extension LocalDeployment: SecureEmbedder {
       config: embedder.config, tokenizer: embedder.tokenizer, parameters: secure.parameters)
   }
 
-  public func embed(ids: [Int]) async throws -> [Double] {
-    try await secure.infer(ids: ids).decoded
+  public func embed(ids: [Int], padTo: Int?) async throws -> [Double] {
+    guard let padTo else { return try await secure.infer(ids: ids).decoded }
+    let padded = try HiddenLengthInputs.pad(
+      ids, to: padTo, limit: embedder.config.tokenLimit, padID: Int(embedder.tokenizer.padId))
+    return try await secure.infer(ids: padded, hidingLength: ids.count).decoded
   }
 }
 
@@ -40,10 +44,10 @@ extension VeilClient: SecureEmbedder {
       config: model.config, tokenizer: model.tokenizer, parameters: model.manifest.parameters)
   }
 
-  public func embed(ids: [Int]) async throws -> [Double] {
+  public func embed(ids: [Int], padTo: Int?) async throws -> [Double] {
     let model = try await cachedModel()
     do {
-      return try await embed(ids: ids, model: model).0
+      return try await embed(ids: ids, model: model, padTo: padTo).0
     } catch {
       // The deployment may have been set up anew: read the card again next time.
       forgetModel()

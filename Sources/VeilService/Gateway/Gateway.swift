@@ -22,6 +22,8 @@ public struct GatewayConfiguration: Sendable {
   public var modelName: String
   /// Truncate texts longer than the model's limit (else 413).
   public var allowTruncation = true
+  /// Hide each input's length: pad it to the next multiple of this many tokens (nil: no).
+  public var padTo: Int?
   /// Inputs per request (OpenAI's limit).
   public var maximumInputs = 2048
   /// The largest request body read.
@@ -166,7 +168,9 @@ public final class Gateway: Sendable {
     var items: [EmbeddingsResponse.Item] = []
     for (index, ids) in inputs.enumerated() {
       let vector: [Double]
-      do { vector = try await embedder.embed(ids: ids) } catch { throw Self.unavailable(error) }
+      do {
+        vector = try await embedder.embed(ids: ids, padTo: configuration.padTo)
+      } catch { throw Self.unavailable(error) }
       items.append(.init(index: index, embedding: EmbeddingVector(vector, base64: base64)))
     }
     let tokens = inputs.reduce(0) { $0 + $1.count }
