@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The roles apart, measured (BENCHMARKS.md "Deployment"): the dealer, P0 and P1 as separate
 # processes on loopback with mutual TLS, the model shared once, then REQUESTS client requests of
-# a TOKENS-token text one after another, beside the one-process run of the same text.
+# a TOKENS-token text one after another, beside the one-process run of the same text. A BERT
+# folder is asked for embeddings (`veil embed --remote`); a decoder (GPT-2, LLaMA) for one
+# greedy token after a TOKENS-token prompt (`veil generate --remote --tokens 1`).
 #
 #   bash scripts/bench-deploy.sh MODEL_DIR [TOKENS=128] [REQUESTS=3] > result.json
+#   VEIL_NETEM=lan|wan|sigma bash scripts/bench-deploy.sh ...   (as root)
+#
+# With VEIL_NETEM each role runs in its own network namespace behind links shaped to that
+# setting (scripts/netem.sh up SETTING, validated first; its measurements go into the JSON as
+# "network"), and the namespaces are removed at the end.
 #
 # Per request: the client's end-to-end latency, and from the servers' and the dealer's logs P0's
 # online seconds, P0<->P1 bytes and rounds and the key bytes shipped to P0, P1 and the client.
@@ -13,31 +20,52 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 model="$1"; tokens="${2:-128}"; requests="${3:-3}"
 veil="$PWD/.build/release/veil"
+netem="$PWD/scripts/netem.sh"
 work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+setting="${VEIL_NETEM:-}"
+trap 'kill $(jobs -p) 2>/dev/null || true; [[ -n "$setting" ]] && "$netem" down >/dev/null 2>&1; rm -rf "$work"' EXIT
 cd "$work"
 "$veil" certs --out certs >/dev/null 2>&1
+# Each role's address, and the command prefix that runs a program as that role.
+declare -A host=([dealer]=127.0.0.1 [p0]=127.0.0.1 [p1]=127.0.0.1 [client]=127.0.0.1)
+as() { shift; "$@"; }
+echo null >network.json
+if [[ -n "$setting" ]]; then
+  "$netem" up "$setting" >&2
+  "$netem" validate --json network.json >&2 || echo "bench-deploy: the emulated link is off its target (see network.json)" >&2
+  host=([dealer]=10.77.0.1 [p0]=10.77.0.2 [p1]=10.77.0.3 [client]=10.77.0.4)
+  as() { "$netem" exec "$@"; }
+fi
 port() { for _ in $(seq 600); do l="$(head -n 1 "$1" 2>/dev/null || true)"; [[ -n "$l" ]] && { echo "${l##*:}"; return; }; sleep 0.1; done; echo "no port in $1" >&2; exit 1; }
-"$veil" dealer --state dealer --listen 127.0.0.1:0 --certs certs --state-key-file certs/dealer-state.key >dealer.out 2>dealer.log &
-dp="$(port dealer.out)"
-"$veil" serve --party 1 --state p1 --listen 127.0.0.1:0 --dealer "127.0.0.1:$dp" --certs certs >p1.out 2>p1.log &
-p1="$(port p1.out)"
-"$veil" serve --party 0 --state p0 --listen 127.0.0.1:0 --peer "127.0.0.1:$p1" --dealer "127.0.0.1:$dp" --certs certs >p0.out 2>p0.log &
-p0="$(port p0.out)"
+as dealer "$veil" dealer --state dealer --listen "${host[dealer]}:0" --certs certs --state-key-file certs/dealer-state.key >dealer.out 2>dealer.log &
+dealer="${host[dealer]}:$(port dealer.out)"
+as p1 "$veil" serve --party 1 --state p1 --listen "${host[p1]}:0" --dealer "$dealer" --certs certs >p1.out 2>p1.log &
+p1="${host[p1]}:$(port p1.out)"
+as p0 "$veil" serve --party 0 --state p0 --listen "${host[p0]}:0" --peer "$p1" --dealer "$dealer" --certs certs >p0.out 2>p0.log &
+p0="${host[p0]}:$(port p0.out)"
 start=$(date +%s.%N)
-"$veil" share-model --model "$model" --servers "127.0.0.1:$p0,127.0.0.1:$p1" --dealer "127.0.0.1:$dp" --certs certs >&2
+# The owner uploads from the client's host (any host outside the three services would do).
+as client "$veil" share-model --model "$model" --servers "$p0,$p1" --dealer "$dealer" --certs certs >&2
 setup=$(echo "$(date +%s.%N) - $start" | bc)
-# A text of exactly TOKENS tokens with [CLS] and [SEP] ("word" is one WordPiece token).
-text="$(python3 -c "print(' '.join(['word'] * ($tokens - 2)))")"
-remote=()
+if grep -q '"model_type": *"bert"' "$model/config.json"; then
+  # A text of exactly TOKENS tokens with [CLS] and [SEP] ("word" is one WordPiece token).
+  text="$(python3 -c "print(' '.join(['word'] * ($tokens - 2)))")"
+  request=(embed --json)
+  local_run=(embed --model "$model" --json)
+else
+  # A prompt of exactly TOKENS tokens ("word" and " word" are one byte-level BPE token each).
+  text="$(python3 -c "print(' '.join(['word'] * $tokens))")"
+  request=(generate --tokens 1 --json --prompt)
+  local_run=(generate --model "$model" --tokens 1 --json --prompt)
+fi
 for i in $(seq "$requests"); do
-  "$veil" embed --remote "127.0.0.1:$p0,127.0.0.1:$p1" --dealer "127.0.0.1:$dp" --certs certs --state client --json "$text" >"remote-$i.json"
+  as client "$veil" "${request[0]}" --remote "$p0,$p1" --dealer "$dealer" --certs certs --state client "${request[@]:1}" "$text" >"remote-$i.json"
 done
-"$veil" embed --model "$model" --json "$text" >local.json 2>/dev/null
+"$veil" "${local_run[@]}" "$text" >local.json 2>/dev/null
 kill -TERM $(jobs -p); wait || true
-python3 - "$requests" "$setup" "$tokens" <<'PY'
+python3 - "$requests" "$setup" "$tokens" "$setting" <<'PY'
 import json, re, sys
-requests, setup, tokens = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+requests, setup, tokens, setting = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 runs = []
 p0 = [l for l in open("p0.log") if "run done" in l]
 dealt = [l for l in open("dealer.log") if "dealt" in l]
@@ -49,9 +77,12 @@ for i in range(requests):
     keys = [int(x) for x in k.group(1).split("/")]
     runs.append({"latency_seconds": r["latency_seconds"], "online_seconds_p0": float(m.group(1)),
                  "online_bytes": int(m.group(2)), "rounds": int(m.group(3)), "key_bytes": keys,
-                 "client_bytes": r["client_bytes"], "same_as_one_process": r["embeddings"] == local["embeddings"]})
+                 "client_bytes": r["client_bytes"],
+                 "same_as_one_process": r.get("embeddings", r.get("tokens")) == local.get("embeddings", local.get("tokens"))})
 print(json.dumps({"schema": "veil.bench-deploy/1", "tokens": tokens, "setup_seconds": setup,
+                  "network": {"setting": setting or "loopback", "validation": json.load(open("network.json"))},
                   "commit": local.get("commit"), "machine": local.get("machine"), "runs": runs,
                   "one_process": {k: local[k] for k in ["online_seconds", "offline_seconds", "online_bytes",
-                                                         "rounds", "key_bytes", "client_bytes"]}}, indent=1))
+                                                         "rounds", "key_bytes", "key_bytes_per_party",
+                                                         "client_bytes"] if k in local}}, indent=1))
 PY
