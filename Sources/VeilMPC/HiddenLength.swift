@@ -104,12 +104,7 @@ extension Recipe {
       padding.keyMask, indices: (0..<(t * d)).map { $0 / d }, shape: [t, d],
       site: site(op, "pool.mask"))
     let kept = try await b.multiply(x, rowMask, site: site(op, "pool.mask"))
-    var indices: [Int] = []
-    indices.reserveCapacity(t * d)
-    for j in 0..<d { for i in 0..<t { indices.append(i * d + j) } }
-    let columnsFirst = try await b.gather(
-      kept, indices: indices, shape: [d, t], site: site(op, "pool.transpose"))
-    let sums = try await b.sumLastAxis(columnsFirst, site: site(op, "pool.sum"))
+    let sums = try await columnSums(kept, rows: t, op: op)
     let inverse = try await b.gather(
       padding.inverseCount, indices: [Int](repeating: 0, count: d), shape: b.shape(of: sums),
       site: site(op, "pool.inverse"))

@@ -427,15 +427,20 @@ public struct Recipe<Backend: GateBackend>: Sendable {
     guard shape.count == 2, validRows > 0, validRows <= shape[0] else {
       throw MPCError.badShape(site(op, "pool"), shape, "cannot pool \(validRows) rows")
     }
-    let d = shape[1]
-    var indices: [Int] = []
-    indices.reserveCapacity(d * validRows)
-    for j in 0..<d { for i in 0..<validRows { indices.append(i * d + j) } }
-    let columnsFirst = try await b.gather(
-      x, indices: indices, shape: [d, validRows], site: site(op, "pool.transpose"))
-    let sums = try await b.sumLastAxis(columnsFirst, site: site(op, "pool.sum"))
+    let sums = try await columnSums(x, rows: validRows, op: op)
     let mean = try await divide(sums, by: validRows, gate: "pool.mean", op: op)
-    return try await reshape(mean, [1, d], op)
+    return try await reshape(mean, [1, shape[1]], op)
+  }
+
+  /// The sums of the first `rows` rows of [T, d], [d]: a local transpose and row sums.
+  func columnSums(_ x: Backend.Value, rows: Int, op: OpSite) async throws -> Backend.Value {
+    let d = b.shape(of: x)[1]
+    var indices: [Int] = []
+    indices.reserveCapacity(d * rows)
+    for j in 0..<d { for i in 0..<rows { indices.append(i * d + j) } }
+    let columnsFirst = try await b.gather(
+      x, indices: indices, shape: [d, rows], site: site(op, "pool.transpose"))
+    return try await b.sumLastAxis(columnsFirst, site: site(op, "pool.sum"))
   }
 
   /// Each row divided by its norm: Σx² (Beaver squares) + one unit (a zero row stays finite,

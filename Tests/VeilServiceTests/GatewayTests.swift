@@ -58,13 +58,17 @@ extension DeploymentTests {
     try JSONSerialization.data(withJSONObject: ["texts": texts, "embeddings": expected])
       .write(to: URL(fileURLWithPath: expectedPath))
 
-    let gateway = Service(
-      "gateway",
-      [
-        "gateway", "--remote", deployment.servers, "--dealer", deployment.dealer.address, "--certs",
-        "certs", "--state", "gateway-client", "--listen", "127.0.0.1:0", "--no-truncate",
-        "--model-name", "all-MiniLM-L6-v2", "--metrics", "127.0.0.1:0",
-      ], in: dir)
+    /// A gateway on the deployment, as the SDK check expects it (--no-truncate, MiniLM's name).
+    func gatewayService(_ name: String, extra: [String]) -> Service {
+      Service(
+        name,
+        [
+          "gateway", "--remote", deployment.servers, "--dealer", deployment.dealer.address,
+          "--certs", "certs", "--state", "gateway-client", "--listen", "127.0.0.1:0",
+          "--no-truncate", "--model-name", "all-MiniLM-L6-v2",
+        ] + extra, in: dir)
+    }
+    let gateway = gatewayService("gateway", extra: ["--metrics", "127.0.0.1:0"])
     try gateway.start()
     defer { gateway.stop() }
 
@@ -96,13 +100,7 @@ extension DeploymentTests {
         "texts": texts, "embeddings": try Self.local(texts, in: dir, extra: ["--pad-to", "16"]),
       ]
     ).write(to: URL(fileURLWithPath: paddedPath))
-    let padded = Service(
-      "gateway-padded",
-      [
-        "gateway", "--remote", deployment.servers, "--dealer", deployment.dealer.address, "--certs",
-        "certs", "--state", "gateway-client", "--listen", "127.0.0.1:0", "--no-truncate",
-        "--model-name", "all-MiniLM-L6-v2", "--pad-to", "16",
-      ], in: dir)
+    let padded = gatewayService("gateway-padded", extra: ["--pad-to", "16"])
     try padded.start()
     defer { padded.stop() }
     let (paddedServed, paddedLog) = try Self.openAICheck(
