@@ -29,13 +29,7 @@ import VeilTestSupport
   ) async throws -> Observed {
     let recorders = Locked<[TranscriptChannel]>([])
     let clientRecorders = Locked<[TranscriptChannel]>([])
-    var options = RunOptions()
-    options.peerChannels = {
-      let (a, b) = InMemoryChannel.makePair(.p0, .p1)
-      let pair = [TranscriptChannel(a), TranscriptChannel(b)]
-      recorders.withLock { $0 = pair }
-      return (pair[0], pair[1])
-    }
+    let options = RunOptions.recordingPeers(into: recorders)
     let graph = model.model
     let vocabulary = graph.config.vocabularySize
     let inputs = HiddenLengthInputs.values(

@@ -43,6 +43,20 @@ final class TranscriptChannel: Channel, @unchecked Sendable {
   func close() async { await inner.close() }
 }
 
+extension RunOptions {
+  /// Options whose P0↔P1 channels record every message, the pair left in `recorders`.
+  static func recordingPeers(into recorders: Locked<[TranscriptChannel]>) -> RunOptions {
+    var options = RunOptions()
+    options.peerChannels = {
+      let (a, b) = InMemoryChannel.makePair(.p0, .p1)
+      let pair = [TranscriptChannel(a), TranscriptChannel(b)]
+      recorders.withLock { $0 = pair }
+      return (pair[0], pair[1])
+    }
+    return options
+  }
+}
+
 /// Whether bytes look like uniform random bytes: a chi-square test on byte values (255 degrees
 /// of freedom: mean 255, sd ≈ 22.6; 400 is > 6 sd out).
 func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
@@ -98,13 +112,7 @@ func looksUniform(_ bytes: [UInt8]) -> (Bool, Double) {
     var clientViews: [[[UInt8]]] = []
     for ids in inputs {
       let recorders = Locked<[TranscriptChannel]>([])
-      var options = RunOptions()
-      options.peerChannels = {
-        let (a, b) = InMemoryChannel.makePair(.p0, .p1)
-        let pair = [TranscriptChannel(a), TranscriptChannel(b)]
-        recorders.withLock { $0 = pair }
-        return (pair[0], pair[1])
-      }
+      let options = RunOptions.recordingPeers(into: recorders)
       let clientRecorders = Locked<[TranscriptChannel]>([])
       let vocabulary = config.vocabularySize
       let (output, _) = try await model.run(
@@ -174,13 +182,7 @@ extension RoleViewTests {
     var views: [[[UInt8]]] = []
     for ids in [[3, 17, 25, 8, 30], [9, 9, 1, 38, 2]] {
       let recorders = Locked<[TranscriptChannel]>([])
-      var options = RunOptions()
-      options.peerChannels = {
-        let (a, b) = InMemoryChannel.makePair(.p0, .p1)
-        let pair = [TranscriptChannel(a), TranscriptChannel(b)]
-        recorders.withLock { $0 = pair }
-        return (pair[0], pair[1])
-      }
+      let options = RunOptions.recordingPeers(into: recorders)
       let clientRecorders = Locked<[TranscriptChannel]>([])
       let (tokens, _) = try await secure.run(
         tokens: 5, valid: 5, generation: plan, options: options,
