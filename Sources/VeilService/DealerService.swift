@@ -2,7 +2,9 @@
 // under the operator's key, hands each server its own seeds, and deals every run once: when
 // P0, P1 and the client have all reached it with the same order, it streams one fresh,
 // single-use key stream to each (the run id burnt in its ledger first). It never sees an
-// input, a weight or a masked value.
+// input, a weight or a masked value. With pool targets (`--pool`) it also deals runs ahead when
+// P0 asks (`KeyPoolFilling.swift`): the servers' streams sealed to their pool keys, the
+// client's kept here sealed and handed over, once, when the client of that run comes for it.
 import Foundation
 import Logging
 import Metrics
@@ -16,10 +18,15 @@ public final class DealerService: Sendable {
   let logger: Logger
   let metrics = ServiceMetrics(role: "dealer")
   private let opened = Locked<[String: DealerSetupSecrets]>([:])
+  /// The shapes the operator keeps in the servers' pools (`--pool`).
+  let poolTargets: [PoolTarget]
   /// How long a run waits for P1 and the client to reach the dealer.
   let joinTimeout: Duration = .seconds(10)
 
-  public init(deployment: Deployment, store: DealerStateStore, logger: Logger) {
+  public init(
+    deployment: Deployment, store: DealerStateStore, poolTargets: [PoolTarget] = [], logger: Logger
+  ) {
+    self.poolTargets = poolTargets
     self.deployment = deployment
     self.store = store
     self.logger = logger
@@ -55,7 +62,16 @@ public final class DealerService: Sendable {
       try await SetupRoles.dealerSendSeeds(try secrets(setupID), party: party, to: channel)
     case (.p0, .run(let order)):
       try await deal(order, p0: channel, logger: logger)
-    case (.p1, .run), (.client, .run):
+    case (.client, .run(let order)) where order.pooled == true:
+      try await store.sendPooledClientStream(order, to: channel)
+      var logger = logger
+      logger[metadataKey: "run"] = "\(order.runID.prefix(12))"
+      logger.info("handed the client its stream of a pooled run")
+    case (.p0, .poolPlanRequest(let setupID, let keep)):
+      try await sendPoolPlan(setupID: setupID, keep: keep, to: channel)
+    case (.p0, .poolFill(let fill)):
+      try await dealPooled(fill, p0: channel, logger: logger)
+    case (.p1, .run), (.client, .run), (.p1, .poolFill):
       await rendezvous.deliver(Arrival(channel: channel, message: first))
       return .handedOn
     default:
@@ -109,5 +125,59 @@ public final class DealerService: Sendable {
     logger.info(
       "dealt \(order.tokens) tokens: \(result.streamBytes.map { String($0) }.joined(separator: "/")) key bytes, \(String(format: "%.3f", result.seconds)) s"
     )
+  }
+
+  // MARK: Pools
+
+  /// The operator's targets that `setupID`'s model can run; first drops the client streams of
+  /// runs P0 no longer holds.
+  private func sendPoolPlan(setupID: String, keep: [String], to p0: TCPChannel) async throws {
+    let manifest = try secrets(setupID).manifest
+    try store.keepPooledClientStreams(setupID: setupID, only: Set(keep))
+    var runnable: [PoolTarget] = []
+    for target in poolTargets {
+      do {
+        try await target.shape.check(manifest)
+        runnable.append(target)
+      } catch {
+        logger.warning(
+          "pool shape \(target.shape) does not fit setup \(setupID.prefix(12)): \(error)")
+      }
+    }
+    try await p0.send(.poolPlan(runnable))
+  }
+
+  /// Deals the pooled run P0 ordered once P1 has come for its half.
+  private func dealPooled(_ fill: PoolFill, p0: TCPChannel, logger: Logger) async throws {
+    let setup = try secrets(fill.order.setupID)
+    let context = try await fill.order.context(setup.manifest)
+    let runID = try RunID(order: fill.order)
+    guard let arrival = await rendezvous.take(runID, .p1, timeout: joinTimeout) else {
+      throw RoleError.state(
+        "p1 did not reach the dealer for pooled run \(fill.order.runID.prefix(12)) within 10 s")
+    }
+    let p1 = arrival.channel
+    defer { Task { await p1.close() } }
+    do {
+      guard case .poolFill(let p1Fill) = arrival.message, p1Fill.order == fill.order else {
+        throw RoleError.unexpected(peer: p1.peerDescription, message: "another run's order")
+      }
+      try store.ledger.consume(runID: runID.bytes)
+      let graph = try setup.manifest.graph()
+      let parameters = setup.manifest.parameters
+      let result = try await store.dealPooled(
+        fill.order, context: context, setup: setup, channels: [p0, p1],
+        recipients: [fill.recipientKey, p1Fill.recipientKey]
+      ) { dealer in try await fill.order.walk(graph, parameters, dealer) }
+      metrics.keyBytes.increment(by: Int64(result.streamBytes.reduce(0, +)))
+      var logger = logger
+      logger[metadataKey: "run"] = "\(fill.order.runID.prefix(12))"
+      logger.info(
+        "dealt a pooled run ahead (\(PoolShape(request: fill.order.request).map { "\($0)" } ?? "?")): \(result.streamBytes.map { String($0) }.joined(separator: "/")) key bytes, \(String(format: "%.3f", result.seconds)) s"
+      )
+    } catch {
+      try? await p1.send(.failure("dealer: \(error)"))
+      throw error
+    }
   }
 }

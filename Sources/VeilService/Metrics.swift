@@ -1,9 +1,9 @@
+import CoreMetrics
 // The services' counters (issue 17: requests, failures, online seconds, bytes, rounds, key
 // bytes) through swift-metrics, and a minimal HTTP/1 endpoint that serves them in Prometheus'
 // text format at GET /metrics (swift-prometheus renders them). Counters carry the role, never a
 // value of a run.
 import Foundation
-import CoreMetrics
 import Metrics
 import NIOCore
 import NIOHTTP1
@@ -18,15 +18,23 @@ struct ServiceMetrics: Sendable {
   let onlineBytes: CoreMetrics.Counter
   let rounds: CoreMetrics.Counter
   let keyBytes: CoreMetrics.Counter
+  /// Requests that ran on pooled keys, and streams stored into the pool.
+  let pooledRequests: CoreMetrics.Counter
+  let poolStreams: CoreMetrics.Counter
 
   init(role: String) {
     let dimensions = [("role", role)]
     requests = CoreMetrics.Counter(label: "veil_requests_total", dimensions: dimensions)
     failures = CoreMetrics.Counter(label: "veil_failures_total", dimensions: dimensions)
-    onlineSeconds = CoreMetrics.FloatingPointCounter(label: "veil_online_seconds_total", dimensions: dimensions)
+    onlineSeconds = CoreMetrics.FloatingPointCounter(
+      label: "veil_online_seconds_total", dimensions: dimensions)
     onlineBytes = CoreMetrics.Counter(label: "veil_online_bytes_total", dimensions: dimensions)
     rounds = CoreMetrics.Counter(label: "veil_rounds_total", dimensions: dimensions)
     keyBytes = CoreMetrics.Counter(label: "veil_key_bytes_total", dimensions: dimensions)
+    pooledRequests = CoreMetrics.Counter(
+      label: "veil_pooled_requests_total", dimensions: dimensions)
+    poolStreams = CoreMetrics.Counter(
+      label: "veil_pool_streams_stored_total", dimensions: dimensions)
   }
 }
 
@@ -79,10 +87,15 @@ private final class MetricsHandler: ChannelInboundHandler {
       headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4" : "text/plain")
       headers.add(name: "Content-Length", value: "\(body.count)")
       headers.add(name: "Connection", value: "close")
-      let head = HTTPResponseHead(version: .http1_1, status: found ? .ok : .notFound, headers: headers)
+      let head = HTTPResponseHead(
+        version: .http1_1, status: found ? .ok : .notFound, headers: headers)
       context.write(wrapOutboundOut(.head(head)), promise: nil)
-      context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-      context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+      context.write(
+        wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
+        promise: nil)
+      context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+        context.close(promise: nil)
+      }
     }
   }
 }

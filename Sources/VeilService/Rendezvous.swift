@@ -86,6 +86,13 @@ final class Slots: @unchecked Sendable {
     return true
   }
 
+  /// No request runs now.
+  var isIdle: Bool {
+    lock.lock()
+    defer { lock.unlock() }
+    return count == 0
+  }
+
   func release() {
     lock.lock()
     defer { lock.unlock() }

@@ -97,6 +97,13 @@ struct DealerCommand: AsyncParsableCommand {
       same order and streams one key stream to each, every run id dealt once. It accepts p0, p1, \
       the client and the owner, each checked by its certificate's role. The first stdout line \
       is 'listening HOST:PORT'. SIGTERM or SIGINT stops it after the running requests.
+
+      Keys ahead of time: with --pool, P0 (started with --key-pool, as P1) asks the dealer \
+      while idle to deal runs of the named shapes ahead. Each server's stream is sealed (HPKE: \
+      X25519, HKDF-SHA256, AES-128-GCM) to that server's pool key and stored in its pool; the \
+      client's stream stays here, sealed, until that run's client takes it. A request of a \
+      pooled shape then runs with no key transfer; other requests, and requests when the pool \
+      is empty, get keys on demand.
       """)
 
   @Option(help: "Folder for the sealed setups and the ledger of dealt runs.") var state: String
@@ -104,7 +111,20 @@ struct DealerCommand: AsyncParsableCommand {
   @Option(help: "File holding the 32-byte state key as 64 hexadecimal digits.")
   var stateKeyFile: String?
   @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
+  @Option(
+    help: ArgumentHelp(
+      "Shapes to deal ahead into the servers' key pools, SHAPE:COUNT,…",
+      discussion:
+        "SHAPE is 128 (a run of exactly 128 tokens), 16h (a --pad-to bucket of 16, its length hidden) or 32+8 (8 tokens generated after a 32-token prompt). Example: --pool 16h:4,128h:2."
+    ))
+  var pool: String?
   @OptionGroup var network: NetworkOptions
+
+  func validate() throws {
+    if let pool {
+      do { _ = try PoolTarget.parse(pool) } catch { throw ValidationError("--pool: \(error)") }
+    }
+  }
 
   func stateKey() throws -> [UInt8] {
     var text = ProcessInfo.processInfo.environment["VEIL_DEALER_STATE_KEY"]
@@ -137,7 +157,9 @@ struct DealerCommand: AsyncParsableCommand {
     } catch { throw CommandError("\(error)") }
     let deployment = try network.deployment(.dealer)
     let endpoint = try await startMetrics(metrics, logger: logger)
-    let service = DealerService(deployment: deployment, store: store, logger: logger)
+    let service = DealerService(
+      deployment: deployment, store: store, poolTargets: try pool.map(PoolTarget.parse) ?? [],
+      logger: logger)
     let listener = try await deployment.listen(at: address, accepting: [.p0, .p1, .client, .owner])
     logger.info("dealer listening at \(listener.host):\(listener.port)")
     try await runUntilSignalled(listener, metrics: endpoint, logger: logger) {
@@ -167,6 +189,12 @@ struct ServeCommand: AsyncParsableCommand {
       request is answered 'busy'. A failed request ends in every role and leaves the server up. \
       The first stdout line is 'listening HOST:PORT'. SIGTERM or SIGINT stops it after the \
       running requests.
+
+      With --key-pool, the server keeps key streams dealt ahead (see `veil dealer --pool`) in \
+      DIR, sealed to its own pool key (DIR/pool.key), at most --key-pool-gb on disk. P0 fills \
+      the pools while idle; a request of a pooled shape takes a stream and runs without \
+      waiting for keys. A pooled stream is single-use like any other: it is moved aside when \
+      taken, deleted after its run, and one whose run id the ledger holds is dropped at start.
       """)
 
   @Option(help: "0 or 1.") var party: Int
@@ -176,10 +204,17 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The dealer's address.") var dealer: String
   @Option(help: "Requests run at once.") var maxConcurrent: Int?
   @Option(help: "Serve Prometheus counters at http://HOST:PORT/metrics.") var metrics: String?
+  @Option(help: "Folder for key streams dealt ahead (both servers need one to use pools).")
+  var keyPool: String?
+  @Option(help: "The most the key pool may hold on disk, in GB (10^9 bytes).")
+  var keyPoolGb: Double = 20
   @OptionGroup var network: NetworkOptions
 
   func validate() throws {
     guard party == 0 || party == 1 else { throw ValidationError("--party must be 0 or 1") }
+    guard keyPoolGb > 0, keyPoolGb < 1e6 else {
+      throw ValidationError("--key-pool-gb must be positive")
+    }
     guard party == 1 || peer != nil else { throw ValidationError("P0 needs --peer (P1's address)") }
     if let maxConcurrent, maxConcurrent < 1 {
       throw ValidationError("--max-concurrent must be ≥ 1")
@@ -198,7 +233,8 @@ struct ServeCommand: AsyncParsableCommand {
       service = try ServerService(
         party: party, deployment: deployment, stateDirectory: state,
         peer: try peer.map { try endpoint($0, "--peer") }, dealer: try endpoint(dealer, "--dealer"),
-        maxConcurrent: maxConcurrent, logger: logger)
+        maxConcurrent: maxConcurrent,
+        keyPool: keyPool.map { ($0, Int(keyPoolGb * 1e9)) }, logger: logger)
     } catch let error as ValidationError { throw error } catch { throw CommandError("\(error)") }
     let address = try endpoint(
       listen ?? (party == 0 ? "127.0.0.1:7410" : "127.0.0.1:7411"), "--listen")

@@ -131,7 +131,10 @@ final class Service: @unchecked Sendable {
 
   /// Restarts it on the same port (the others are configured with it).
   func restart() throws {
-    let fixed = arguments.map { $0 == "127.0.0.1:0" ? "127.0.0.1:\(port)" : $0 }
+    var fixed = arguments
+    if let listen = fixed.firstIndex(of: "--listen"), listen + 1 < fixed.count {
+      fixed[listen + 1] = "127.0.0.1:\(port)"
+    }
     let again = Service(name, fixed, in: directory)
     try again.start()
     process = again.process
@@ -151,7 +154,8 @@ final class ProcessDeployment: @unchecked Sendable {
   var p1: Service
   var p0: Service
 
-  init() throws {
+  /// `extra` adds arguments to the dealer's, P0's and P1's command lines.
+  init(extra: (dealer: [String], p0: [String], p1: [String]) = ([], [], [])) throws {
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent(
         "veil-deploy-\(UUID().uuidString)"
@@ -164,21 +168,21 @@ final class ProcessDeployment: @unchecked Sendable {
       [
         "dealer", "--state", "dealer", "--listen", "127.0.0.1:0", "--certs", "certs",
         "--state-key-file", "certs/dealer-state.key",
-      ], in: directory)
+      ] + extra.dealer, in: directory)
     try dealer.start()
     p1 = Service(
       "p1",
       [
         "serve", "--party", "1", "--state", "p1", "--listen", "127.0.0.1:0", "--dealer",
         dealer.address, "--certs", "certs",
-      ], in: directory)
+      ] + extra.p1, in: directory)
     try p1.start()
     p0 = Service(
       "p0",
       [
         "serve", "--party", "0", "--state", "p0", "--listen", "127.0.0.1:0", "--peer", p1.address,
         "--dealer", dealer.address, "--certs", "certs", "--metrics", "127.0.0.1:0",
-      ], in: directory)
+      ] + extra.p0, in: directory)
     try p0.start()
   }
 

@@ -20,6 +20,9 @@ public struct RunOrder: Codable, Sendable, Equatable {
   /// true: the run hides its real length (`tokens` is the bucket, `validTokens` equals it, and
   /// the client's secret inputs say which rows are real). nil in older messages means false.
   public var hiddenLength: Bool?
+  /// true: the run's keys were dealt ahead into the servers' pools (the dealer keeps only the
+  /// client's stream); nil means false.
+  public var pooled: Bool?
 
   public init(
     runID: String, setupID: String, modelDigest: String, tokens: Int, validTokens: Int,
@@ -106,6 +109,21 @@ public struct EmbedRequest: Codable, Sendable, Equatable {
   public var hidesLength: Bool { hiddenLength == true }
 }
 
+/// P0 → P1 and each server → dealer: a pooled run to deal ahead, the sender's pool key
+/// (X25519, hexadecimal) to seal its stream to, and the run ids P0's pool holds (the rest of
+/// P1's pool and of the dealer's client streams is stale).
+public struct PoolFill: Codable, Sendable, Equatable {
+  public var order: RunOrder
+  public var recipientKey: String
+  public var keep: [String]
+
+  public init(order: RunOrder, recipientKey: String, keep: [String]) {
+    self.order = order
+    self.recipientKey = recipientKey
+    self.keep = keep
+  }
+}
+
 /// The public model a server serves: its manifest and the names and sizes of its public files
 /// (config and tokenizer), which follow as raw messages in this order.
 public struct ModelCard: Codable, Sendable, Equatable {
@@ -142,6 +160,14 @@ public enum RoleMessage: Codable, Sendable, Equatable {
   case busy(String)
   /// The request or run failed; the message says why (never a secret).
   case failure(String)
+  /// P0 → dealer: which pooled shapes to keep for a setup (and the run ids P0's pool holds).
+  case poolPlanRequest(setupID: String, keep: [String])
+  /// Dealer → P0: the operator's pool targets that the setup's model can run.
+  case poolPlan([PoolTarget])
+  /// P0 → P1, P0 → dealer, P1 → dealer: deal a pooled run ahead.
+  case poolFill(PoolFill)
+  /// P1 → P0: P1 stored its stream of the pooled run.
+  case poolStored(runID: String)
 }
 
 /// The largest control message a role parses.
@@ -229,6 +255,10 @@ extension RoleMessage {
     case .join: "join"
     case .busy: "busy"
     case .failure: "failure"
+    case .poolPlanRequest: "pool-plan-request"
+    case .poolPlan: "pool-plan"
+    case .poolFill: "pool-fill"
+    case .poolStored: "pool-stored"
     }
   }
 }

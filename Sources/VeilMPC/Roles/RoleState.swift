@@ -42,7 +42,8 @@ public struct ServerRoleState: Sendable {
     _ setup: ServerSetupState, publicFiles: [String: [UInt8]], to directory: String
   ) throws -> ServerRoleState {
     guard !exists(in: directory) else {
-      throw RoleError.state("\(directory) already holds a setup: give each setup its own --state folder")
+      throw RoleError.state(
+        "\(directory) already holds a setup: give each setup its own --state folder")
     }
     try StateFiles.makeDirectory(directory + "/model")
     for (name, data) in publicFiles {
@@ -56,9 +57,11 @@ public struct ServerRoleState: Sendable {
     let record = Record(
       party: setup.party, manifest: setup.manifest, maskedDigest: hex(setup.maskedDigest),
       publicFiles: publicFiles.keys.sorted())
-    try StateFiles.write(Array(try StateFiles.encoder.encode(record)), to: directory + "/setup.json")
+    try StateFiles.write(
+      Array(try StateFiles.encoder.encode(record)), to: directory + "/setup.json")
     return ServerRoleState(
-      setup: setup, publicFiles: publicFiles, ledger: try RunLedger(directory: directory + "/ledger"))
+      setup: setup, publicFiles: publicFiles,
+      ledger: try RunLedger(directory: directory + "/ledger"))
   }
 
   /// Loads the state `save` wrote, checking every size and H(Ŵ).
@@ -93,7 +96,8 @@ public struct ServerRoleState: Sendable {
         (0..<t.chunkCount).map { i in Array(seeds[(16 * (chunk + i))..<(16 * (chunk + i) + 16)]) })
       chunk += t.chunkCount
     }
-    let setup = ServerSetupState(party: party, manifest: manifest, masked: values, seeds: tensorSeeds)
+    let setup = ServerSetupState(
+      party: party, manifest: manifest, masked: values, seeds: tensorSeeds)
     guard hex(setup.maskedDigest) == record.maskedDigest else {
       throw RoleError.state("\(directory)/masked.bin does not match the setup's H(Ŵ)")
     }
@@ -111,6 +115,8 @@ public struct DealerStateStore: Sendable {
   public let directory: String
   private let key: SymmetricKey
   public let ledger: RunLedger
+  /// The key the dealer seals the client streams of pooled runs to (derived from the state key).
+  let poolKey: PoolRecipientKey
 
   /// `key` is 32 bytes the operator provides (a file or an environment variable).
   public init(directory: String, key: [UInt8]) throws {
@@ -119,6 +125,7 @@ public struct DealerStateStore: Sendable {
     }
     self.directory = directory
     self.key = SymmetricKey(data: key)
+    poolKey = try PoolRecipientKey.derived(from: self.key, label: "veil.dealer-pool-key/1")
     try StateFiles.makeDirectory(directory + "/setups")
     ledger = try RunLedger(directory: directory + "/ledger")
   }
@@ -139,7 +146,8 @@ public struct DealerStateStore: Sendable {
     try manifest.validate()
     let file = try path(manifest.setupID)
     guard !FileManager.default.fileExists(atPath: file) else {
-      throw RoleError.state("the dealer already holds setup \(manifest.setupID): a setup id is used once")
+      throw RoleError.state(
+        "the dealer already holds setup \(manifest.setupID): a setup id is used once")
     }
     let secrets = try DealerSetupSecrets(manifest: manifest)
     let sealed = try AES.GCM.seal(
