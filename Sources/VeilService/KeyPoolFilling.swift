@@ -14,6 +14,18 @@ extension ServerService {
   static let poolIdleWait: Duration = .seconds(1)
   static let poolFailureWait: Duration = .seconds(15)
 
+  /// How long P0 trusts the dealer's plan before asking again.
+  static let planLifetime: Duration = .seconds(60)
+
+  /// The target furthest below its count whose stream fits the pool's room, if any.
+  static func wanted(_ targets: [PoolTarget], in pool: ServerKeyPool) -> PoolShape? {
+    let counts = pool.counts
+    let room = pool.limitBytes - pool.usedBytes
+    let fill = { (t: PoolTarget) in Double(counts[t.shape] ?? 0) / Double(t.count) }
+    return targets.filter { fill($0) < 1 && (pool.estimate($0.shape) ?? 0) < room }
+      .min { fill($0) < fill($1) }?.shape
+  }
+
   /// P0's background loop: fills the pool while the server is idle, until cancelled.
   func keepPoolFilled() async {
     var lastFailure = ""
@@ -39,21 +51,20 @@ extension ServerService {
       return false
     }
     let manifest = state.setup.manifest
+    // The plan as last asked, while fresh: an idle, full pool costs no connection.
+    if let cached = poolPlan.withLock({ $0 }), cached.at.duration(to: .now) < Self.planLifetime,
+      Self.wanted(cached.targets, in: pool) == nil
+    {
+      return false
+    }
     let planChannel = try await deployment.connect(to: dealer, as: .dealer, id: RunID.random())
     defer { Task { await planChannel.close() } }
     try await planChannel.send(.poolPlanRequest(setupID: manifest.setupID, keep: pool.runIDs))
     guard case .poolPlan(let targets) = try await planChannel.receiveReply() else {
       throw RoleError.unexpected(peer: planChannel.peerDescription, message: "another reply")
     }
-    let counts = pool.counts
-    let room = pool.limitBytes - pool.usedBytes
-    let wanted = targets.filter {
-      (counts[$0.shape] ?? 0) < $0.count && (pool.estimate($0.shape) ?? 0) < room
-    }.min {
-      Double(counts[$0.shape] ?? 0) / Double($0.count)
-        < Double(counts[$1.shape] ?? 0) / Double($1.count)
-    }
-    guard let shape = wanted?.shape else { return false }
+    poolPlan.withLock { $0 = (targets, .now) }
+    guard let shape = Self.wanted(targets, in: pool) else { return false }
 
     let runID = RunID.random()
     let order = shape.order(runID: runID, manifest: manifest)

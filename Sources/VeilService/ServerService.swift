@@ -26,6 +26,8 @@ public final class ServerService: Sendable {
   let metrics: ServiceMetrics
   /// The disk pool of key streams dealt ahead, if the operator gave one.
   let pool: ServerKeyPool?
+  /// P0: the dealer's pool targets as last asked, and when.
+  let poolPlan = Locked<(targets: [PoolTarget], at: ContinuousClock.Instant)?>(nil)
   let state: Locked<ServerRoleState?>
   private let setupInProgress = Locked(false)
   /// How long a run waits for the other roles to join it.
@@ -185,16 +187,19 @@ public final class ServerService: Sendable {
         logger.warning("key pool: p1 refused the pooled run (\(error)); keys on demand")
         return try await lead(request, state: state, peer: peer, client: client, logger: logger)
       }
+      let context: RunContext
       do {
-        let context = try await entry.order.context(manifest)
+        context = try await entry.order.context(manifest)
         try await client.send(.accepted(entry.order))
-        try await runParty(
-          context, order: entry.order, state: state, peer: p1, client: client,
-          keys: .pooled(entry, pool), logger: logger)
       } catch {
         pool.finish(entry)
+        await p1.close()
         throw error
       }
+      // runParty ends the pooled stream however the run ends.
+      try await runParty(
+        context, order: entry.order, state: state, peer: p1, client: client,
+        keys: .pooled(entry, pool), logger: logger)
       return
     }
     try await lead(request, state: state, peer: peer, client: client, logger: logger)
@@ -222,7 +227,11 @@ public final class ServerService: Sendable {
       await p1.close()
       throw error
     }
-    try await client.send(.accepted(order))
+    do { try await client.send(.accepted(order)) } catch {
+      await dealerChannel.close()
+      await p1.close()
+      throw error
+    }
     try await runParty(
       context, order: order, state: state, peer: p1, client: client, keys: .dealer(dealerChannel),
       logger: logger)
