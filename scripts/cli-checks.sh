@@ -186,7 +186,7 @@ fi
 
 # Key-pool options are checked before anything starts.
 expect_failure "dealer --pool malformed" "not SHAPE:COUNT" -- "$veil" dealer --state "$work/dealer" --pool 16x:2
-expect_failure "serve --key-pool-gb 0" "must be positive" -- "$veil" serve --party 1 --state "$work/p1" --dealer 127.0.0.1:1 --key-pool "$work/pool" --key-pool-gb 0
+expect_failure "serve --key-pool-gb 0" "must be a positive number" -- "$veil" serve --party 1 --state "$work/p1" --dealer 127.0.0.1:1 --key-pool "$work/pool" --key-pool-gb 0
 
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -120,10 +120,10 @@ struct DealerCommand: AsyncParsableCommand {
   var pool: String?
   @OptionGroup var network: NetworkOptions
 
-  func validate() throws {
-    if let pool {
-      do { _ = try PoolTarget.parse(pool) } catch { throw ValidationError("--pool: \(error)") }
-    }
+  /// The pool targets (a malformed --pool is an input error: one line, before anything starts).
+  func poolTargets() throws -> [PoolTarget] {
+    guard let pool else { return [] }
+    do { return try PoolTarget.parse(pool) } catch { throw CommandError("--pool: \(error)") }
   }
 
   func stateKey() throws -> [UInt8] {
@@ -149,6 +149,7 @@ struct DealerCommand: AsyncParsableCommand {
     SecureModel.tuneAllocator()
     let logger = network.logger("veil.dealer")
     let address = try endpoint(listen, "--listen")
+    let targets = try poolTargets()
     let store: DealerStateStore
     do { store = try DealerStateStore(directory: state, key: try stateKey()) } catch let error
       as CommandError
@@ -158,7 +159,7 @@ struct DealerCommand: AsyncParsableCommand {
     let deployment = try network.deployment(.dealer)
     let endpoint = try await startMetrics(metrics, logger: logger)
     let service = DealerService(
-      deployment: deployment, store: store, poolTargets: try pool.map(PoolTarget.parse) ?? [],
+      deployment: deployment, store: store, poolTargets: targets,
       logger: logger)
     let listener = try await deployment.listen(at: address, accepting: [.p0, .p1, .client, .owner])
     logger.info("dealer listening at \(listener.host):\(listener.port)")
@@ -212,9 +213,6 @@ struct ServeCommand: AsyncParsableCommand {
 
   func validate() throws {
     guard party == 0 || party == 1 else { throw ValidationError("--party must be 0 or 1") }
-    guard keyPoolGb > 0, keyPoolGb < 1e6 else {
-      throw ValidationError("--key-pool-gb must be positive")
-    }
     guard party == 1 || peer != nil else { throw ValidationError("P0 needs --peer (P1's address)") }
     if let maxConcurrent, maxConcurrent < 1 {
       throw ValidationError("--max-concurrent must be ≥ 1")
@@ -223,6 +221,9 @@ struct ServeCommand: AsyncParsableCommand {
 
   func run() async throws {
     SecureModel.tuneAllocator()
+    guard keyPoolGb > 0, keyPoolGb < 1e6 else {
+      throw CommandError("--key-pool-gb must be a positive number of GB (below 10^6)")
+    }
     let role: PartyRole = party == 0 ? .p0 : .p1
     var logger = network.logger("veil.serve")
     logger[metadataKey: "party"] = "p\(party)"
