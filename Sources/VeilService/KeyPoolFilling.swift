@@ -76,13 +76,9 @@ extension ServerService {
     guard case .accepted = try await p1.receiveReply() else {
       throw RoleError.unexpected(peer: p1.peerDescription, message: "another reply to a pool fill")
     }
-    let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: runID)
-    defer { Task { await dealerChannel.close() } }
-    try await dealerChannel.send(
-      .poolFill(PoolFill(order: order, recipientKey: pool.key.publicKey, keep: [])))
     let clock = ContinuousClock()
     let start = clock.now
-    let pending = try await pool.receive(order, from: dealerChannel)
+    let pending = try await receivePooled(order, into: pool)
     do {
       guard case .poolStored(let stored) = try await p1.receiveReply(), stored == order.runID else {
         throw RoleError.unexpected(
@@ -112,20 +108,25 @@ extension ServerService {
       throw RoleError.state("not a pooled run order")
     }
     pool.keepOnly(Set(fill.keep))
-    let runID = try RunID(order: fill.order)
-    let dealerChannel = try await deployment.connect(to: dealer, as: .dealer, id: runID)
-    defer { Task { await dealerChannel.close() } }
     try await leader.send(.accepted(fill.order))
-    try await dealerChannel.send(
-      .poolFill(PoolFill(order: fill.order, recipientKey: pool.key.publicKey, keep: [])))
-    let pending = try await pool.receive(fill.order, from: dealerChannel)
-    do { try pending.commit() } catch {
-      pending.abandon()
-      throw error
-    }
+    let pending = try await receivePooled(fill.order, into: pool)
+    try pending.commit()
     try await leader.send(.poolStored(runID: fill.order.runID))
     var logger = logger
-    logger[metadataKey: "run"] = "\(runID.description.prefix(12))"
+    logger[metadataKey: "run"] = "\(fill.order.runID.prefix(12))"
     logger.info("key pool: stored a \(shape) stream, \(pending.bytes) B; pool \(pool.summary)")
+  }
+
+  /// Asks the dealer for this server's sealed stream of pooled run `order` and receives it into
+  /// a pending file of `pool`.
+  private func receivePooled(_ order: RunOrder, into pool: ServerKeyPool) async throws
+    -> PendingPoolStream
+  {
+    let dealerChannel = try await deployment.connect(
+      to: dealer, as: .dealer, id: try RunID(order: order))
+    defer { Task { await dealerChannel.close() } }
+    try await dealerChannel.send(
+      .poolFill(PoolFill(order: order, recipientKey: pool.key.publicKey, keep: [])))
+    return try await pool.receive(order, from: dealerChannel)
   }
 }

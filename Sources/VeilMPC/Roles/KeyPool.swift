@@ -280,7 +280,10 @@ public final class ServerKeyPool: Sendable {
   }
 
   fileprivate func commit(_ pending: PendingPoolStream) throws {
-    try pending.file.finish()
+    do { try pending.file.finish() } catch {
+      pending.file.abandon()
+      throw error
+    }
     let entry = Entry(
       order: pending.order, shape: pending.shape, bytes: pending.file.bytes,
       path: pending.file.path)
@@ -306,6 +309,7 @@ public struct PendingPoolStream: Sendable {
   let shape: PoolShape
 
   public var bytes: Int { file.bytes }
+  /// Adds the stream to the pool (a stream that cannot be stored is removed).
   public func commit() throws { try pool.commit(self) }
   public func abandon() { file.abandon() }
 }

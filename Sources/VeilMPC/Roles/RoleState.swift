@@ -233,6 +233,11 @@ enum StateFiles {
         throw RoleError.state("cannot write \(path)")
       }
     }
+    syncFolder(of: path)
+  }
+
+  /// Syncs the folder holding `path`, so a rename into it survives a crash.
+  static func syncFolder(of path: String) {
     let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY)
     if folder >= 0 {
       fsync(folder)

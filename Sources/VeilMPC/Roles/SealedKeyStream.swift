@@ -146,11 +146,7 @@ final class SealedStreamFile: @unchecked Sendable {
       try handle.close()
     } catch { throw RoleError.state("cannot sync \(temporary)") }
     guard rename(temporary, path) == 0 else { throw RoleError.state("cannot write \(path)") }
-    let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY)
-    if folder >= 0 {
-      fsync(folder)
-      close(folder)
-    }
+    StateFiles.syncFolder(of: path)
   }
 
   func abandon() {
