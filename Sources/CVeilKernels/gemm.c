@@ -1,5 +1,5 @@
 // Ring GEMM over Z_2^64 (reduced to Z_2^n by a final mask) and a float64 GEMM for the
-// plaintext reference. The AVX-512 kernels keep an 8x16 block of C in 16 zmm registers and
+// plaintext reference. An AVX2 kernel serves CPUs without AVX-512 (below). The AVX-512 kernels keep an 8x16 block of C in 16 zmm registers and
 // stream a KC-deep slice of A (broadcast) and B (two vectors a row); the B slice stays in
 // L1/L2 (packed into a contiguous panel) while every row block of A passes over it.
 //
@@ -90,6 +90,72 @@ static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, s
     }                                                                                          \
   }
 
+// AVX2 (no 64-bit lane multiply): a·b = lo(a)·lo(b) + 2^32·(lo(a)·hi(b) + hi(a)·lo(b)) mod 2^64.
+// vpmuludq gives lo·lo in full; vpmulld of a against b with its 32-bit halves swapped gives
+// both cross products mod 2^32 in one instruction (only they matter after the shift). The cross
+// sums stay per 32-bit half and fold into the high word once, after the k loop: exact mod 2^64.
+// 6 rows x 4 columns keep 12 accumulators, 2 B vectors and A's broadcast in the 16 ymm registers.
+enum { MR2 = 6 };
+
+__attribute__((target("avx2"))) static void gemm_u64_avx2(size_t m, size_t n, size_t k,
+    const uint64_t *a, size_t lda, const uint64_t *b, size_t ldb, uint64_t *c, size_t ldc) {
+  /* The kc x 4 panel of B and the same words with their 32-bit halves swapped. */
+  uint64_t panel[KC * 8] __attribute__((aligned(32)));
+  for (size_t k0 = 0; k0 < k; k0 += KC) {
+    size_t kc = k - k0 < KC ? k - k0 : KC;
+    for (size_t j = 0; j < n; j += 4) {
+      size_t cols = n - j < 4 ? n - j : 4;
+      for (size_t p = 0; p < kc; p++) {
+        const uint64_t *row = b + (k0 + p) * ldb + j;
+        for (size_t q = 0; q < 4; q++) {
+          uint64_t v = q < cols ? row[q] : 0;
+          panel[p * 8 + q] = v;
+          panel[p * 8 + 4 + q] = (v >> 32) | (v << 32);
+        }
+      }
+      size_t i = 0;
+      for (; i + MR2 <= m; i += MR2) {
+        __m256i lo[MR2], cr[MR2];
+        for (int r = 0; r < MR2; r++) { lo[r] = _mm256_setzero_si256(); cr[r] = _mm256_setzero_si256(); }
+        const uint64_t *ap = a + i * lda + k0;
+        for (size_t p = 0; p < kc; p++) {
+          __m256i bv = _mm256_load_si256((const __m256i *)(panel + p * 8));
+          __m256i bs = _mm256_load_si256((const __m256i *)(panel + p * 8 + 4));
+          for (int r = 0; r < MR2; r++) {
+            __m256i av = _mm256_set1_epi64x((long long)ap[r * lda + p]);
+            lo[r] = _mm256_add_epi64(lo[r], _mm256_mul_epu32(av, bv));
+            cr[r] = _mm256_add_epi32(cr[r], _mm256_mullo_epi32(av, bs));
+          }
+        }
+        for (int r = 0; r < MR2; r++) {
+          __m256i hi = _mm256_add_epi64(_mm256_slli_epi64(cr[r], 32),
+                                        _mm256_and_si256(cr[r], _mm256_set1_epi64x((long long)0xFFFFFFFF00000000ull)));
+          __m256i sum = _mm256_add_epi64(lo[r], hi);
+          uint64_t out[4] __attribute__((aligned(32)));
+          _mm256_store_si256((__m256i *)out, sum);
+          uint64_t *crow = c + (i + r) * ldc + j;
+          for (size_t q = 0; q < cols; q++) crow[q] += out[q];
+        }
+      }
+      for (; i < m; i++) {
+        __m256i lo = _mm256_setzero_si256(), cr = _mm256_setzero_si256();
+        const uint64_t *ap = a + i * lda + k0;
+        for (size_t p = 0; p < kc; p++) {
+          __m256i av = _mm256_set1_epi64x((long long)ap[p]);
+          lo = _mm256_add_epi64(lo, _mm256_mul_epu32(av, _mm256_load_si256((const __m256i *)(panel + p * 8))));
+          cr = _mm256_add_epi32(cr, _mm256_mullo_epi32(av, _mm256_load_si256((const __m256i *)(panel + p * 8 + 4))));
+        }
+        __m256i hi = _mm256_add_epi64(_mm256_slli_epi64(cr, 32),
+                                      _mm256_and_si256(cr, _mm256_set1_epi64x((long long)0xFFFFFFFF00000000ull)));
+        uint64_t out[4] __attribute__((aligned(32)));
+        _mm256_store_si256((__m256i *)out, _mm256_add_epi64(lo, hi));
+        uint64_t *crow = c + i * ldc + j;
+        for (size_t q = 0; q < cols; q++) crow[q] += out[q];
+      }
+    }
+  }
+}
+
 #define VEIL_MADD_MULLO(acc, x, y) _mm512_add_epi64((acc), _mm512_mullo_epi64((x), (y)))
 #define VEIL_MADD_IFMA(acc, x, y) _mm512_madd52lo_epu64((acc), (x), (y))
 
@@ -104,6 +170,7 @@ int veil_gemm_kernel_available(veil_gemm_kernel kernel) {
   case VEIL_GEMM_PORTABLE: return 1;
   case VEIL_GEMM_AVX512: return (f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512DQ);
   case VEIL_GEMM_IFMA: return (f & VEIL_CPU_AVX512F) && (f & VEIL_CPU_AVX512IFMA);
+  case VEIL_GEMM_AVX2: return (f & VEIL_CPU_AVX2) != 0;
   }
   return 0;
 }
@@ -118,6 +185,7 @@ void veil_gemm_u64(veil_gemm_kernel kernel, size_t m, size_t n, size_t k, const 
 #if defined(__x86_64__)
   case VEIL_GEMM_AVX512: gemm_u64_avx512(m, n, k, a, lda, b, ldb, c, ldc); break;
   case VEIL_GEMM_IFMA: gemm_u64_ifma(m, n, k, a, lda, b, ldb, c, ldc); break;
+  case VEIL_GEMM_AVX2: gemm_u64_avx2(m, n, k, a, lda, b, ldb, c, ldc); break;
 #endif
   default: gemm_u64_portable(m, n, k, a, lda, b, ldb, c, ldc); break;
   }

@@ -38,6 +38,10 @@ public struct DPFKeys: Sendable, Equatable {
   public let count: Int
   /// Root seeds (or, for bits ≤ 7, the truth-table shares), 16 bytes per key.
   let roots: ArraySlice<UInt8>
+  /// Trees only: the 16-byte seed this party's roots expand from (`expandRoots`), so a record
+  /// carries one seed instead of 16 bytes per key. Truth tables are shares of a public
+  /// function of the other party's, so they are sent whole (nil).
+  let rootSeed: [UInt8]?
   /// Seed correction words, depth × count × 16 bytes, in tiles of `VEIL_DPF_TILE` keys each
   /// stored level-major (CVeilKernels.h), so that evaluating a tile streams one region.
   let cwSeeds: ArraySlice<UInt8>
@@ -49,19 +53,36 @@ public struct DPFKeys: Sendable, Equatable {
   /// Tree levels above the 128-bit leaves.
   public var depth: Int { Swift.max(bits - 7, 0) }
 
-  /// Key bytes per point: (bits − 7)(λ + 2) + 2λ bits for trees (2 control bits packed in a byte
-  /// on disk are counted at 2 bits here), λ bits for truth tables.
+  /// Key bits per point: (bits − 7)(λ + 2) + λ for trees (2 control bits packed in a byte on
+  /// disk are counted at 2 bits here), λ for truth tables; a batch of trees adds one λ-bit
+  /// root seed (`batchBits`).
   public static func keyBits(domainBits bits: Int) -> Int {
-    bits <= 7 ? 128 : (bits - 7) * 130 + 256
+    bits <= 7 ? 128 : (bits - 7) * 130 + 128
+  }
+
+  /// Bits a batch adds once, whatever its size: the root seed of a tree batch.
+  public static func batchBits(domainBits bits: Int) -> Int { bits <= 7 ? 0 : 128 }
+
+  /// The roots of `count` tree keys from their party's seed: AES-128-CTR keyed by the seed
+  /// (`SecureRandom(seed:)`), the generator the dealer draws everything else from. The roots
+  /// must be uniform and independent between the parties, and each party's seed is drawn
+  /// fresh per batch from the dealer's generator and sent to that party only.
+  static func expandRoots(seed: [UInt8], count: Int) throws(FSSError) -> [UInt8] {
+    var generator = try SecureRandom(seed: seed)
+    var roots = generator.bytes(16 * count)
+    // The kernels keep a root's low bit clear (the control bit is the party's number).
+    for i in 0..<count { roots[16 * i] &= 0xFE }
+    return roots
   }
 
   init(
-    bits: Int, count: Int, roots: ArraySlice<UInt8>, cwSeeds: ArraySlice<UInt8>, cwBits: [UInt8],
-    leafCW: ArraySlice<UInt8>
+    bits: Int, count: Int, roots: ArraySlice<UInt8>, rootSeed: [UInt8]?,
+    cwSeeds: ArraySlice<UInt8>, cwBits: [UInt8], leafCW: ArraySlice<UInt8>
   ) {
     self.bits = bits
     self.count = count
     self.roots = roots
+    self.rootSeed = rootSeed
     self.cwSeeds = cwSeeds
     self.cwBits = cwBits
     self.leafCW = leafCW
@@ -71,7 +92,7 @@ public struct DPFKeys: Sendable, Equatable {
   func validate() throws(FSSError) {
     let d = depth
     guard roots.count == 16 * count, cwSeeds.count == 16 * d * count, cwBits.count == d * count,
-      leafCW.count == (d == 0 ? 0 : 16 * count)
+      leafCW.count == (d == 0 ? 0 : 16 * count), (rootSeed?.count ?? 0) == (d == 0 ? 0 : 16)
     else { throw .corruptKey("DPF key arrays do not match \(count) keys of \(bits) bits") }
   }
 
@@ -117,8 +138,17 @@ public enum DPF {
     let depth = Swift.max(bits - 7, 0)
     let mask = domainMask(bits)
     let points = alphas.map { $0 & mask }
-    var roots0 = random.bytes(16 * n)
-    var roots1 = random.bytes(16 * n)
+    let seed0 = depth == 0 ? nil : random.bytes(16)
+    let seed1 = depth == 0 ? nil : random.bytes(16)
+    var roots0: [UInt8]
+    var roots1: [UInt8]
+    if let seed0, let seed1 {
+      roots0 = try DPFKeys.expandRoots(seed: seed0, count: n)
+      roots1 = try DPFKeys.expandRoots(seed: seed1, count: n)
+    } else {
+      roots0 = random.bytes(16 * n)
+      roots1 = random.bytes(16 * n)
+    }
     if depth == 0 {
       // Only the low 2^bits bits of a truth table are meaningful: keep the rest zero in both
       // shares so equal keys encode equal tables.
@@ -136,11 +166,11 @@ public enum DPF {
     }
     if depth == 0 { leafCW = [] }
     let k0 = DPFKeys(
-      bits: bits, count: n, roots: roots0[...], cwSeeds: cwSeeds[...], cwBits: cwBits,
-      leafCW: leafCW[...])
+      bits: bits, count: n, roots: roots0[...], rootSeed: seed0, cwSeeds: cwSeeds[...],
+      cwBits: cwBits, leafCW: leafCW[...])
     let k1 = DPFKeys(
-      bits: bits, count: n, roots: roots1[...], cwSeeds: cwSeeds[...], cwBits: cwBits,
-      leafCW: leafCW[...])
+      bits: bits, count: n, roots: roots1[...], rootSeed: seed1, cwSeeds: cwSeeds[...],
+      cwBits: cwBits, leafCW: leafCW[...])
     return (k0, k1, signBits)
   }
 

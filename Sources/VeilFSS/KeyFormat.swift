@@ -3,7 +3,8 @@
 //
 //   offset size  field
 //   0      4     magic "VKR1"
-//   4      2     format version (2: DPF corrections in tiles of 256 keys; 1 was batch-wide level-major)
+//   4      2     format version (3: a tree batch's roots expand from one seed; 2: DPF corrections in
+//                 tiles of 256 keys; 1 was batch-wide level-major)
 //   6      1     gate kind (KeyKind)
 //   7      1     party (0 or 1)
 //   8      1     input bits    9  1  output bits    10  1  shift    11  1  variant
@@ -43,7 +44,7 @@ public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 /// The fixed-size header of a key record.
 public struct KeyRecordHeader: Sendable, Equatable {
   public static let magic: [UInt8] = Array("VKR1".utf8)
-  public static let version: UInt16 = 2
+  public static let version: UInt16 = 3
   public static let size = 28
 
   public var kind: KeyKind
@@ -297,10 +298,12 @@ public enum KeyRecord {
 
 extension DPFKeys {
   /// Bytes of `write(to:)`.
-  var byteCount: Int { roots.count + cwSeeds.count + (cwBits.count + 3) / 4 + leafCW.count }
+  var byteCount: Int {
+    (rootSeed?.count ?? roots.count) + cwSeeds.count + (cwBits.count + 3) / 4 + leafCW.count
+  }
 
   func write(to w: inout ByteWriter) {
-    w.raw(roots)
+    if let rootSeed { w.raw(rootSeed[...]) } else { w.raw(roots) }
     w.raw(cwSeeds)
     w.packed(cwBits, bitsPerValue: 2)
     w.raw(leafCW)
@@ -311,9 +314,17 @@ extension DPFKeys {
       throw .invalidWidth("DPF domain of \(bits) bits in a key record")
     }
     let depth = Swift.max(bits - 7, 0)
-    // Seeds are slices of the record (no copy); the packed control bits are unpacked.
+    // Correction words are slices of the record (no copy); a tree batch's roots expand from
+    // its seed, and the packed control bits are unpacked.
+    let rootSeed = depth == 0 ? nil : Array(try r.take(16))
+    let roots: ArraySlice<UInt8>
+    if let rootSeed {
+      roots = try expandRoots(seed: rootSeed, count: count)[...]
+    } else {
+      roots = try r.take(16 * count)
+    }
     let keys = DPFKeys(
-      bits: bits, count: count, roots: try r.take(16 * count),
+      bits: bits, count: count, roots: roots, rootSeed: rootSeed,
       cwSeeds: try r.take(16 * depth * count),
       cwBits: try r.packed(depth * count, bitsPerValue: 2),
       leafCW: try r.take(depth == 0 ? 0 : 16 * count))
@@ -409,7 +420,9 @@ extension TruncationKey {
     compare.write(to: &w)
     w.bits(bitMaskShares)
     w.elements(corrections, bits: outputBits)
-    w.elements(wrapShares, bits: outputBits)
+    let wrap = TruncationGate.wrapSubgroup(
+      inputBits: inputBits, shift: shift, outputBits: outputBits)
+    w.elements(wrapShares.map { $0 >> UInt64(wrap.shift) }, bits: wrap.bits)
     return KeyRecord.seal(
       KeyRecordHeader(
         kind: .truncation, party: party, inputBits: inputBits, outputBits: outputBits, shift: shift,
@@ -439,7 +452,11 @@ extension TruncationKey {
       count: h.count)
     bitMaskShares = try r.bits(h.count)
     corrections = try r.elements(2 * h.count, bits: h.outputBits)
-    wrapShares = try r.elements(kind == .slack ? h.count : 0, bits: h.outputBits)
+    let wrap = TruncationGate.wrapSubgroup(
+      inputBits: h.inputBits, shift: h.shift, outputBits: h.outputBits)
+    wrapShares = try r.elements(kind == .slack ? h.count : 0, bits: wrap.bits).map {
+      ($0 << UInt64(wrap.shift)) & ringMask(h.outputBits)
+    }
     try KeyRecord.finish(r)
   }
 }

@@ -5,7 +5,9 @@
 import VeilFSS
 
 /// A published family of approximations (RECIPES.md §2).
-public enum Approximation: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
+public enum Approximation: String, Sendable, Hashable, Codable, CaseIterable,
+  CustomStringConvertible
+{
   /// SIGMA: lookup tables by FSS (GeLU = ReLU − LUT, exp = T_hi·T_lo, reciprocal and rsqrt LUTs).
   case sigma
   /// PUMA: piecewise polynomials, (1 + x/32)^32, Goldschmidt reciprocal, polynomial rsqrt.
@@ -46,6 +48,17 @@ public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvert
   public var geluIndexBits: Int
   /// SiLU: the index bits of its table at GeLU's input scale (SIGMA: 10, |x| < 16).
   public var siluIndexBits: Int
+  /// GeLU/SiLU compare in a ring of this many bits at the table's input scale s: TrWithSlack
+  /// reduces x into it, exact while |x| < 2^(m−s−2) (asserted and counted by the fixed-point
+  /// engine), so the DReLU walks m − 1 tree levels instead of n − 2f + s.
+  /// Deviation: SIGMA reduces to n − 2f + s + 1 bits (33 at n = 50, f = 12, |x| < 2^25); the
+  /// default s + 12 (|x| < 1024, far beyond any pre-activation seen in BERT, GPT-2 or LLaMA
+  /// checkpoints) halves GeLU's DPF keys and tree walks. Capped at SIGMA's width.
+  public var geluRingBits: Int
+  /// The ring GeLU's comparisons run in: `geluRingBits`, at most n − 2f + s + 1.
+  public var geluReducedBits: Int {
+    min(geluRingBits, ringBits - 2 * fractionalBits + geluInputScale + 1)
+  }
   /// Softmax runs in this many bits (max tree, z = max − x, clip): the scores are reduced
   /// into Z_2^m locally (exact while |score| < 2^(m−2), asserted), so each DReLU of the max
   /// tree and the clip compares m − 1 bits instead of n − 1.
@@ -104,7 +117,7 @@ public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvert
     normalization: Approximation = .sigma, ringBits: Int = 50, fractionalBits: Int = 12,
     productTruncation: TruncationKind = .slack,
     roundProducts: Bool = true, geluInputScale: Int = 6, geluIndexBits: Int = 8,
-    siluIndexBits: Int = 10,
+    siluIndexBits: Int = 10, geluRingBits: Int? = nil,
     expInputScale: Int = 12,
     expClipBits: Int = 16, reciprocalInputScale: Int = 6, reciprocalOutputScale: Int? = nil,
     rsqrtMantissaBits: Int = 7, rsqrtOutputScale: Int? = nil, layerNormSquareShift: Int? = nil,
@@ -130,6 +143,7 @@ public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvert
     self.geluInputScale = geluInputScale
     self.geluIndexBits = geluIndexBits
     self.siluIndexBits = siluIndexBits
+    self.geluRingBits = geluRingBits ?? geluInputScale + 12
     self.expInputScale = expInputScale
     self.expClipBits = expClipBits
     self.reciprocalInputScale = reciprocalInputScale
@@ -166,7 +180,7 @@ public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvert
   public var description: String {
     "\(recipeName) n=\(ringBits) f=\(fractionalBits) trunc=\(productTruncation == .slack ? "slack" : "floor")"
       + (roundProducts ? " round" : " floor-products")
-      + " gelu=\(geluIndexBits)b@\(geluInputScale) silu=\(siluIndexBits)b"
+      + " gelu=\(geluIndexBits)b@\(geluInputScale) silu=\(siluIndexBits)b gelu@\(geluReducedBits)b"
       + " exp=\(expClipBits)b@\(expInputScale) recip@\(reciprocalInputScale)→\(reciprocalOutputScale)"
       + " rsqrt=\(rsqrtMantissaBits)m→\(rsqrtOutputScale)"
       + (layerNormSquareShift > 0 ? " lnSquare>>\(layerNormSquareShift)" : "")
@@ -192,10 +206,12 @@ public struct RecipeParameters: Sendable, Hashable, Codable, CustomStringConvert
     guard (1...f).contains(geluInputScale), (2...12).contains(geluIndexBits) else {
       throw .invalidParameters("GeLU table: input scale 1…f and 2…12 index bits")
     }
-    guard n - 2 * f + geluInputScale + 1 >= max(geluIndexBits, siluIndexBits) + 3,
+    guard geluReducedBits >= max(geluIndexBits, siluIndexBits) + 3,
       (2...12).contains(siluIndexBits)
     else {
-      throw .invalidParameters("GeLU/SiLU: the reduced ring is narrower than the table index")
+      throw .invalidParameters(
+        "GeLU/SiLU: the reduced ring (\(geluReducedBits) bits) is narrower than the table index + 3"
+      )
     }
     guard (4...24).contains(expInputScale), (4...24).contains(expClipBits), expClipBits < n - 2
     else {

@@ -7,8 +7,8 @@ import VeilModels
 
 extension Recipe {
   /// GeLU(x) = ReLU(x) − T[c] (RECIPES §2.1): TrWithSlack from n bits at scale f to
-  /// n − 2f + s + 1 bits at scale s (s = 6), which needs the integer x·2^f to satisfy
-  /// |x·2^f| < 2^(n−f−1) (SIGMA's bound; asserted and counted); one DReLU key at offsets 0,
+  /// m = `geluReducedBits` bits at scale s (s = 6), which needs |x| < 2^(m−s−2) (asserted and
+  /// counted; SIGMA's m = n − 2f + s + 1 is its bound |x·2^f| < 2^(n−f−1)); one DReLU key at offsets 0,
   /// −(2^b − 1), 2^b − 1 gives the sign d and the in-range bits; two selects in Z_2^b form the
   /// clipped index; d·x is ReLU; one b-bit LUT; 6 rounds.
   ///
@@ -41,9 +41,10 @@ extension Recipe {
         site(op, name),
         "\(name) takes \(parameters.ringBits)/\(parameters.fractionalBits), not \(format)")
     }
-    let bound = Int64(1) << Int64(n - f - 1)
+    // x·2^s must fit the reduced ring with one bit to spare for the offsets ±(2^b − 1).
+    let reducedBits = parameters.geluReducedBits
+    let bound = Int64(1) << Int64(reducedBits - 2 + f - s)
     try await b.assertRange(x, (-bound + 1)...(bound - 1), site: site(op, name + ".inputBound"))
-    let reducedBits = n - 2 * f + s + 1
     // Floor, not rounding: the sign of the result must be the sign of x.
     let xt = try await b.truncate(
       x, kind: .slack, shift: f - s, outputBits: reducedBits, site: site(op, name + ".truncate"))
@@ -79,22 +80,28 @@ extension Recipe {
       site: site(op, name + ".output"))
   }
 
-  /// exp(−z) for z ≥ 0 at scale f (RECIPES §2.2 nExp): z is brought to scale 12, clipped to
-  /// 16 bits (z < 16; exp(−16) is below ½ ulp) with one DReLU + select, split into its high
-  /// byte (truncate-reduce) and low byte (local), looked up in two tables and multiplied, with
-  /// an exact truncation.
+  /// exp(−z) for z ≥ 0 at scale f (RECIPES §2.2 nExp): z is brought to scale 12 and split into
+  /// its low byte (local) and the rest (truncate-reduce); the rest is clipped to the high
+  /// table's 8 bits (z < 16; exp(−16) is below ½ ulp) with one DReLU + select, both halves are
+  /// looked up in two tables and multiplied, with an exact truncation.
+  ///
+  /// - Note: Deviation: SIGMA clips z to 16 bits before the split, with a DReLU in z's ring;
+  ///   clipping the high part after it compares 8 bits fewer (BERT-base: 0.3 GB fewer keys per
+  ///   party). Beyond the clip the low byte is z's own instead of 255: the result is still at
+  ///   most T_hi's last entry, which is 0 for every f < 21 (exp(−255/16)·2^f < ½).
   func negativeExp(_ z: Backend.Value, op: OpSite) async throws -> Backend.Value {
     let inputScale = parameters.expInputScale
     let clipBits = parameters.expClipBits
     let lowBits = clipBits / 2
     let scaled = try await rescale(z, to: inputScale, gate: "exp.rescale", op: op)
-    let clipped = try await clipAbove(
-      scaled, Int64(1) << Int64(clipBits) - 1, gate: "exp", op: op)
-    let narrow = try await b.reduceRing(clipped, bits: clipBits, site: site(op, "exp.split"))
-    let low = try await b.reduceRing(narrow, bits: lowBits, site: site(op, "exp.split"))
-    let high = try await b.truncate(
-      narrow, kind: .reduce, shift: lowBits, outputBits: clipBits - lowBits,
+    let low = try await b.reduceRing(scaled, bits: lowBits, site: site(op, "exp.split"))
+    let rest = try await b.truncate(
+      scaled, kind: .reduce, shift: lowBits, outputBits: b.format(of: scaled).bits - lowBits,
       site: site(op, "exp.high"))
+    let clipped = try await clipAbove(
+      rest, Int64(1) << Int64(clipBits - lowBits) - 1, gate: "exp", op: op)
+    let high = try await b.reduceRing(
+      clipped, bits: clipBits - lowBits, site: site(op, "exp.split"))
     // Both tables in the rounds of one lookup.
     let e = try await b.lookups(
       [high, low], tables: [expHighTable, expLowTable], open: true, site: site(op, "exp.lut"))

@@ -1,5 +1,6 @@
 // Kernel choice for ring GEMM: IFMA when the ring fits 52 bits, else AVX-512 vpmullq, else
-// portable C. `VEIL_GEMM_KERNEL=portable|avx512|ifma` forces one (for tests and benches).
+// AVX2, else portable C. `VEIL_GEMM_KERNEL=portable|avx2|avx512|ifma` forces one (for tests
+// and benches).
 import CVeilKernels
 
 #if canImport(Glibc)
@@ -10,11 +11,12 @@ import CVeilKernels
 
 /// The ring GEMM kernel variants of `CVeilKernels`.
 public enum RingGEMMKernel: String, Sendable, CaseIterable, CustomStringConvertible {
-  case portable, avx512, ifma
+  case portable, avx2, avx512, ifma
 
   var cValue: veil_gemm_kernel {
     switch self {
     case .portable: return VEIL_GEMM_PORTABLE
+    case .avx2: return VEIL_GEMM_AVX2
     case .avx512: return VEIL_GEMM_AVX512
     case .ifma: return VEIL_GEMM_IFMA
     }
@@ -44,6 +46,7 @@ public enum RingGEMMKernel: String, Sendable, CaseIterable, CustomStringConverti
     if let forced, usable.contains(forced) { return forced }
     if usable.contains(.ifma) { return .ifma }
     if usable.contains(.avx512) { return .avx512 }
+    if usable.contains(.avx2) { return .avx2 }
     return .portable
   }
 }
@@ -59,7 +62,8 @@ public enum RingGEMM {
     c: UnsafeMutableBufferPointer<UInt64>, cOffset: Int, mask: UInt64, accumulate: Bool = false
   ) {
     guard m > 0, n > 0 else { return }
-    precondition(a.count >= aOffset + m * k && b.count >= bOffset + k * n && c.count >= cOffset + m * n)
+    precondition(
+      a.count >= aOffset + m * k && b.count >= bOffset + k * n && c.count >= cOffset + m * n)
     let bits = 64 - mask.leadingZeroBitCount
     let usable = kernel.isAvailable && kernel.supports(bits: bits) ? kernel : .portable
     guard k > 0, let pa = a.baseAddress, let pb = b.baseAddress, let pc = c.baseAddress else {
@@ -75,7 +79,9 @@ public enum RingGEMM {
 extension RingGEMM {
   /// The i-j-k triple loop mod 2^n over row-major arrays: the reference every kernel is tested
   /// against, and the "naive Swift" baseline of `veil bench gemm`.
-  public static func naive(_ a: [UInt64], _ b: [UInt64], m: Int, k: Int, n: Int, mask: UInt64) -> [UInt64] {
+  public static func naive(_ a: [UInt64], _ b: [UInt64], m: Int, k: Int, n: Int, mask: UInt64)
+    -> [UInt64]
+  {
     var c = [UInt64](repeating: 0, count: m * n)
     for i in 0..<m {
       for j in 0..<n {
@@ -92,7 +98,8 @@ extension RingGEMM {
 public enum CPUFeatures {
   public static var names: [String] {
     let table: [(Int, String)] = [
-      (Int(VEIL_CPU_AESNI), "aes"), (Int(VEIL_CPU_AVX2), "avx2"), (Int(VEIL_CPU_AVX512F), "avx512f"),
+      (Int(VEIL_CPU_AESNI), "aes"), (Int(VEIL_CPU_AVX2), "avx2"),
+      (Int(VEIL_CPU_AVX512F), "avx512f"),
       (Int(VEIL_CPU_AVX512DQ), "avx512dq"), (Int(VEIL_CPU_AVX512IFMA), "avx512ifma"),
       (Int(VEIL_CPU_VAES), "vaes"), (Int(VEIL_CPU_PCLMUL), "pclmul"),
     ]

@@ -17,6 +17,17 @@ struct RecipeOptions: ParsableArguments {
   var ringBits: Int?
   @Option(help: "Fractional bits f (default: the recipe's, 12 / 18 / 16).")
   var fractionalBits: Int?
+  @Option(
+    help: ArgumentHelp(
+      "SIGMA GeLU/SiLU: compare in this many bits at the table's scale (default 18: |x| < 1024).",
+      discussion:
+        "Inputs beyond 2^(bits − 8) wrap; the fixed-point engine counts them (--ranges)."))
+  var geluRingBits: Int?
+  @Option(
+    help: ArgumentHelp(
+      "SIGMA softmax: max tree in this many bits (default f + 14: |score| < 2^(bits − f − 2)).")
+  )
+  var softmaxRingBits: Int?
   @Option(help: "PUMA: squarings k of exp ≈ (1 + x/2^k)^(2^k) (default 8; PUMA's runs used 5).")
   var expIterations: Int?
   @Option(help: "SecFormer: Goldschmidt iterations of rsqrt (default 16).")
@@ -30,6 +41,8 @@ struct RecipeOptions: ParsableArguments {
     if let gelu { p.gelu = gelu }
     if let softmax { p.softmax = softmax }
     if let norm { p.normalization = norm }
+    if let geluRingBits { p.geluRingBits = geluRingBits }
+    if let softmaxRingBits { p.softmaxRingBits = softmaxRingBits }
     if let expIterations { p.expIterations = expIterations }
     if let rsqrtIterations { p.rsqrtIterations = rsqrtIterations }
     do { try p.validate() } catch { throw CommandError("\(error)") }

@@ -87,6 +87,27 @@ import VeilRing
     }
   }
 
+  @Test func keysPrintTheirShapeOnly() throws {
+    var random = try SecureRandom()
+    let (k0, _, _) = try DPF.gen(bits: 20, alphas: [1, 2, 3], prg: prg, random: &random)
+    let (d0, _) = try DReLUGate.gen(
+      ring: try Ring(bits: 18), offsets: [0, 5], inputMasks: random.elements(3, bits: 18),
+      outputMasks: random.bits(6), prg: prg, random: &random)
+    let (t0, _) = try TruncationGate.gen(
+      kind: .slack, inputBits: 50, shift: 12, outputBits: 50,
+      inputMasks: random.elements(3, bits: 50), outputMasks: random.elements(3, bits: 50),
+      prg: prg, random: &random)
+    #expect(String(describing: k0) == "DPFKeys(3 keys, 20-bit domain, redacted)")
+    #expect(String(reflecting: d0) == "DReLUKey(3 keys, 18-bit ring, 2 offsets, redacted)")
+    for key in [k0, d0, t0] as [Any] {
+      var dumped = ""
+      dump(key, to: &dumped)
+      // No stored property (roots, seeds, corrections, shares) reaches a dump.
+      #expect(!dumped.contains("root") && !dumped.contains("Shares") && !dumped.contains("compare"))
+      #expect(dumped.contains("redacted"))
+    }
+  }
+
   @Test(arguments: [5, 7, 8, 16, 32, 50, 64])
   func dpfRecordSizeMatchesTheFormula(bits: Int) throws {
     var random = try SecureRandom()
@@ -95,8 +116,10 @@ import VeilRing
       bits: bits, alphas: random.elements(n, bits: bits), prg: prg, random: &random)
     let record = k0.serialized(party: 0)
     let payload = record.count - KeyRecordHeader.size - 4
-    // (bits − 7)(λ + 2) + 2λ bits per key; the control bits round up to whole bytes per batch.
-    let formulaBytes = Double(n * DPFKeys.keyBits(domainBits: bits)) / 8
+    // (bits − 7)(λ + 2) + λ bits per key and one λ-bit root seed per batch of trees; the
+    // control bits round up to whole bytes per batch.
+    let formulaBytes =
+      Double(n * DPFKeys.keyBits(domainBits: bits) + DPFKeys.batchBits(domainBits: bits)) / 8
     #expect(Double(payload) >= formulaBytes)
     #expect(Double(payload) <= formulaBytes + 1)
     #expect(try DPFKeys(record: record, party: 0) == k0)

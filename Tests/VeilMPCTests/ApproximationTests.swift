@@ -30,11 +30,18 @@ import VeilTestSupport
   }
 
   @Test func geluCountsInputsBeyondItsBound() async throws {
-    // n = 37, f = 12: the bound is |x| < 2^(n−f−1) at scale f, i.e. |x| < 2^12 = 4096.
+    // The default reduced ring of 18 bits at scale 6 holds |x| < 2^(18−6−2) = 1024.
     let recipe = try makeRecipe(RecipeParameters(ringBits: 37))
-    let x = try encode([1, 4095, 4096.5, -5000], shape: [4], bits: 37)
+    let x = try encode([1, 1023.5, 1024.5, -5000], shape: [4], bits: 37)
     _ = try await recipe.gelu(x, op: testOp)
     #expect(recipe.backend.recorder.violationTotals[.recipeBound] == 2)
+    // A wider ring is capped at SIGMA's n − 2f + s + 1 = 20 bits (n = 37, f = 12): the bound
+    // is then SIGMA's |x| < 2^(n−f−1) at scale f, i.e. |x| < 2^12 = 4096.
+    let wide = try makeRecipe(RecipeParameters(ringBits: 37, geluRingBits: 40))
+    #expect(wide.parameters.geluReducedBits == 20)
+    _ = try await wide.gelu(
+      try encode([1, 4095, 4096.5, -5000], shape: [4], bits: 37), op: testOp)
+    #expect(wide.backend.recorder.violationTotals[.recipeBound] == 2)
   }
 
   func softmaxReference(_ row: [Double], valid: Int) -> [Double] {

@@ -37,20 +37,23 @@ import VeilTestSupport
     architecture: .gpt2, vocabularySize: 40, hiddenSize: 32, layers: 2, heads: 4,
     intermediateSize: 128, maxPositions: 16, typeVocabularySize: 0, normEpsilon: 1e-5)
 
-  /// Measured 2026-12-03 (commit after 93445d7).
+  /// Measured 2026-12-08: GeLU compares in 18 bits instead of 33, the exponential's clip after
+  /// its split (8 bits fewer), DPF roots from one seed per batch and TrWithSlack's wrap term
+  /// shared in its subgroup (issue 20); online bytes fall with the narrower GeLU truncation
+  /// outputs.
   static let expected: [String: Pinned] = [
     "sigma/bert": Pinned(
-      rounds: 205, onlineBytes: 248040, keyBytes: [1_998_674, 1_897_514, 589], clientBytes: 2388),
+      rounds: 205, onlineBytes: 243340, keyBytes: [1_470_100, 1_368_940, 589], clientBytes: 2388),
     "sigma/gpt2": Pinned(
-      rounds: 190, onlineBytes: 284540, keyBytes: [2_289_376, 2_171_488, 589], clientBytes: 3512),
+      rounds: 190, onlineBytes: 278864, keyBytes: [1_672_152, 1_554_264, 589], clientBytes: 3512),
     "puma/bert": Pinned(
-      rounds: 323, onlineBytes: 540896, keyBytes: [4_879_632, 4_615_280, 653], clientBytes: 3024),
+      rounds: 323, onlineBytes: 540896, keyBytes: [4_559_309, 4_294_957, 653], clientBytes: 3024),
     "puma/gpt2": Pinned(
-      rounds: 302, onlineBytes: 618454, keyBytes: [5_589_753, 5_283_945, 653], clientBytes: 4464),
+      rounds: 302, onlineBytes: 618454, keyBytes: [5_220_539, 4_914_731, 653], clientBytes: 4464),
     "secformer/bert": Pinned(
-      rounds: 827, onlineBytes: 458142, keyBytes: [4_387_042, 4_040_058, 673], clientBytes: 3024),
+      rounds: 827, onlineBytes: 458142, keyBytes: [4_098_023, 3_751_039, 640], clientBytes: 3024),
     "secformer/gpt2": Pinned(
-      rounds: 721, onlineBytes: 509290, keyBytes: [5_000_504, 4_595_368, 673], clientBytes: 4464),
+      rounds: 721, onlineBytes: 509290, keyBytes: [4_669_552, 4_264_416, 673], clientBytes: 4464),
   ]
 
   @Test(arguments: Approximation.allCases)

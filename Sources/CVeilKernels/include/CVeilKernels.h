@@ -1,5 +1,5 @@
-// CVeilKernels owns Veil's hot loops: ring GEMM (portable, AVX-512, AVX-512 IFMA) and, later,
-// the AES PRG and DPF inner loops. Plain functions over pointers and sizes: no policy, no
+// CVeilKernels owns Veil's hot loops: ring GEMM (portable, AVX2, AVX-512, AVX-512 IFMA), the
+// AES PRG and the DPF inner loops. Plain functions over pointers and sizes: no policy, no
 // allocation. Swift (VeilRing) owns lifetimes, kernel choice and errors.
 #pragma once
 #include <stddef.h>
@@ -32,6 +32,7 @@ typedef enum {
   VEIL_GEMM_PORTABLE = 0,  ///< scalar C, any x86-64 / arm64
   VEIL_GEMM_AVX512 = 1,    ///< vpmullq 8x16 register kernel; exact mod 2^64
   VEIL_GEMM_IFMA = 2,      ///< vpmadd52luq 8x16 kernel; exact mod 2^n only for n <= 52 and inputs < 2^52
+  VEIL_GEMM_AVX2 = 3,      ///< vpmuludq + vpmulld 6x4 kernel for CPUs without AVX-512; exact mod 2^64
 } veil_gemm_kernel;
 
 /// 1 when `kernel` can run on this CPU.

@@ -34,7 +34,8 @@ public struct TruncationKey: Sendable, Equatable {
   let bitMaskShares: [UInt8]
   /// Shares of the two corrections, element-major: [corr(ĉ = 0), corr(ĉ = 1)].
   let corrections: [UInt64]
-  /// Shares of 2^(n−s)·msb(r) (TrWithSlack only).
+  /// Shares of 2^(n−s)·msb(r) (TrWithSlack only), in the subgroup 2^(n−s)·Z_2^m
+  /// (`wrapSubgroup`).
   let wrapShares: [UInt64]
   public var count: Int { compare.count }
 }
@@ -43,6 +44,16 @@ public enum TruncationGate {
   /// The public offset added to the input before the comparison.
   static func offset(kind: TruncationKind, inputBits n: Int) -> UInt64 {
     kind == .slack ? 1 << UInt64(n - 2) : 1 << UInt64(n - 1)
+  }
+
+  /// TrWithSlack's wrap term 2^(n−s)·msb(r) lies in the subgroup 2^(n−s)·Z_2^m, so it is
+  /// shared there: uniform shares of that subgroup hide it as well as shares of Z_2^m, and
+  /// each is a (m − (n − s))-bit multiple (none when m ≤ n − s). A product truncation
+  /// (n = m = 50, s = 12) ships 12 bits instead of 50.
+  static func wrapSubgroup(inputBits n: Int, shift s: Int, outputBits m: Int) -> (
+    shift: Int, bits: Int
+  ) {
+    (n - s, Swift.max(m - (n - s), 0))
   }
 
   /// The comparison width: the shift, or the whole input for a sign extension.
@@ -58,11 +69,17 @@ public enum TruncationGate {
   ) throws(FSSError) -> (TruncationKey, TruncationKey) {
     switch kind {
     case .reduce:
-      guard n >= 2, s >= 1, s < n, m == n - s else { throw .invalidWidth("reduce needs 1 ≤ s < n and m = n − s") }
+      guard n >= 2, s >= 1, s < n, m == n - s else {
+        throw .invalidWidth("reduce needs 1 ≤ s < n and m = n − s")
+      }
     case .slack:
-      guard n >= 3, s >= 1, s <= n - 2, m >= 1, m <= n else { throw .invalidWidth("slack needs 1 ≤ s ≤ n − 2, m ≤ n") }
+      guard n >= 3, s >= 1, s <= n - 2, m >= 1, m <= n else {
+        throw .invalidWidth("slack needs 1 ≤ s ≤ n − 2, m ≤ n")
+      }
     case .signExtend:
-      guard s == 0, n >= 1, m > n, m <= 64 else { throw .invalidWidth("sign extension needs s = 0 and m > n") }
+      guard s == 0, n >= 1, m > n, m <= 64 else {
+        throw .invalidWidth("sign extension needs s = 0 and m > n")
+      }
     }
     guard outputMasks.count == inputMasks.count else {
       throw .countMismatch(expected: inputMasks.count, found: outputMasks.count)
@@ -71,7 +88,8 @@ public enum TruncationGate {
     let w = compareBits(kind: kind, inputBits: n, shift: s)
     let lowMask = ringMask(w)
     let outMask = ringMask(m)
-    let (k0, k1, wrap) = try MaskCompare.gen(bits: w, alphas: inputMasks.map { $0 & lowMask }, prg: prg, random: &random)
+    let (k0, k1, wrap) = try MaskCompare.gen(
+      bits: w, alphas: inputMasks.map { $0 & lowMask }, prg: prg, random: &random)
     let rho = random.bits(count)
     var corrections = [UInt64](repeating: 0, count: 2 * count)
     var wrapValues = [UInt64]()
@@ -89,18 +107,26 @@ public enum TruncationGate {
         }
         corrections[2 * e + opened] = (value &+ outputMasks[e]) & outMask
       }
-      if kind == .slack { wrapValues.append((UInt64((r >> UInt64(n - 1)) & 1) << UInt64(n - s)) & outMask) }
+      if kind == .slack {
+        wrapValues.append((UInt64((r >> UInt64(n - 1)) & 1) << UInt64(n - s)) & outMask)
+      }
     }
     let (b0, b1) = shareBits(zip(rho, wrap).map { $0 ^ $1 }, random: &random)
     let (c0, c1) = shareArithmetic(corrections, bits: m, random: &random)
-    let (w0, w1) = shareArithmetic(wrapValues, bits: m, random: &random)
+    let subgroup = wrapSubgroup(inputBits: n, shift: s, outputBits: m)
+    let (w0, w1) = shareArithmetic(
+      wrapValues.map { $0 >> UInt64(subgroup.shift) }, bits: subgroup.bits, random: &random)
+    let inSubgroup = { (shares: [UInt64]) in shares.map { ($0 << UInt64(subgroup.shift)) & outMask }
+    }
     return (
       TruncationKey(
-        kind: kind, inputBits: n, shift: s, outputBits: m, compare: k0, bitMaskShares: b0, corrections: c0,
-        wrapShares: w0),
+        kind: kind, inputBits: n, shift: s, outputBits: m, compare: k0, bitMaskShares: b0,
+        corrections: c0,
+        wrapShares: inSubgroup(w0)),
       TruncationKey(
-        kind: kind, inputBits: n, shift: s, outputBits: m, compare: k1, bitMaskShares: b1, corrections: c1,
-        wrapShares: w1)
+        kind: kind, inputBits: n, shift: s, outputBits: m, compare: k1, bitMaskShares: b1,
+        corrections: c1,
+        wrapShares: inSubgroup(w1))
     )
   }
 
@@ -108,20 +134,23 @@ public enum TruncationGate {
   public static func evalBits(
     party: Int, key: TruncationKey, maskedInputs: [UInt64], prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> [UInt8] {
-    guard maskedInputs.count == key.count else { throw .countMismatch(expected: key.count, found: maskedInputs.count) }
+    guard maskedInputs.count == key.count else {
+      throw .countMismatch(expected: key.count, found: maskedInputs.count)
+    }
     let n = key.inputBits
     let offset = offset(kind: key.kind, inputBits: n)
     let lowMask = ringMask(compareBits(kind: key.kind, inputBits: n, shift: key.shift))
     let inMask = ringMask(n)
     let points = maskedInputs.map { (($0 &+ offset) & inMask) & lowMask }
-    let below = try MaskCompare.eval(party: party, keys: key.compare, points: points, prg: prg, threads: threads)
+    let below = try MaskCompare.eval(
+      party: party, keys: key.compare, points: points, prg: prg, threads: threads)
     return zip(below, key.bitMaskShares).map { $0 ^ $1 }
   }
 
   /// Party, round 2: its share of the masked output, given the opened comparison bits.
-  public static func evalOutput(party: Int, key: TruncationKey, maskedInputs: [UInt64], openedBits: [UInt8]) throws(
-    FSSError
-  ) -> [UInt64] {
+  public static func evalOutput(
+    party: Int, key: TruncationKey, maskedInputs: [UInt64], openedBits: [UInt8]
+  ) throws(FSSError) -> [UInt64] {
     guard maskedInputs.count == key.count, openedBits.count == key.count else {
       throw .countMismatch(expected: key.count, found: maskedInputs.count)
     }

@@ -134,6 +134,7 @@ struct CanonicalDigest {
     int(p.roundProducts ? 1 : 0)
     for v in [
       p.ringBits, p.fractionalBits, p.geluInputScale, p.geluIndexBits, p.siluIndexBits,
+      p.geluReducedBits,
       p.softmaxRingBits, p.expInputScale, p.expClipBits, p.reciprocalInputScale,
       p.reciprocalOutputScale, p.rsqrtMantissaBits, p.rsqrtOutputScale, p.layerNormSquareShift,
       p.expIterations, p.expCutoff, p.reciprocalIterations, p.divisionIterations,
