@@ -3,7 +3,8 @@
 //
 //   offset size  field
 //   0      4     magic "VKR1"
-//   4      2     format version (3: a tree batch's roots expand from one seed; 2: DPF corrections in
+//   4      2     format version (4: one party's shares of a select, truncation or lookup batch
+//                 expand from a seed; 3: a tree batch's roots expand from one seed; 2: DPF corrections in
 //                 tiles of 256 keys; 1 was batch-wide level-major)
 //   6      1     gate kind (KeyKind)
 //   7      1     party (0 or 1)
@@ -44,7 +45,7 @@ public enum KeyKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 /// The fixed-size header of a key record.
 public struct KeyRecordHeader: Sendable, Equatable {
   public static let magic: [UInt8] = Array("VKR1".utf8)
-  public static let version: UInt16 = 3
+  public static let version: UInt16 = 4
   public static let size = 28
 
   public var kind: KeyKind
@@ -73,6 +74,12 @@ struct ByteWriter {
     withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
   }
   mutating func raw(_ v: some Collection<UInt8>) { bytes.append(contentsOf: v) }
+
+  /// A share seed: a flag byte, then the 16-byte seed when there is one (`SeededSharing`).
+  mutating func shareSeed(_ seed: [UInt8]?) {
+    u8(seed == nil ? 0 : 1)
+    if let seed { raw(seed) }
+  }
 
   /// Ring elements in ⌈bits/8⌉ bytes each (little-endian, the low bytes of each element).
   mutating func elements(_ values: [UInt64], bits: Int) {
@@ -155,6 +162,18 @@ struct ByteReader {
   }
 
   mutating func raw(_ n: Int) throws(FSSError) -> [UInt8] { Array(try take(n)) }
+
+  /// A share seed written by `ByteWriter.shareSeed`, and the shares' source: the seed's
+  /// expansion (drawn in the dealer's order) or, without one, the record itself.
+  mutating func shareSource() throws(FSSError) -> ShareSource {
+    switch try u8() {
+    case 0: return ShareSource(seed: nil, expansion: nil)
+    case 1:
+      let seed = try raw(16)
+      return ShareSource(seed: seed, expansion: try SecureRandom(seed: seed))
+    case let flag: throw .corruptKey("share seed flag \(flag)")
+    }
+  }
 
   mutating func elements(_ count: Int, bits: Int) throws(FSSError) -> [UInt64] {
     let width = (bits + 7) / 8
@@ -294,6 +313,24 @@ public enum KeyRecord {
   }
 }
 
+/// Where a decoded key's shares come from: the expansion of its seed, or the record.
+struct ShareSource {
+  let seed: [UInt8]?
+  var expansion: SecureRandom?
+
+  mutating func elements(_ count: Int, bits: Int, from r: inout ByteReader) throws(FSSError)
+    -> [UInt64]
+  {
+    if expansion != nil { return expansion!.elements(count, bits: bits) }
+    return try r.elements(count, bits: bits)
+  }
+
+  mutating func bits(_ count: Int, from r: inout ByteReader) throws(FSSError) -> [UInt8] {
+    if expansion != nil { return expansion!.bits(count) }
+    return try r.bits(count)
+  }
+}
+
 // MARK: - Per-key encodings
 
 extension DPFKeys {
@@ -387,8 +424,11 @@ extension DReLUKey {
 
 extension SelectKey {
   public func serialized(party: Int) -> [UInt8] {
-    var w = KeyRecord.payloadWriter(capacity: 4 * count * 8)
-    for part in [valueMask, bitMask, product, outputMask] { w.elements(part, bits: ring.bits) }
+    var w = KeyRecord.payloadWriter(capacity: 4 * count * 8 + 17)
+    w.shareSeed(shareSeed)
+    if shareSeed == nil {
+      for part in [valueMask, bitMask, product, outputMask] { w.elements(part, bits: ring.bits) }
+    }
     return KeyRecord.seal(
       KeyRecordHeader(
         kind: .select, party: party, inputBits: ring.bits, outputBits: ring.bits, shift: 0,
@@ -406,10 +446,12 @@ extension SelectKey {
       throw .corruptKey("select ring width \(h.inputBits)")
     }
     self.ring = ring
-    valueMask = try r.elements(h.count, bits: ring.bits)
-    bitMask = try r.elements(h.count, bits: ring.bits)
-    product = try r.elements(h.count, bits: ring.bits)
-    outputMask = try r.elements(h.count, bits: ring.bits)
+    var source = try r.shareSource()
+    shareSeed = source.seed
+    valueMask = try source.elements(h.count, bits: ring.bits, from: &r)
+    bitMask = try source.elements(h.count, bits: ring.bits, from: &r)
+    product = try source.elements(h.count, bits: ring.bits, from: &r)
+    outputMask = try source.elements(h.count, bits: ring.bits, from: &r)
     try KeyRecord.finish(r)
   }
 }
@@ -418,11 +460,14 @@ extension TruncationKey {
   public func serialized(party: Int) -> [UInt8] {
     var w = KeyRecord.payloadWriter(capacity: compare.byteCount + count / 8 + 1 + 3 * count * 8)
     compare.write(to: &w)
-    w.bits(bitMaskShares)
-    w.elements(corrections, bits: outputBits)
-    let wrap = TruncationGate.wrapSubgroup(
-      inputBits: inputBits, shift: shift, outputBits: outputBits)
-    w.elements(wrapShares.map { $0 >> UInt64(wrap.shift) }, bits: wrap.bits)
+    w.shareSeed(shareSeed)
+    if shareSeed == nil {
+      w.bits(bitMaskShares)
+      w.elements(corrections, bits: outputBits)
+      let wrap = TruncationGate.wrapSubgroup(
+        inputBits: inputBits, shift: shift, outputBits: outputBits)
+      w.elements(wrapShares.map { $0 >> UInt64(wrap.shift) }, bits: wrap.bits)
+    }
     return KeyRecord.seal(
       KeyRecordHeader(
         kind: .truncation, party: party, inputBits: inputBits, outputBits: outputBits, shift: shift,
@@ -450,11 +495,13 @@ extension TruncationKey {
       from: &r,
       bits: TruncationGate.compareBits(kind: kind, inputBits: h.inputBits, shift: h.shift),
       count: h.count)
-    bitMaskShares = try r.bits(h.count)
-    corrections = try r.elements(2 * h.count, bits: h.outputBits)
+    var source = try r.shareSource()
+    shareSeed = source.seed
+    bitMaskShares = try source.bits(h.count, from: &r)
+    corrections = try source.elements(2 * h.count, bits: h.outputBits, from: &r)
     let wrap = TruncationGate.wrapSubgroup(
       inputBits: h.inputBits, shift: h.shift, outputBits: h.outputBits)
-    wrapShares = try r.elements(kind == .slack ? h.count : 0, bits: wrap.bits).map {
+    wrapShares = try source.elements(kind == .slack ? h.count : 0, bits: wrap.bits, from: &r).map {
       ($0 << UInt64(wrap.shift)) & ringMask(h.outputBits)
     }
     try KeyRecord.finish(r)
@@ -465,9 +512,12 @@ extension LUTKey {
   public func serialized(party: Int) -> [UInt8] {
     var w = KeyRecord.payloadWriter(capacity: point.byteCount + count / 8 + 1 + 4 * count * 8)
     point.write(to: &w)
-    w.bits(signMaskShares)
-    for part in [valueMask, signFactor, signedValueMask, outputMask] {
-      w.elements(part, bits: outputRing.bits)
+    w.shareSeed(shareSeed)
+    if shareSeed == nil {
+      w.bits(signMaskShares)
+      for part in [valueMask, signFactor, signedValueMask, outputMask] {
+        w.elements(part, bits: outputRing.bits)
+      }
     }
     return KeyRecord.seal(
       KeyRecordHeader(
@@ -488,11 +538,13 @@ extension LUTKey {
     self.inputBits = h.inputBits
     outputRing = ring
     point = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
-    signMaskShares = try r.bits(h.count)
-    valueMask = try r.elements(h.count, bits: ring.bits)
-    signFactor = try r.elements(h.count, bits: ring.bits)
-    signedValueMask = try r.elements(h.count, bits: ring.bits)
-    outputMask = try r.elements(h.count, bits: ring.bits)
+    var source = try r.shareSource()
+    shareSeed = source.seed
+    signMaskShares = try source.bits(h.count, from: &r)
+    valueMask = try source.elements(h.count, bits: ring.bits, from: &r)
+    signFactor = try source.elements(h.count, bits: ring.bits, from: &r)
+    signedValueMask = try source.elements(h.count, bits: ring.bits, from: &r)
+    outputMask = try source.elements(h.count, bits: ring.bits, from: &r)
     try KeyRecord.finish(r)
   }
 }

@@ -37,3 +37,11 @@ extension TruncationKey: RedactedKey {
 extension LUTKey: RedactedKey {
   public var shape: String { "\(count) keys, \(inputBits) → \(outputRing.bits) bits" }
 }
+
+extension ShareBundle: RedactedKey {
+  public var shape: String { "\(bits)-bit parts \(partLengths)" }
+}
+
+extension SeededParts: RedactedKey {
+  public var shape: String { "lengths \(lengths)" }
+}

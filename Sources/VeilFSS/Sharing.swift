@@ -1,15 +1,6 @@
 // Additive sharing in Z_2^n and XOR sharing of bits: how the dealer hands out correlated
 // values, and how tests reconstruct them.
 
-/// Additive shares of `values` in Z_2^bits: party 0 gets uniform values, party 1 the rest.
-func shareArithmetic(_ values: [UInt64], bits: Int, random: inout SecureRandom) -> (
-  [UInt64], [UInt64]
-) {
-  let mask = ringMask(bits)
-  let first = random.elements(values.count, bits: bits)
-  return (first, zip(values, first).map { ($0 &- $1) & mask })
-}
-
 /// XOR shares of bits (0/1 values).
 func shareBits(_ bits: [UInt8], random: inout SecureRandom) -> ([UInt8], [UInt8]) {
   let first = random.bits(bits.count)
@@ -58,5 +49,42 @@ struct MaskCompare {
       prg: prg,
       threads: threads)
     return party == 0 ? above.map { $0 ^ 1 } : above
+  }
+}
+
+/// The shares of one key batch where one party's halves expand from a seed: that party's
+/// record carries 16 bytes (`shareSeed`) instead of its shares, the other's carries the
+/// differences. The dealer alternates the seeded party from batch to batch, so each party
+/// saves about half of its share bytes over a run. A seed is drawn fresh from the dealer's
+/// generator and goes to its party only; the expansion is the AES-CTR generator the dealer
+/// draws everything else from, so the seeded party's shares are as uniform as before and the
+/// other party's view is unchanged.
+struct SeededSharing {
+  let seededParty: Int
+  private let seed: [UInt8]
+  private var expansion: SecureRandom
+
+  init(seededParty: Int, random: inout SecureRandom) throws(FSSError) {
+    self.seededParty = seededParty & 1
+    seed = random.bytes(16)
+    expansion = try SecureRandom(seed: seed)
+  }
+
+  /// The seed party `party`'s key holds (nil for the party that receives its shares).
+  func seed(for party: Int) -> [UInt8]? { party == seededParty ? seed : nil }
+
+  /// Additive shares of `values` in Z_2^bits, the seeded party's half from the seed.
+  mutating func arithmetic(_ values: [UInt64], bits: Int) -> ([UInt64], [UInt64]) {
+    let mask = ringMask(bits)
+    let seeded = expansion.elements(values.count, bits: bits)
+    let rest = zip(values, seeded).map { ($0 &- $1) & mask }
+    return seededParty == 0 ? (seeded, rest) : (rest, seeded)
+  }
+
+  /// XOR shares of bits, the seeded party's half from the seed.
+  mutating func xor(_ bits: [UInt8]) -> ([UInt8], [UInt8]) {
+    let seeded = expansion.bits(bits.count)
+    let rest = zip(bits, seeded).map { $0 ^ $1 }
+    return seededParty == 0 ? (seeded, rest) : (rest, seeded)
   }
 }

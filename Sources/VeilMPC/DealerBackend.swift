@@ -71,10 +71,15 @@ public actor DealerBackend: MaskedWireBackend {
   /// `makerThreads` chunks are made at once, each from its own fork of the dealer's generator
   /// (the parties wait while the dealer works, so its cores are free), and shipped in order
   /// (possibly waiting for a pipe) before the next are made, so no one holds the keys of a
-  /// whole large gate at once.
+  /// whole large gate at once. `make` is told which party's shares to give as a seed
+  /// (`SeededSharing`): the record's op index alternates it, so both parties save alike and
+  /// every run of a graph has the same key bytes.
   private func chunkedGate(
     _ kind: GateKind, _ site: GateSite, count: Int, elements: Int,
-    _ make: @Sendable (Range<Int>, inout SecureRandom) throws -> ([UInt8], [UInt8])
+    _ make:
+      @Sendable (Range<Int>, inout SecureRandom, _ seededParty: Int) throws -> (
+        [UInt8], [UInt8]
+      )
   ) async throws {
     var cost = GateCost()
     cost.calls = 1
@@ -84,9 +89,10 @@ public actor DealerBackend: MaskedWireBackend {
       let batch = Array(chunks[first..<min(first + Self.makerThreads, chunks.count)])
       let start = clock.now
       let randoms = try batch.map { _ in try random.fork() }
+      let firstOp = op
       let made = try concurrentMap(batch.count) { i in
         var childRandom = randoms[i]
-        return try make(batch[i], &childRandom)
+        return try make(batch[i], &childRandom, (firstOp + i) & 1)
       }
       cost.seconds += (clock.now - start).seconds
       for records in made {
@@ -274,10 +280,11 @@ public actor DealerBackend: MaskedWireBackend {
     let format = try truncatedFormat(x, shift: s, outputBits: m, site)
     let r = random.elements(x.count, bits: m)
     try await chunkedGate(.truncate, site, count: x.count, elements: x.count) {
-      [prg] range, random in
+      [prg] range, random, seededParty in
       let keys = try TruncationGate.gen(
         kind: kind, inputBits: x.format.bits, shift: s, outputBits: m,
-        inputMasks: Array(x.values[range]), outputMasks: Array(r[range]), prg: prg, random: &random)
+        inputMasks: Array(x.values[range]), outputMasks: Array(r[range]), prg: prg, random: &random,
+        seededParty: seededParty)
       return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
     }
     return WireTensor(format, x.shape, r)
@@ -293,7 +300,7 @@ public actor DealerBackend: MaskedWireBackend {
     let k = offsets.count
     let r = random.bits(x.count * k)
     try await chunkedGate(.compare, site, count: x.count, elements: x.count * k) {
-      [prg] range, random in
+      [prg] range, random, _ in
       let keys = try DReLUGate.gen(
         ring: ring, offsets: offsets.map { element($0, bits: n) },
         inputMasks: Array(x.values[range]),
@@ -314,10 +321,10 @@ public actor DealerBackend: MaskedWireBackend {
     try await chunkedGate(
       opened ? .select : .selectUnopened, site, count: x.count, elements: x.count
     ) {
-      range, random in
+      range, random, seededParty in
       let keys = try SelectGate.gen(
         ring: ring, bitMasks: Array(bits.bits[range]), valueMasks: Array(x.values[range]),
-        outputMasks: Array(r[range]), random: &random)
+        outputMasks: Array(r[range]), random: &random, seededParty: seededParty)
       return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
     }
     return WireTensor(x.format, x.shape, r, opened: opened)
@@ -335,7 +342,7 @@ public actor DealerBackend: MaskedWireBackend {
     let table = TurnTable(bits: m)
     let secretScale = outputScale - SineSeries.publicScale(outputScale)
     let r = random.elements(x.count, bits: n)
-    try await chunkedGate(.sine, site, count: x.count, elements: x.count) { range, random in
+    try await chunkedGate(.sine, site, count: x.count, elements: x.count) { range, random, _ in
       var cosines: [UInt64] = []
       var sines: [UInt64] = []
       cosines.reserveCapacity(range.count * coefficients.count)
@@ -361,10 +368,10 @@ public actor DealerBackend: MaskedWireBackend {
       let ring = try Ring(bits: table.output.bits)
       let r = random.elements(x.count, bits: ring.bits)
       try await chunkedGate(.lookup, site, count: x.count, elements: x.count) {
-        [prg] range, random in
+        [prg] range, random, seededParty in
         let keys = try LUTGate.gen(
           inputBits: table.inputBits, outputRing: ring, inputMasks: Array(x.values[range]),
-          outputMasks: Array(r[range]), prg: prg, random: &random)
+          outputMasks: Array(r[range]), prg: prg, random: &random, seededParty: seededParty)
         return (keys.0.serialized(party: 0), keys.1.serialized(party: 1))
       }
       outputs.append(WireTensor(table.output, x.shape, r, opened: open))

@@ -67,23 +67,35 @@ import VeilRing
       random: &random)
     #expect(try DReLUKey(record: d0.serialized(party: 0), party: 0) == d0)
     #expect(try DReLUKey(record: d1.serialized(party: 1), party: 1, inputBits: 50) == d1)
-    let (s0, _) = try SelectGate.gen(
+    // One party of each select, truncation and lookup batch has its shares as a seed, the
+    // other as values: both parties' records round-trip, and exactly one holds a seed.
+    let (s0, s1) = try SelectGate.gen(
       ring: ring, bitMasks: random.bits(n), valueMasks: r, outputMasks: r, random: &random)
     #expect(try SelectKey(record: s0.serialized(party: 0), party: 0) == s0)
+    #expect(try SelectKey(record: s1.serialized(party: 1), party: 1) == s1)
+    #expect((s0.shareSeed == nil) != (s1.shareSeed == nil))
+    let seeded = s0.shareSeed == nil ? s1 : s0
+    let explicit = s0.shareSeed == nil ? s0 : s1
+    #expect(
+      seeded.serialized(party: 0).count + 4 * n * 7 - 16 == explicit.serialized(party: 0).count)
     for kind in TruncationKind.allCases {
       let (inBits, shift, outBits) =
         kind == .signExtend ? (38, 0, 50) : kind == .reduce ? (50, 12, 38) : (50, 12, 50)
-      let (t0, _) = try TruncationGate.gen(
+      let (t0, t1) = try TruncationGate.gen(
         kind: kind, inputBits: inBits, shift: shift, outputBits: outBits,
         inputMasks: random.elements(n, bits: inBits),
         outputMasks: random.elements(n, bits: outBits), prg: prg, random: &random)
       #expect(try TruncationKey(record: t0.serialized(party: 0), party: 0) == t0)
+      #expect(try TruncationKey(record: t1.serialized(party: 1), party: 1) == t1)
+      #expect((t0.shareSeed == nil) != (t1.shareSeed == nil))
     }
     for bits in [4, 8, 13] {
-      let (l0, _) = try LUTGate.gen(
+      let (l0, l1) = try LUTGate.gen(
         inputBits: bits, outputRing: ring, inputMasks: random.elements(n, bits: bits),
         outputMasks: random.elements(n, bits: 50), prg: prg, random: &random)
       #expect(try LUTKey(record: l0.serialized(party: 0), party: 0) == l0)
+      #expect(try LUTKey(record: l1.serialized(party: 1), party: 1) == l1)
+      #expect((l0.shareSeed == nil) != (l1.shareSeed == nil))
     }
   }
 

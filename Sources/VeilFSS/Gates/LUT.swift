@@ -21,6 +21,9 @@ public struct LUTKey: Sendable, Equatable {
   let signFactor: [UInt64]
   let signedValueMask: [UInt64]
   let outputMask: [UInt64]
+  /// The seed this party's shares expand from, if it is the batch's seeded party
+  /// (`SeededSharing`).
+  let shareSeed: [UInt8]?
   public var count: Int { point.count }
 }
 
@@ -38,9 +41,11 @@ public struct LUTRound1: Sendable, Equatable {
 public enum LUTGate {
   public static func gen(
     inputBits m: Int, outputRing: Ring, inputMasks: [UInt64], outputMasks: [UInt64], prg: TreePRG,
-    random: inout SecureRandom
+    random: inout SecureRandom, seededParty: Int = 0
   ) throws(FSSError) -> (LUTKey, LUTKey) {
-    guard (1...24).contains(m) else { throw .invalidWidth("lookup tables of 1…24 input bits, not \(m)") }
+    guard (1...24).contains(m) else {
+      throw .invalidWidth("lookup tables of 1…24 input bits, not \(m)")
+    }
     guard outputMasks.count == inputMasks.count else {
       throw .countMismatch(expected: inputMasks.count, found: outputMasks.count)
     }
@@ -49,20 +54,24 @@ public enum LUTGate {
     let (k0, k1, _) = try DPF.gen(bits: m, alphas: inputMasks, prg: prg, random: &random)
     let rho = random.bits(count)
     let c = random.elements(count, bits: n)
-    // The parties compute shares of τ themselves; ρ masks it when opened.
-    let (z0, z1) = shareBits(rho, random: &random)
+    // The parties compute shares of τ themselves; ρ masks it when opened. In this order the
+    // seeded party's decoder expands the shares (KeyFormat).
+    var shares = try SeededSharing(seededParty: seededParty, random: &random)
+    let (z0, z1) = shares.xor(rho)
     let factor = rho.map { $0 == 0 ? UInt64(1) : UInt64.max }  // 1 − 2ρ
-    let (v0, v1) = shareArithmetic(c, bits: n, random: &random)
-    let (f0, f1) = shareArithmetic(factor, bits: n, random: &random)
-    let (g0, g1) = shareArithmetic(zip(factor, c).map { $0 &* $1 }, bits: n, random: &random)
-    let (o0, o1) = shareArithmetic(outputMasks, bits: n, random: &random)
+    let (v0, v1) = shares.arithmetic(c, bits: n)
+    let (f0, f1) = shares.arithmetic(factor, bits: n)
+    let (g0, g1) = shares.arithmetic(zip(factor, c).map { $0 &* $1 }, bits: n)
+    let (o0, o1) = shares.arithmetic(outputMasks, bits: n)
     return (
       LUTKey(
-        inputBits: m, outputRing: outputRing, point: k0, signMaskShares: z0, valueMask: v0, signFactor: f0,
-        signedValueMask: g0, outputMask: o0),
+        inputBits: m, outputRing: outputRing, point: k0, signMaskShares: z0, valueMask: v0,
+        signFactor: f0,
+        signedValueMask: g0, outputMask: o0, shareSeed: shares.seed(for: 0)),
       LUTKey(
-        inputBits: m, outputRing: outputRing, point: k1, signMaskShares: z1, valueMask: v1, signFactor: f1,
-        signedValueMask: g1, outputMask: o1)
+        inputBits: m, outputRing: outputRing, point: k1, signMaskShares: z1, valueMask: v1,
+        signFactor: f1,
+        signedValueMask: g1, outputMask: o1, shareSeed: shares.seed(for: 1))
     )
   }
 
@@ -71,9 +80,12 @@ public enum LUTGate {
     party: Int, key: LUTKey, maskedInputs: [UInt64], table: [UInt64], prg: TreePRG, threads: Int = 1
   ) throws(FSSError) -> LUTRound1 {
     let (ones, dot) = try DPF.lookup(
-      party: party, keys: key.point, maskedInputs: maskedInputs, table: table, prg: prg, threads: threads)
+      party: party, keys: key.point, maskedInputs: maskedInputs, table: table, prg: prg,
+      threads: threads)
     let mask = key.outputRing.mask
-    var round = LUTRound1(signBits: [UInt8](repeating: 0, count: key.count), values: [UInt64](repeating: 0, count: key.count))
+    var round = LUTRound1(
+      signBits: [UInt8](repeating: 0, count: key.count),
+      values: [UInt64](repeating: 0, count: key.count))
     for e in 0..<key.count {
       let signedCount = party == 0 ? ones[e] : 0 &- ones[e]
       round.signBits[e] = UInt8((signedCount >> 1) & 1) ^ key.signMaskShares[e]
@@ -84,7 +96,9 @@ public enum LUTGate {
   }
 
   /// Party, round 2: its share of T[x] + r_out from the opened round-1 values.
-  public static func evalRound2(party: Int, key: LUTKey, opened: LUTRound1) throws(FSSError) -> [UInt64] {
+  public static func evalRound2(party: Int, key: LUTKey, opened: LUTRound1) throws(FSSError)
+    -> [UInt64]
+  {
     guard opened.signBits.count == key.count, opened.values.count == key.count else {
       throw .countMismatch(expected: key.count, found: opened.values.count)
     }

@@ -58,7 +58,9 @@ public struct ShareBundle: Sendable, Equatable {
   /// Every part: the seed-expanded ones, then the explicit ones.
   public func parts() throws(FSSError) -> [[UInt64]] {
     var out: [[UInt64]] = []
-    for group in seeded { out += try Self.expand(seed: group.seed, lengths: group.lengths, bits: bits) }
+    for group in seeded {
+      out += try Self.expand(seed: group.seed, lengths: group.lengths, bits: bits)
+    }
     return out + explicit
   }
 
@@ -122,7 +124,9 @@ public struct ShareBundle: Sendable, Equatable {
     }
     func lengths(_ r: inout ByteReader) throws(FSSError) -> [Int] {
       let count = Int(try r.u32())
-      guard count <= Self.maximumParts else { throw .corruptKey("\(count) parts in a share bundle") }
+      guard count <= Self.maximumParts else {
+        throw .corruptKey("\(count) parts in a share bundle")
+      }
       var out: [Int] = []
       for _ in 0..<count {
         let length = try r.u64()

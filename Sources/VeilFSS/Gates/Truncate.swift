@@ -37,6 +37,9 @@ public struct TruncationKey: Sendable, Equatable {
   /// Shares of 2^(n−s)·msb(r) (TrWithSlack only), in the subgroup 2^(n−s)·Z_2^m
   /// (`wrapSubgroup`).
   let wrapShares: [UInt64]
+  /// The seed this party's shares expand from, if it is the batch's seeded party
+  /// (`SeededSharing`).
+  let shareSeed: [UInt8]?
   public var count: Int { compare.count }
 }
 
@@ -65,7 +68,7 @@ public enum TruncationGate {
   /// with `outputMasks` (Z_2^outputBits).
   public static func gen(
     kind: TruncationKind, inputBits n: Int, shift s: Int, outputBits m: Int, inputMasks: [UInt64],
-    outputMasks: [UInt64], prg: TreePRG, random: inout SecureRandom
+    outputMasks: [UInt64], prg: TreePRG, random: inout SecureRandom, seededParty: Int = 0
   ) throws(FSSError) -> (TruncationKey, TruncationKey) {
     switch kind {
     case .reduce:
@@ -111,22 +114,22 @@ public enum TruncationGate {
         wrapValues.append((UInt64((r >> UInt64(n - 1)) & 1) << UInt64(n - s)) & outMask)
       }
     }
-    let (b0, b1) = shareBits(zip(rho, wrap).map { $0 ^ $1 }, random: &random)
-    let (c0, c1) = shareArithmetic(corrections, bits: m, random: &random)
+    // In this order the seeded party's decoder expands them (KeyFormat).
+    var shares = try SeededSharing(seededParty: seededParty, random: &random)
+    let (b0, b1) = shares.xor(zip(rho, wrap).map { $0 ^ $1 })
+    let (c0, c1) = shares.arithmetic(corrections, bits: m)
     let subgroup = wrapSubgroup(inputBits: n, shift: s, outputBits: m)
-    let (w0, w1) = shareArithmetic(
-      wrapValues.map { $0 >> UInt64(subgroup.shift) }, bits: subgroup.bits, random: &random)
+    let (w0, w1) = shares.arithmetic(
+      wrapValues.map { $0 >> UInt64(subgroup.shift) }, bits: subgroup.bits)
     let inSubgroup = { (shares: [UInt64]) in shares.map { ($0 << UInt64(subgroup.shift)) & outMask }
     }
     return (
       TruncationKey(
         kind: kind, inputBits: n, shift: s, outputBits: m, compare: k0, bitMaskShares: b0,
-        corrections: c0,
-        wrapShares: inSubgroup(w0)),
+        corrections: c0, wrapShares: inSubgroup(w0), shareSeed: shares.seed(for: 0)),
       TruncationKey(
         kind: kind, inputBits: n, shift: s, outputBits: m, compare: k1, bitMaskShares: b1,
-        corrections: c1,
-        wrapShares: inSubgroup(w1))
+        corrections: c1, wrapShares: inSubgroup(w1), shareSeed: shares.seed(for: 1))
     )
   }
 
