@@ -1,5 +1,6 @@
 // `veil bench gemm`: ring-GEMM throughput per kernel path beside naive baselines.
 import ArgumentParser
+import CVeilKernels
 import Foundation
 import VeilRing
 
@@ -81,8 +82,10 @@ struct GEMMBench: ParsableCommand {
       let fb = b.scalars.map { Double(ring.signed($0)) * 1e-9 }
       let ta = try Tensor(shape: [m, k], scalars: fa)
       let tbT = try Tensor(shape: [k, n], scalars: fb).transposed()
+      // The float64 kernel has an AVX-512 path only; elsewhere it is the portable loop.
+      let avx512 = veil_cpu_features() & UInt32(VEIL_CPU_AVX512F) != 0
       record(
-        "float64-avx512-fma",
+        avx512 ? "float64-avx512-fma" : "float64-portable",
         bestTime(minimumSeconds: seconds) { _ = try? ta.matmul(tbT, transposeB: true) })
       if !noNaive {
         record(
