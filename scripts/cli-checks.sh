@@ -100,6 +100,7 @@ assert r["ops"][0]["rounds"] > 0 and r["ops"][0]["key_bytes_per_party"] > 0
 assert {a["op"] for a in r["accuracy"]} >= {"gelu", "softmax", "layerNorm"}
 ' "$work/ops.json"
 expect_failure "recipe too wide for the ring" "need n ≥ 2f \+ 16" -- "$veil" bench ops --recipe puma --ring-bits 37 --fractional-bits 12
+expect_failure "GeLU ring narrower than its table" "reduced ring \(4 bits\)" -- "$veil" bench ops --gelu-ring-bits 4
 
 # A long text is truncated with a warning; with --no-truncate it is refused.
 long="$(python3 -c 'print(" ".join(["word"] * 400))')"
