@@ -163,12 +163,20 @@ struct ByteReader {
 
   mutating func raw(_ n: Int) throws(FSSError) -> [UInt8] { Array(try take(n)) }
 
+  /// The most elements one record may expand from a seed: a seed's few bytes do not bound
+  /// what a (corrupt) header asks for, so this does (the dealer's records hold 64 Ki).
+  static let maximumSeededElements = 1 << 24
+
   /// A share seed written by `ByteWriter.shareSeed`, and the shares' source: the seed's
-  /// expansion (drawn in the dealer's order) or, without one, the record itself.
-  mutating func shareSource() throws(FSSError) -> ShareSource {
+  /// expansion (drawn in the dealer's order) or, without one, the record itself. `count` is
+  /// the header's element count, refused above `maximumSeededElements` for a seed.
+  mutating func shareSource(count: Int) throws(FSSError) -> ShareSource {
     switch try u8() {
     case 0: return ShareSource(seed: nil, expansion: nil)
     case 1:
+      guard count <= Self.maximumSeededElements else {
+        throw .corruptKey("\(count) elements from one share seed")
+      }
       let seed = try raw(16)
       return ShareSource(seed: seed, expansion: try SecureRandom(seed: seed))
     case let flag: throw .corruptKey("share seed flag \(flag)")
@@ -353,18 +361,18 @@ extension DPFKeys {
     let depth = Swift.max(bits - 7, 0)
     // Correction words are slices of the record (no copy); a tree batch's roots expand from
     // its seed, and the packed control bits are unpacked.
+    // The roots expand only after the corrections were found in the record, so a corrupt
+    // count fails there instead of allocating what it asks for.
     let rootSeed = depth == 0 ? nil : Array(try r.take(16))
-    let roots: ArraySlice<UInt8>
-    if let rootSeed {
-      roots = try expandRoots(seed: rootSeed, count: count)[...]
-    } else {
-      roots = try r.take(16 * count)
-    }
+    let tableShares = try r.take(depth == 0 ? 16 * count : 0)
+    let cwSeeds = try r.take(16 * depth * count)
+    let cwBits = try r.packed(depth * count, bitsPerValue: 2)
+    let leafCW = try r.take(depth == 0 ? 0 : 16 * count)
+    var roots = tableShares
+    if let rootSeed { roots = try expandRoots(seed: rootSeed, count: count)[...] }
     let keys = DPFKeys(
       bits: bits, count: count, roots: roots, rootSeed: rootSeed,
-      cwSeeds: try r.take(16 * depth * count),
-      cwBits: try r.packed(depth * count, bitsPerValue: 2),
-      leafCW: try r.take(depth == 0 ? 0 : 16 * count))
+      cwSeeds: cwSeeds, cwBits: cwBits, leafCW: leafCW)
     try keys.validate()
     return keys
   }
@@ -446,7 +454,7 @@ extension SelectKey {
       throw .corruptKey("select ring width \(h.inputBits)")
     }
     self.ring = ring
-    var source = try r.shareSource()
+    var source = try r.shareSource(count: h.count)
     shareSeed = source.seed
     valueMask = try source.elements(h.count, bits: ring.bits, from: &r)
     bitMask = try source.elements(h.count, bits: ring.bits, from: &r)
@@ -495,7 +503,7 @@ extension TruncationKey {
       from: &r,
       bits: TruncationGate.compareBits(kind: kind, inputBits: h.inputBits, shift: h.shift),
       count: h.count)
-    var source = try r.shareSource()
+    var source = try r.shareSource(count: h.count)
     shareSeed = source.seed
     bitMaskShares = try source.bits(h.count, from: &r)
     corrections = try source.elements(2 * h.count, bits: h.outputBits, from: &r)
@@ -538,7 +546,7 @@ extension LUTKey {
     self.inputBits = h.inputBits
     outputRing = ring
     point = try DPFKeys.read(from: &r, bits: h.inputBits, count: h.count)
-    var source = try r.shareSource()
+    var source = try r.shareSource(count: h.count)
     shareSeed = source.seed
     signMaskShares = try source.bits(h.count, from: &r)
     valueMask = try source.elements(h.count, bits: ring.bits, from: &r)

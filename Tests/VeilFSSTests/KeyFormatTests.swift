@@ -99,6 +99,24 @@ import VeilRing
     }
   }
 
+  /// A seeded record is a few bytes whatever its header's count: a count too large to expand
+  /// is refused by name, not allocated.
+  @Test func aSeedDoesNotExpandACorruptCount() throws {
+    var random = try SecureRandom()
+    let ring = try Ring(bits: 50)
+    let (s0, s1) = try SelectGate.gen(
+      ring: ring, bitMasks: random.bits(4), valueMasks: random.elements(4, bits: 50),
+      outputMasks: random.elements(4, bits: 50), random: &random)
+    let seeded = s0.shareSeed == nil ? s1 : s0
+    var payload = KeyRecord.payloadWriter(capacity: 17)
+    payload.shareSeed(seeded.shareSeed)
+    let record = KeyRecord.seal(
+      KeyRecordHeader(
+        kind: .select, party: 0, inputBits: 50, outputBits: 50, shift: 0, variant: 0,
+        count: ByteReader.maximumSeededElements + 1, extra: 0, payloadLength: 0), payload)
+    #expect(throws: FSSError.self) { try SelectKey(record: record, party: 0) }
+  }
+
   @Test func keysPrintTheirShapeOnly() throws {
     var random = try SecureRandom()
     let (k0, _, _) = try DPF.gen(bits: 20, alphas: [1, 2, 3], prg: prg, random: &random)
