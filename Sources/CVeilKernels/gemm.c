@@ -97,9 +97,20 @@ static void gemm_u64_portable(size_t m, size_t n, size_t k, const uint64_t *a, s
 // 6 rows x 4 columns keep 12 accumulators, 2 B vectors and A's broadcast in the 16 ymm registers.
 enum { MR2 = 6 };
 
+// Adds one row's 4 (or `cols`) products to C: the lo·lo sums plus both 32-bit cross sums
+// shifted into the high word.
+__attribute__((target("avx2"))) static inline void avx2_fold_add(__m256i lo, __m256i cr, uint64_t *crow,
+                                                                 size_t cols) {
+  const __m256i high = _mm256_set1_epi64x((long long)0xFFFFFFFF00000000ull);
+  __m256i sum = _mm256_add_epi64(lo, _mm256_add_epi64(_mm256_slli_epi64(cr, 32), _mm256_and_si256(cr, high)));
+  uint64_t out[4] __attribute__((aligned(32)));
+  _mm256_store_si256((__m256i *)out, sum);
+  for (size_t q = 0; q < cols; q++) crow[q] += out[q];
+}
+
 __attribute__((target("avx2"))) static void gemm_u64_avx2(size_t m, size_t n, size_t k,
     const uint64_t *a, size_t lda, const uint64_t *b, size_t ldb, uint64_t *c, size_t ldc) {
-  /* The kc x 4 panel of B and the same words with their 32-bit halves swapped. */
+  // The kc x 4 panel of B and the same words with their 32-bit halves swapped.
   uint64_t panel[KC * 8] __attribute__((aligned(32)));
   for (size_t k0 = 0; k0 < k; k0 += KC) {
     size_t kc = k - k0 < KC ? k - k0 : KC;
@@ -127,15 +138,7 @@ __attribute__((target("avx2"))) static void gemm_u64_avx2(size_t m, size_t n, si
             cr[r] = _mm256_add_epi32(cr[r], _mm256_mullo_epi32(av, bs));
           }
         }
-        for (int r = 0; r < MR2; r++) {
-          __m256i hi = _mm256_add_epi64(_mm256_slli_epi64(cr[r], 32),
-                                        _mm256_and_si256(cr[r], _mm256_set1_epi64x((long long)0xFFFFFFFF00000000ull)));
-          __m256i sum = _mm256_add_epi64(lo[r], hi);
-          uint64_t out[4] __attribute__((aligned(32)));
-          _mm256_store_si256((__m256i *)out, sum);
-          uint64_t *crow = c + (i + r) * ldc + j;
-          for (size_t q = 0; q < cols; q++) crow[q] += out[q];
-        }
+        for (int r = 0; r < MR2; r++) avx2_fold_add(lo[r], cr[r], c + (i + r) * ldc + j, cols);
       }
       for (; i < m; i++) {
         __m256i lo = _mm256_setzero_si256(), cr = _mm256_setzero_si256();
@@ -145,12 +148,7 @@ __attribute__((target("avx2"))) static void gemm_u64_avx2(size_t m, size_t n, si
           lo = _mm256_add_epi64(lo, _mm256_mul_epu32(av, _mm256_load_si256((const __m256i *)(panel + p * 8))));
           cr = _mm256_add_epi32(cr, _mm256_mullo_epi32(av, _mm256_load_si256((const __m256i *)(panel + p * 8 + 4))));
         }
-        __m256i hi = _mm256_add_epi64(_mm256_slli_epi64(cr, 32),
-                                      _mm256_and_si256(cr, _mm256_set1_epi64x((long long)0xFFFFFFFF00000000ull)));
-        uint64_t out[4] __attribute__((aligned(32)));
-        _mm256_store_si256((__m256i *)out, _mm256_add_epi64(lo, hi));
-        uint64_t *crow = c + i * ldc + j;
-        for (size_t q = 0; q < cols; q++) crow[q] += out[q];
+        avx2_fold_add(lo, cr, c + i * ldc + j, cols);
       }
     }
   }
