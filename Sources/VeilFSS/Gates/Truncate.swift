@@ -95,7 +95,8 @@ public enum TruncationGate {
       bits: w, alphas: inputMasks.map { $0 & lowMask }, prg: prg, random: &random)
     let rho = random.bits(count)
     var corrections = [UInt64](repeating: 0, count: 2 * count)
-    var wrapValues = [UInt64]()
+    // msb(r) per element: the wrap term 2^(n−s)·msb(r) in its subgroup's coordinate.
+    var wrapBits = [UInt64]()
     for e in 0..<count {
       let r = inputMasks[e]
       for opened in 0..<2 {
@@ -111,7 +112,7 @@ public enum TruncationGate {
         corrections[2 * e + opened] = (value &+ outputMasks[e]) & outMask
       }
       if kind == .slack {
-        wrapValues.append((UInt64((r >> UInt64(n - 1)) & 1) << UInt64(n - s)) & outMask)
+        wrapBits.append((r >> UInt64(n - 1)) & 1)
       }
     }
     // In this order the seeded party's decoder expands them (KeyFormat).
@@ -120,7 +121,7 @@ public enum TruncationGate {
     let (c0, c1) = shares.arithmetic(corrections, bits: m)
     let subgroup = wrapSubgroup(inputBits: n, shift: s, outputBits: m)
     let (w0, w1) = shares.arithmetic(
-      wrapValues.map { $0 >> UInt64(subgroup.shift) }, bits: subgroup.bits)
+      wrapBits, bits: subgroup.bits)
     let inSubgroup = { (shares: [UInt64]) in shares.map { ($0 << UInt64(subgroup.shift)) & outMask }
     }
     return (
